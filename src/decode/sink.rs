@@ -1,0 +1,104 @@
+//! Where decoded events go.
+
+use crate::error::Error;
+
+/// The envelope metadata shared by all events of one CloudWatch Logs
+/// subscription record. Strings borrow the inflated member buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Envelope<'a> {
+    /// The 12-digit AWS account id that owns the log group.
+    pub owner: &'a str,
+    /// The log group name.
+    pub log_group: &'a str,
+    /// The log stream name.
+    pub log_stream: &'a str,
+    /// `policyLevel`, present for account-level subscription policies.
+    pub policy_level: Option<&'a str>,
+}
+
+/// One log event as decoded, borrowing the inflated buffer.
+///
+/// For the "lines" variant (Firehose message extraction) there is no
+/// envelope: `envelope`, `id` and `timestamp` are `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogEvent<'a> {
+    /// The object's name (S3 key or file path).
+    pub object: &'a str,
+    /// Index from 0 of the gzip member (or, for plain JSON envelopes, of
+    /// the JSON document) that holds the event; `None` for lines.
+    pub member: Option<u64>,
+    /// The envelope metadata, if the variant has envelopes.
+    pub envelope: Option<&'a Envelope<'a>>,
+    /// The event id: decimal digits, kept as a string.
+    pub id: Option<&'a str>,
+    /// Event time in epoch milliseconds (UTC).
+    pub timestamp: Option<i64>,
+    /// The log message, unescaped.
+    pub message: &'a str,
+}
+
+/// Receives decoded events and the errors for input that could not be
+/// decoded. Returning `Err` stops decoding of the object at once.
+pub trait EventSink {
+    /// The error that stops decoding.
+    type Error;
+
+    /// Called once for every event, in input order.
+    ///
+    /// # Errors
+    ///
+    /// An error stops decoding and is returned by the decoder.
+    fn event(&mut self, event: &LogEvent<'_>) -> Result<(), Self::Error>;
+
+    /// Called for every piece of input that was rejected. Decoding goes on
+    /// after it where the framing allows.
+    ///
+    /// # Errors
+    ///
+    /// An error stops decoding and is returned by the decoder.
+    fn reject(&mut self, error: Error) -> Result<(), Self::Error>;
+}
+
+impl<S: EventSink + ?Sized> EventSink for &mut S {
+    type Error = S::Error;
+    fn event(&mut self, event: &LogEvent<'_>) -> Result<(), Self::Error> {
+        (**self).event(event)
+    }
+    fn reject(&mut self, error: Error) -> Result<(), Self::Error> {
+        (**self).reject(error)
+    }
+}
+
+/// An [`EventSink`] made of two closures, one for events and one for
+/// errors.
+pub struct FnSink<E, R> {
+    on_event: E,
+    on_reject: R,
+}
+
+impl<E, R, X> FnSink<E, R>
+where
+    E: FnMut(&LogEvent<'_>) -> Result<(), X>,
+    R: FnMut(Error) -> Result<(), X>,
+{
+    /// A sink calling `on_event` for events and `on_reject` for errors.
+    pub fn new(on_event: E, on_reject: R) -> Self {
+        FnSink { on_event, on_reject }
+    }
+}
+
+impl<E, R, X> EventSink for FnSink<E, R>
+where
+    E: FnMut(&LogEvent<'_>) -> Result<(), X>,
+    R: FnMut(Error) -> Result<(), X>,
+{
+    type Error = X;
+    fn event(&mut self, event: &LogEvent<'_>) -> Result<(), X> {
+        (self.on_event)(event)
+    }
+    fn reject(&mut self, error: Error) -> Result<(), X> {
+        (self.on_reject)(error)
+    }
+}
