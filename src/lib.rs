@@ -10,5 +10,8 @@
 mod decode;
 mod error;
 
+pub use crate::decode::{
+    DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
+};
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};
