@@ -245,6 +245,10 @@ impl Inflate {
                 }
                 Inflated::NoSpace if window < limit => {
                     window = window.saturating_mul(2).min(limit);
+                    // Free the old window before taking the new one: the
+                    // contents are not needed, and peak memory stays at
+                    // one window.
+                    self.buf = Vec::new();
                     self.buf.resize(window + PAD, 0);
                 }
                 Inflated::NoSpace | Inflated::Bad => return None,
@@ -337,7 +341,8 @@ impl Inflate {
         // The trailer is skipped unchecked: the member is rejected anyway.
         read_trailer(src, None, self.zlib.total_out())
             .map_err(|e| MemberError { kind: too_large.clone(), ..e })?;
-        self.buf.clear();
+        // Give back the memory a bomb made us take.
+        self.buf = Vec::new();
         Err(MemberError {
             kind: too_large,
             framing_ok: true,

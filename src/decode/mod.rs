@@ -286,6 +286,9 @@ fn emit_envelope<S: EventSink>(
     offset: u64,
     max_depth: usize,
 ) -> Result<(), S::Error> {
+    // Looked at before simd-json rewrites strings in place: a document
+    // whose last non-blank byte is not `}` was cut short.
+    let truncated = !ends_with_brace(buf.get(..len));
     let mut tape: Tape<'_> =
         tape_slot.take().unwrap_or_else(Tape::null).reset();
     let parsed = simd_json::fill_tape_padded(buf, len, simd, &mut tape);
@@ -295,6 +298,8 @@ fn emit_envelope<S: EventSink>(
                 ErrorKind::TooDeep { .. } => {
                     ErrorKind::TooDeep { limit: max_depth }
                 }
+                // simd-json reports an unclosed document as a syntax error.
+                ErrorKind::Json(_) if truncated => ErrorKind::JsonTruncated,
                 k => k,
             };
             run.reject(kind, Some(member), offset, Some(e.index() as u64))
@@ -303,6 +308,13 @@ fn emit_envelope<S: EventSink>(
     };
     *tape_slot = Some(tape.reset());
     result
+}
+
+fn ends_with_brace(doc: Option<&[u8]>) -> bool {
+    let doc = doc.unwrap_or_default();
+    let end =
+        doc.iter().rposition(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'));
+    end.and_then(|i| doc.get(i)) == Some(&b'}')
 }
 
 fn emit_tape<S: EventSink>(
