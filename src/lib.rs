@@ -9,6 +9,8 @@
 
 mod decode;
 mod error;
+mod map;
 
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};
+pub use crate::map::filter::{FilterError, FilterPattern};
