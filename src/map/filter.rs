@@ -15,64 +15,7 @@
 //! * **JSON**: `{ $.a.b = "x" && $.n > 5 }`;
 //! * **space-delimited**: `[ip, user, ..., status = 4*, bytes > 1000]`.
 //!
-//! # Semantics chosen where the documentation is silent
-//!
-//! Each choice below has a row in `testdata/filter/conformance.txt`.
-//!
-//! * Terms are case-sensitive substrings (`ERROR` matches `ERRORCODE`).
-//!   Unquoted terms may contain only letters, digits and `_`; anything else
-//!   must be quoted (a parse error says so). In quoted text `\"` is a quote
-//!   and `\\` a backslash (the escaping the AWS CDK emits); any other
-//!   backslash is literal.
-//! * `?` starts a new alternative and the terms that follow it, up to the
-//!   next `?`, belong to that alternative (AND), the way the AWS CDK's
-//!   `FilterPattern.anyTermGroup` writes `?"ERROR" "MainThread" ?"WARN"
-//!   "Deadlock"`. Terms before the first `?` form the first alternative.
-//!   The pattern matches when any alternative has all its terms present and
-//!   none of its `-` terms. `?ERROR ?WARN` is "ERROR or WARN";
-//!   `ERROR -Exiting` is "ERROR and not Exiting"; `-DEBUG` alone matches
-//!   every event without `DEBUG`.
-//! * JSON: only a JSON *object* message can match; `json: None` never
-//!   matches. A selector that does not resolve (missing key, index out of
-//!   range, key on a non-object, index on a non-array) "does not exist":
-//!   only `NOT EXISTS` is true there, and **`!=` is false** (like `=`), so
-//!   `{ $.a != "x" }` does not match an event without `a`; write
-//!   `{ $.a != "x" || $.a NOT EXISTS }` for that.
-//! * JSON `=`/`!=` compare strings, numbers (in their shortest decimal
-//!   form, `404`, `1.5`) and booleans (`true`/`false`) as text. On `null`,
-//!   an object or an array, **both** `=` and `!=` are false (AWS: "The
-//!   SELECTOR must point to a value node"). `{ $.x = * }` is "x exists and
-//!   is a value".
-//! * `*` is a wildcard only as the first and/or last character of a value,
-//!   quoted or not (`*Event`, `Event*`, `*html*`); elsewhere it is literal
-//!   (AWS: "`Ev*ent` will only match the actual string `Ev*ent`").
-//! * A number literal (`400`, `-1.5`, `+1000`, `10e-3`) compares
-//!   numerically with JSON numbers (integers exactly) and, in
-//!   space-delimited patterns, with fields that are numbers. `<`, `>`,
-//!   `<=`, `>=` need a number literal and are false on anything that is not
-//!   a number (a JSON string `"500"` is not a number). `=`/`!=` with a
-//!   number literal on a JSON string (or boolean) is true when the string
-//!   is a number equal to it (`"400"` = `400`).
-//! * `%regex%` values and terms are unanchored searches (use `^`/`$`).
-//! * Space-delimited messages are split on runs of spaces, tabs, CR and LF;
-//!   a field that starts with `[` runs to the next `]`, one that starts
-//!   with `"` to the next `"`, and the brackets/quotes are stripped. An
-//!   unterminated `[`/`"` runs to the end of the message. Without `...`
-//!   the number of fields must equal the pattern's; `...` (at most one)
-//!   stands for any number of fields, including none. An empty entry (as in
-//!   AWS's own `[..., request=*.html*, status_code=4*,]`) is an anonymous
-//!   field. A condition may name any field of the pattern
-//!   (`status_code = 4* && bytes > 1000`); naming an undeclared field is an
-//!   error. `&&` binds tighter than `||`, and parentheses group.
-//! * Regular expressions follow the documented subset: letters, digits,
-//!   `: _ # = @ / ; , -` and the operators `^ $ ? [ ] { } | \ * + .`.
-//!   Parentheses, other characters (including space: write `\s`) and
-//!   non-ASCII characters are parse errors. `\d \w \s \D \W \S` are ASCII
-//!   classes, `\b \B` ASCII word boundaries, `\t \n \r \f \v` and escaped
-//!   punctuation are literal. At most 2 regexes in a JSON or space-delimited
-//!   pattern (the AWS quota).
-//! * A pattern is at most 1024 characters (the `filterPattern` limit of the
-//!   CloudWatch Logs API), and parentheses nest at most 64 deep.
+//! The exact semantics are documented on [`FilterPattern`].
 
 use memchr::memmem;
 use regex::{Regex, RegexBuilder};
@@ -93,8 +36,67 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 ///
 /// Build it once with [`FilterPattern::parse`], then call
 /// [`FilterPattern::matches`] per event; it is cheap to clone and can be
-/// shared between threads. See the [module docs](self) for the exact
-/// semantics.
+/// shared between threads.
+///
+/// # Semantics
+///
+/// Where the AWS documentation is silent, cwl-copy chose as follows; each
+/// choice has a row in `testdata/filter/conformance.txt`.
+///
+/// * Terms are case-sensitive substrings (`ERROR` matches `ERRORCODE`).
+///   Unquoted terms may contain only letters, digits and `_`; anything else
+///   must be quoted (a parse error says so). In quoted text `\"` is a quote
+///   and `\\` a backslash (the escaping the AWS CDK emits); any other
+///   backslash is literal.
+/// * `?` starts a new alternative and the terms that follow it, up to the
+///   next `?`, belong to that alternative (AND), the way the AWS CDK's
+///   `FilterPattern.anyTermGroup` writes `?"ERROR" "MainThread" ?"WARN"
+///   "Deadlock"`. Terms before the first `?` form the first alternative.
+///   The pattern matches when any alternative has all its terms present and
+///   none of its `-` terms. `?ERROR ?WARN` is "ERROR or WARN";
+///   `ERROR -Exiting` is "ERROR and not Exiting"; `-DEBUG` alone matches
+///   every event without `DEBUG`.
+/// * JSON: only a JSON *object* message can match; `json: None` never
+///   matches. A selector that does not resolve (missing key, index out of
+///   range, key on a non-object, index on a non-array) "does not exist":
+///   only `NOT EXISTS` is true there, and **`!=` is false** (like `=`), so
+///   `{ $.a != "x" }` does not match an event without `a`; write
+///   `{ $.a != "x" || $.a NOT EXISTS }` for that.
+/// * JSON `=`/`!=` compare strings, numbers (in their shortest decimal
+///   form, `404`, `1.5`) and booleans (`true`/`false`) as text. On `null`,
+///   an object or an array, **both** `=` and `!=` are false (AWS: "The
+///   SELECTOR must point to a value node"). `{ $.x = * }` is "x exists and
+///   is a value".
+/// * `*` is a wildcard only as the first and/or last character of a value,
+///   quoted or not (`*Event`, `Event*`, `*html*`); elsewhere it is literal
+///   (AWS: "`Ev*ent` will only match the actual string `Ev*ent`").
+/// * A number literal (`400`, `-1.5`, `+1000`, `10e-3`) compares
+///   numerically with JSON numbers (integers exactly) and, in
+///   space-delimited patterns, with fields that are numbers. `<`, `>`,
+///   `<=`, `>=` need a number literal and are false on anything that is not
+///   a number (a JSON string `"500"` is not a number). `=`/`!=` with a
+///   number literal on a JSON string (or boolean) is true when the string
+///   is a number equal to it (`"400"` = `400`).
+/// * `%regex%` values and terms are unanchored searches (use `^`/`$`).
+/// * Space-delimited messages are split on runs of spaces, tabs, CR and LF;
+///   a field that starts with `[` runs to the next `]`, one that starts
+///   with `"` to the next `"`, and the brackets/quotes are stripped. An
+///   unterminated `[`/`"` runs to the end of the message. Without `...`
+///   the number of fields must equal the pattern's; `...` (at most one)
+///   stands for any number of fields, including none. An empty entry (as in
+///   AWS's own `[..., request=*.html*, status_code=4*,]`) is an anonymous
+///   field. A condition may name any field of the pattern
+///   (`status_code = 4* && bytes > 1000`); naming an undeclared field is an
+///   error. `&&` binds tighter than `||`, and parentheses group.
+/// * Regular expressions follow the documented subset: letters, digits,
+///   `: _ # = @ / ; , -` and the operators `^ $ ? [ ] { } | \ * + .`.
+///   Parentheses, other characters (including space: write `\s`) and
+///   non-ASCII characters are parse errors. `\d \w \s \D \W \S` are ASCII
+///   classes, `\b \B` ASCII word boundaries, `\t \n \r \f \v` and escaped
+///   punctuation are literal. At most 2 regexes in a JSON or space-delimited
+///   pattern (the AWS quota).
+/// * A pattern is at most 1024 characters (the `filterPattern` limit of the
+///   CloudWatch Logs API), and parentheses nest at most 64 deep.
 ///
 /// # Example
 ///
