@@ -9,9 +9,11 @@
 
 mod decode;
 mod error;
+mod map;
 
 pub use crate::decode::{
     DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
 };
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};
+pub use crate::map::filter::{FilterError, FilterPattern};
