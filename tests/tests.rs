@@ -1,1 +1,2 @@
 mod decode;
+mod decode_prop;
