@@ -7,12 +7,13 @@
 //! PostgreSQL and Redshift `COPY` accept) and, with the `loader` feature,
 //! **load**.
 
+pub mod corpus;
 mod decode;
 mod error;
 mod map;
 
 pub use crate::decode::{
-    DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
+    inflate_members, DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
 };
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};

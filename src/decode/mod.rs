@@ -845,3 +845,23 @@ enum Stop<E> {
     Sink(E),
     Input(ErrorKind, Option<u64>),
 }
+
+/// Inflates every gzip member of `data` and nothing else: the floor the
+/// benchmarks compare decoding with. Returns the inflated byte count, or
+/// `None` at the first bad member.
+#[doc(hidden)]
+#[must_use]
+pub fn inflate_members(
+    data: &[u8],
+    scratch: &mut Scratch,
+    libdeflate: bool,
+) -> Option<u64> {
+    let mut src = SliceSource::new(data);
+    let mut total = 0u64;
+    while !src.avail().is_empty() {
+        let n =
+            scratch.inflate.member(&mut src, 256 << 20, libdeflate).ok()?;
+        total += n as u64;
+    }
+    Some(total)
+}
