@@ -9,6 +9,8 @@
 
 mod decode;
 mod error;
+mod write;
 
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};
+pub use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};
