@@ -9,8 +9,12 @@
 
 mod decode;
 mod error;
+mod map;
 mod write;
 
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};
+pub use crate::map::{
+    ColumnSpec, MapOutcome, MapScratch, Mapper, Reject, SpecError,
+};
 pub use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};
