@@ -1,1 +1,6 @@
+//! Integration tests: one binary, a module per topic.
 
+// PostgreSQL round trip of the CSV writer and mapper (needs the `loader`
+// feature for tokio-postgres, and a server: see `./test.sh`).
+#[cfg(feature = "loader")]
+mod csv_pg;

@@ -644,7 +644,16 @@ impl Mapper {
                 Val::Missing | Val::NotJson => Err(Mismatch("missing")),
             },
             Kind::Int => {
+                // An integer lexeme is parsed exactly: an f64 (which is
+                // how simd-json holds integers beyond u64) would round
+                // -9223372036854775809 into range.
+                let exact = lexeme(node_of(val)).filter(|l| {
+                    l.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                });
                 let v = match val {
+                    _ if exact.is_some() => {
+                        exact.and_then(|l| l.parse::<i64>().ok())
+                    }
                     Val::Num(StaticNode::I64(v), _) | Val::EpochMs(v) => {
                         Some(v)
                     }
@@ -712,6 +721,13 @@ impl Mapper {
                 Val::Missing | Val::NotJson => Err(Mismatch("missing")),
             },
         }
+    }
+}
+
+fn node_of(val: Val<'_>) -> Option<usize> {
+    match val {
+        Val::Num(_, node) => node,
+        _ => None,
     }
 }
 

@@ -585,3 +585,164 @@ impl fmt::Display for Pos {
         write!(f, "line {}, column {}", self.line, self.column)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+table = "integrated_user_log"
+filter = '{ $.context.log_name = "specific-log" }'
+non_json = "raw"
+nul = "strip"
+
+[[columns]]
+name = "event_time"
+source = "@timestamp"
+type = "timestamp"
+
+[[columns]]
+name = "user_id"
+source = "context.user_id"
+type = "text"
+max_bytes = 64
+overflow = "reject"
+on_mismatch = "reject"
+
+[[columns]]
+name = "at"
+source = 'a["b.c"][0]'
+type = "timestamp"
+unit = "s"
+default = 1970-01-01T00:00:00Z
+
+[[columns]]
+name = "n"
+source = "n"
+type = "int"
+required = true
+
+[[columns]]
+name = "doc"
+source = "@message"
+type = "json"
+default = '{ "a" : [1.0, 2] }'
+"#;
+
+    #[test]
+    fn good_spec() {
+        let s = ColumnSpec::from_toml(GOOD).unwrap();
+        assert_eq!(s.table(), "integrated_user_log");
+        assert_eq!(
+            s.column_names().collect::<Vec<_>>(),
+            ["event_time", "user_id", "at", "n", "doc"]
+        );
+        assert_eq!(s.non_json, NonJson::Raw);
+        assert_eq!(s.nul, NulPolicy::Strip);
+        assert!(s.filter.is_some());
+        let c = &s.columns;
+        assert_eq!(c[0].source, Source::Meta(Meta::Timestamp));
+        assert_eq!(c[0].kind, Kind::Timestamp { unit: TimeUnit::Millis });
+        assert_eq!(
+            c[1].kind,
+            Kind::Text { max_bytes: 64, overflow: Overflow::Reject }
+        );
+        assert_eq!(c[1].on_mismatch, OnMismatch::Reject);
+        assert_eq!(c[2].kind, Kind::Timestamp { unit: TimeUnit::Seconds });
+        assert_eq!(
+            c[2].default.as_ref().map(|d| d.0.as_str()),
+            Some("1970-01-01T00:00:00.000Z")
+        );
+        assert!(c[3].required);
+        assert_eq!(c[4].kind, Kind::Json { max_bytes: 1 << 20 });
+        assert_eq!(
+            c[4].default.as_ref().map(|d| d.0.as_str()),
+            Some(r#"{"a":[1.0,2]}"#)
+        );
+        assert!(c[4].needs_json());
+        // Defaults of the minimal spec.
+        let s = ColumnSpec::from_toml(
+            "table='t'\n[[columns]]\nname='m'\nsource='@message'\ntype='text'",
+        )
+        .unwrap();
+        assert_eq!(s.non_json, NonJson::Reject);
+        assert_eq!(s.nul, NulPolicy::Reject);
+        assert_eq!(
+            s.columns[0].kind,
+            Kind::Text { max_bytes: 65_535, overflow: Overflow::Truncate }
+        );
+        assert_eq!(s.columns[0].on_mismatch, OnMismatch::Null);
+        assert!(!s.columns[0].needs_json());
+        assert!(s.filter.is_none());
+    }
+
+    /// Each case: the spec text, and the expected line, column and a
+    /// piece of the message.
+    #[test]
+    fn errors() {
+        let col = |body: &str| {
+            format!("table = \"t\"\n[[columns]]\nname = \"c\"\n{body}\n")
+        };
+        let cases: Vec<(String, usize, usize, &str)> = vec![
+            ("table = ".into(), 1, 9, "string"),
+            ("table = \"t\"\ncolumns = []\n".into(), 2, 11, "no columns"),
+            ("table = \"t\"\n".into(), 1, 1, "columns"),
+            (
+                "table = \"t\"\nbogus = 1\n[[columns]]\n".into(),
+                2,
+                1,
+                "unknown field",
+            ),
+            (col("source = \"a\"\ntype = \"text\"\ncolour = 1"), 6, 1, "unknown field"),
+            (col("source = \"a\"\ntype = \"varchar\""), 5, 8, "unknown variant"),
+            (col("source = \"a\""), 2, 1, "type"),
+            (col("source = \"a..b\"\ntype = \"text\""), 4, 10, "bad path"),
+            (col("source = \"@nope\"\ntype = \"text\""), 4, 10, "unknown metadata"),
+            (col("source = \"a\"\ntype = \"int\"\nmax_bytes = 3"), 6, 13, "max_bytes"),
+            (col("source = \"a\"\ntype = \"text\"\nmax_bytes = 0"), 6, 13, "at least 1"),
+            (col("source = \"a\"\ntype = \"text\"\nunit = \"s\""), 6, 8, "unit"),
+            (col("source = \"a\"\ntype = \"timestamp\"\nunit = \"h\""), 6, 8, "unknown variant"),
+            (col("source = \"a\"\ntype = \"json\"\noverflow = \"truncate\""), 6, 12, "cannot be truncated"),
+            (col("source = \"a\"\ntype = \"text\"\non_mismatch = \"skip\""), 6, 15, "unknown variant"),
+            (col("source = \"a\"\ntype = \"int\"\ndefault = \"x\""), 6, 11, "does not fit"),
+            (col("source = \"a\"\ntype = \"int\"\ndefault = 1\nrequired = true"), 6, 11, "both"),
+            (col("source = \"a\"\ntype = \"json\"\ndefault = \"{\""), 6, 11, "not JSON"),
+            (col("source = \"a\"\ntype = \"timestamp\"\ndefault = \"yesterday\""), 6, 11, "does not fit"),
+            (col("source = \"a\"\ntype = \"text\"\nmax_bytes = 2\ndefault = \"abc\""), 7, 11, "more than"),
+            (col("source = \"a\"\ntype = \"text\"\ndefault = \"a\\u0000\""), 6, 11, "NUL"),
+            (col("source = \"a\"\ntype = \"text\"\nrequired = \"yes\""), 6, 12, "bool"),
+            (
+                "table = \"t\"\n[[columns]]\nname = \"c\"\nsource = \"a\"\n\
+                 type = \"text\"\n[[columns]]\nname = \"c\"\nsource = \"b\"\n\
+                 type = \"int\"\n"
+                    .into(),
+                7,
+                8,
+                "duplicate",
+            ),
+            (
+                col("source = \"a\"\ntype = \"text\"").replace("\"t\"", "\"\""),
+                1,
+                9,
+                "empty table",
+            ),
+            (col("source = \"a\"\ntype = \"text\"").replace("\"c\"", "\"\""), 3, 8, "empty column"),
+            // Non-ASCII before the error: columns count characters.
+            (col("source = \"日本.\"\ntype = \"text\""), 4, 10, "bad path"),
+            (
+                "table = \"t\" # 日本語\nnon_json = \"maybe\"\n".into(),
+                2,
+                12,
+                "unknown variant",
+            ),
+        ];
+        for (text, line, column, msg) in cases {
+            let e = ColumnSpec::from_toml(&text).expect_err(&text);
+            assert_eq!((e.line, e.column), (line, column), "{text}\n=> {e}");
+            assert!(e.message.contains(msg), "{text}\n=> {e}");
+            assert!(e
+                .to_string()
+                .contains(&format!("line {line}, column {column}")));
+        }
+    }
+}

@@ -350,12 +350,14 @@ mod tests {
         ]
     }
 
+    type Row = Vec<Option<String>>;
+
     /// Writes `rows`, recording each field's raw bytes; rows that the
     /// writer refuses (Redshift `\N`) are left out of the expectation.
     fn write_all(
         d: Dialect,
         rows: &[Vec<Option<String>>],
-    ) -> (Vec<u8>, Vec<Vec<Option<String>>>, Vec<Vec<Vec<u8>>>) {
+    ) -> (Vec<u8>, Vec<Row>, Vec<Vec<Vec<u8>>>) {
         let mut w = RowWriter::new(d);
         let mut out = Vec::new();
         let mut kept = Vec::new();
