@@ -11,6 +11,7 @@ pub mod corpus;
 mod decode;
 mod error;
 mod map;
+mod write;
 
 pub use crate::decode::{
     inflate_members, DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
@@ -18,3 +19,7 @@ pub use crate::decode::{
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};
 pub use crate::map::filter::{FilterError, FilterPattern};
+pub use crate::map::{
+    ColumnSpec, MapOutcome, MapScratch, Mapper, Reject, SpecError,
+};
+pub use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};

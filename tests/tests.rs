@@ -1,2 +1,9 @@
+//! Integration tests: one binary, a module per topic.
+
 mod decode;
 mod decode_prop;
+
+// PostgreSQL round trip of the CSV writer and mapper (needs the `loader`
+// feature for tokio-postgres, and a server: see `./test.sh`).
+#[cfg(feature = "loader")]
+mod csv_pg;

@@ -1,0 +1,314 @@
+//! Field paths into the message JSON, looked up on the simd-json tape.
+//!
+//! Syntax (the `source` of a column, when it does not start with `@`):
+//!
+//! ```text
+//! path    := ['$'] first rest*          e.g. context.user_id
+//! first   := key | bracket                   tags[0]
+//! rest    := '.' key | bracket               "a.b"."c d"
+//! key     := bare | quoted                   ["a.b"][2].x
+//! bare    := one or more characters other than . [ ] " and whitespace
+//! quoted  := '"' ( any char but " and \ | '\"' | '\\' )* '"'
+//! bracket := '[' digits ']' | '[' quoted ']'
+//! ```
+//!
+//! A leading `$` (as in `$.a.b`, the filter-pattern spelling) is allowed
+//! and means the message root. A key that starts with `@` or `$` must be
+//! quoted (`"@timestamp"`), because a bare `@…` is a metadata source.
+//! When an object repeats a key, the first occurrence is used.
+
+use simd_json::Node;
+
+/// One step of a [`Path`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Segment {
+    /// An object member.
+    Key(String),
+    /// An array element, from 0.
+    Index(usize),
+}
+
+/// A parsed field path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Path {
+    pub(crate) segments: Vec<Segment>,
+}
+
+/// Why a path did not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PathError {
+    /// Byte offset in the path text.
+    pub(crate) offset: usize,
+    /// What is wrong there.
+    pub(crate) message: &'static str,
+}
+
+fn err<T>(offset: usize, message: &'static str) -> Result<T, PathError> {
+    Err(PathError { offset, message })
+}
+
+fn is_bare(c: char) -> bool {
+    !matches!(c, '.' | '[' | ']' | '"') && !c.is_whitespace() && c != '\0'
+}
+
+impl Path {
+    /// Parses `text` with the syntax in the module docs.
+    pub(crate) fn parse(text: &str) -> Result<Path, PathError> {
+        let mut p = Parser { text, pos: 0 };
+        let mut segments = Vec::new();
+        if p.text.starts_with('$')
+            && matches!(p.text.as_bytes().get(1), Some(b'.' | b'[') | None)
+        {
+            p.pos = 1;
+            if p.text.len() == 1 {
+                return err(1, "the root `$` alone is not a column source");
+            }
+            if p.peek() == Some('.') {
+                p.pos += 1;
+            }
+        }
+        if p.pos == p.text.len() {
+            return err(p.pos, "empty path");
+        }
+        if p.peek() == Some('[') {
+            segments.push(p.bracket()?);
+        } else {
+            segments.push(Segment::Key(p.key()?));
+        }
+        while let Some(c) = p.peek() {
+            match c {
+                '.' => {
+                    p.pos += 1;
+                    segments.push(Segment::Key(p.key()?));
+                }
+                '[' => segments.push(p.bracket()?),
+                _ => return err(p.pos, "expected `.` or `[` after a segment"),
+            }
+        }
+        Ok(Path { segments })
+    }
+
+    /// The index of the node the path points at in `nodes` (a whole
+    /// tape), or `None` when it is missing.
+    pub(crate) fn lookup(&self, nodes: &[Node<'_>]) -> Option<usize> {
+        let mut i = 0;
+        for seg in &self.segments {
+            match (seg, nodes.get(i)?) {
+                (Segment::Key(k), Node::Object { len, .. }) => {
+                    let mut j = i + 1;
+                    let mut found = None;
+                    for _ in 0..*len {
+                        let Node::String(key) = nodes.get(j)? else {
+                            return None;
+                        };
+                        if *key == k.as_str() {
+                            found = Some(j + 1);
+                            break;
+                        }
+                        j = skip(nodes, j + 1)?;
+                    }
+                    i = found?;
+                }
+                (Segment::Index(n), Node::Array { len, .. }) => {
+                    if n >= len {
+                        return None;
+                    }
+                    let mut j = i + 1;
+                    for _ in 0..*n {
+                        j = skip(nodes, j)?;
+                    }
+                    i = j;
+                }
+                _ => return None,
+            }
+        }
+        Some(i)
+    }
+}
+
+/// The index just past the value starting at `j`.
+pub(crate) fn skip(nodes: &[Node<'_>], j: usize) -> Option<usize> {
+    match nodes.get(j)? {
+        Node::Object { count, .. } | Node::Array { count, .. } => {
+            j.checked_add(*count)?.checked_add(1)
+        }
+        _ => j.checked_add(1),
+    }
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn rest(&self) -> &str {
+        self.text.get(self.pos..).unwrap_or("")
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn key(&mut self) -> Result<String, PathError> {
+        match self.peek() {
+            Some('"') => self.quoted(),
+            Some(c) if is_bare(c) => {
+                let rest = self.rest();
+                let n = rest.find(|c| !is_bare(c)).unwrap_or(rest.len());
+                let key = rest.get(..n).unwrap_or("").to_owned();
+                self.pos += n;
+                Ok(key)
+            }
+            Some(_) => err(self.pos, "expected a key"),
+            None => err(self.pos, "expected a key after `.`"),
+        }
+    }
+
+    fn quoted(&mut self) -> Result<String, PathError> {
+        let start = self.pos;
+        self.pos += 1; // the opening quote
+        let mut key = String::new();
+        let mut chars = self.rest().char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.pos += i + 1;
+                    return Ok(key);
+                }
+                '\\' => match chars.next() {
+                    Some((_, e @ ('"' | '\\'))) => key.push(e),
+                    _ => {
+                        return err(
+                            self.pos + i,
+                            r#"only \" and \\ are escapes in a quoted key"#,
+                        )
+                    }
+                },
+                c => key.push(c),
+            }
+        }
+        err(start, "unterminated quoted key")
+    }
+
+    fn bracket(&mut self) -> Result<Segment, PathError> {
+        let open = self.pos;
+        self.pos += 1;
+        let seg = match self.peek() {
+            Some('"') => Segment::Key(self.quoted()?),
+            Some(c) if c.is_ascii_digit() => {
+                let rest = self.rest();
+                let n = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
+                let digits = rest.get(..n).unwrap_or("");
+                let Ok(index) = digits.parse::<usize>() else {
+                    return err(self.pos, "array index too large");
+                };
+                self.pos += n;
+                Segment::Index(index)
+            }
+            _ => {
+                return err(
+                    self.pos,
+                    "expected an array index or a quoted key after `[`",
+                )
+            }
+        };
+        if self.peek() != Some(']') {
+            return err(open, "unclosed `[`");
+        }
+        self.pos += 1;
+        Ok(seg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Segment::{Index as I, Key as K};
+
+    fn k(s: &str) -> Segment {
+        K(s.to_owned())
+    }
+
+    #[test]
+    fn parses() {
+        let cases: Vec<(&str, Vec<Segment>)> = vec![
+            ("a", vec![k("a")]),
+            ("context.user_id", vec![k("context"), k("user_id")]),
+            ("tags[0]", vec![k("tags"), I(0)]),
+            ("$.a[12].b", vec![k("a"), I(12), k("b")]),
+            ("$[1]", vec![I(1)]),
+            (r#""a.b"."c d""#, vec![k("a.b"), k("c d")]),
+            (r#"["a.b"]"#, vec![k("a.b")]),
+            (r#"x["a\"b"]["\\"]"#, vec![k("x"), k("a\"b"), k("\\")]),
+            (r#""@timestamp""#, vec![k("@timestamp")]),
+            ("日本.語", vec![k("日本"), k("語")]),
+            ("a-b_c:d", vec![k("a-b_c:d")]),
+            ("$x", vec![k("$x")]),
+            (r#""""#, vec![k("")]),
+        ];
+        for (text, want) in cases {
+            let got = Path::parse(text).unwrap_or_else(|e| {
+                panic!("{text}: {e:?}");
+            });
+            assert_eq!(got.segments, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let cases = [
+            ("", 0),
+            ("$", 1),
+            ("a..b", 2),
+            ("a.", 2),
+            (".a", 0),
+            ("a[", 2),
+            ("a[x]", 2),
+            ("a[1", 1),
+            ("a[-1]", 2),
+            ("a b", 1),
+            (r#""abc"#, 0),
+            (r#""a\nb""#, 2),
+            ("a]", 1),
+            ("a[99999999999999999999999]", 2),
+        ];
+        for (text, offset) in cases {
+            let e = Path::parse(text).expect_err(text);
+            assert_eq!(e.offset, offset, "{text}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        let mut json =
+            br#"{"a":{"b":[1,{"c":"x"},[2,3]],"d.e":null},"a":2,"f":[]}"#
+                .to_vec();
+        let tape = simd_json::to_tape(&mut json).unwrap();
+        let nodes = &tape.0;
+        let at = |p: &str| Path::parse(p).unwrap().lookup(nodes);
+        let node = |p: &str| at(p).map(|i| nodes[i]);
+        assert_eq!(node("a.b[1].c"), Some(Node::String("x")));
+        assert!(matches!(
+            node("a.b[2][1]"),
+            Some(Node::Static(simd_json::StaticNode::I64(3)))
+                | Some(Node::Static(simd_json::StaticNode::U64(3)))
+        ));
+        assert_eq!(
+            node(r#"a["d.e"]"#),
+            Some(Node::Static(simd_json::StaticNode::Null))
+        );
+        assert_eq!(node("a.b[3]"), None);
+        assert_eq!(node("a.x"), None);
+        assert_eq!(node("a.b.c"), None);
+        assert_eq!(node("f[0]"), None);
+        assert!(matches!(node("a"), Some(Node::Object { .. })));
+        assert!(matches!(node("f"), Some(Node::Array { len: 0, .. })));
+        // Scalars have no members.
+        let mut json = b"\"s\"".to_vec();
+        let tape = simd_json::to_tape(&mut json).unwrap();
+        assert_eq!(Path::parse("a").unwrap().lookup(&tape.0), None);
+    }
+}

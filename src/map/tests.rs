@@ -1,0 +1,639 @@
+//! Mapper tests: one column at a time, table-driven, then whole events.
+
+use super::*;
+use crate::decode::Envelope;
+
+fn mapper(top: &str, columns: &str, dialect: Dialect) -> Mapper {
+    let text = format!("table = \"t\"\n{top}\n{columns}");
+    let spec = ColumnSpec::from_toml(&text)
+        .unwrap_or_else(|e| panic!("{text}\n=> {e}"));
+    Mapper::new(&spec, dialect).unwrap()
+}
+
+/// Maps `ev`, checking that `out` is untouched unless a row is written,
+/// and renders the outcome as `row:<record without \n>`,
+/// `reject:<column>:<reason>` or `filtered`.
+fn render(m: &Mapper, ev: &LogEvent<'_>, scratch: &mut MapScratch) -> String {
+    let mut out = b"prev\n".to_vec();
+    let outcome = m.map(ev, scratch, &mut out);
+    match outcome {
+        MapOutcome::Row => {
+            assert!(out.starts_with(b"prev\n"));
+            assert_eq!(out.last(), Some(&b'\n'));
+            let rec = std::str::from_utf8(&out[5..out.len() - 1]).unwrap();
+            assert!(!rec.contains('\0'));
+            format!("row:{rec}")
+        }
+        MapOutcome::Filtered => {
+            assert_eq!(out, b"prev\n");
+            "filtered".to_owned()
+        }
+        MapOutcome::Rejected(r) => {
+            assert_eq!(out, b"prev\n");
+            format!("reject:{}:{}", r.column.unwrap_or_default(), r.reason)
+        }
+    }
+}
+
+/// One column `c` with `def` (source, type and options), one message.
+fn one(top: &str, def: &str, dialect: Dialect, message: &str) -> String {
+    let m = mapper(top, &format!("[[columns]]\nname = \"c\"\n{def}"), dialect);
+    let mut scratch = MapScratch::new();
+    let ev = LogEvent::from_message("obj", message);
+    let first = render(&m, &ev, &mut scratch);
+    // A warm scratch gives the same answer.
+    assert_eq!(render(&m, &ev, &mut scratch), first);
+    first
+}
+
+/// Checks rows of (top-level keys, column definition, message, wanted
+/// outcome); a wanted `reject:…` only has to be a prefix.
+fn check(dialect: Dialect, cases: &[(&str, &str, &str, &str)]) {
+    let mut failed = Vec::new();
+    for &(top, def, message, want) in cases {
+        let got = one(top, def, dialect, message);
+        let ok = if want.starts_with("reject:") {
+            got.starts_with(want)
+        } else {
+            got == want
+        };
+        if !ok {
+            failed.push(format!(
+                "{def:?} on {message:?}\n  want {want:?}\n  got  {got:?}"
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+const TEXT: &str = "source = \"v\"\ntype = \"text\"";
+const INT: &str = "source = \"v\"\ntype = \"int\"";
+const INT_REJECT: &str =
+    "source = \"v\"\ntype = \"int\"\non_mismatch = \"reject\"";
+const FLOAT: &str = "source = \"v\"\ntype = \"float\"";
+const BOOL: &str = "source = \"v\"\ntype = \"bool\"";
+const TS: &str = "source = \"v\"\ntype = \"timestamp\"";
+const TS_S: &str = "source = \"v\"\ntype = \"timestamp\"\nunit = \"s\"";
+const TS_NS: &str = "source = \"v\"\ntype = \"timestamp\"\nunit = \"ns\"";
+const JSON: &str = "source = \"v\"\ntype = \"json\"";
+
+#[test]
+fn text() {
+    let t5 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 5";
+    let t6 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 6";
+    let t5r = "source = \"v\"\ntype = \"text\"\nmax_bytes = 5\n\
+               overflow = \"reject\"";
+    check(
+        Dialect::Postgres,
+        &[
+            ("", TEXT, r#"{"v":"hello"}"#, "row:hello"),
+            ("", TEXT, r#"{"v":""}"#, "row:\"\""),
+            ("", TEXT, r#"{"v":null}"#, "row:"),
+            ("", TEXT, r#"{"w":"x"}"#, "row:"),
+            ("", TEXT, r#"{"v":1.50}"#, "row:1.50"),
+            ("", TEXT, r#"{"v":-0}"#, "row:-0"),
+            ("", TEXT, r#"{"v":1E+2}"#, "row:1E+2"),
+            (
+                "",
+                TEXT,
+                r#"{"s":"\"1,\\","v":123456789012345678901234567890}"#,
+                "row:123456789012345678901234567890",
+            ),
+            ("", TEXT, r#"{"v":true}"#, "row:true"),
+            (
+                "",
+                TEXT,
+                r#"{"v": {"a": [1, "x\"y"], "b" : {}}}"#,
+                r#"row:"{""a"":[1,""x\""y""],""b"":{}}""#,
+            ),
+            ("", TEXT, r#"{"v":"\u65e5\ud83c\udf89"}"#, "row:日🎉"),
+            ("", TEXT, r#"{"v":"a,b"}"#, "row:\"a,b\""),
+            ("", TEXT, r#"{"v":"l1\nl2\r\n"}"#, "row:\"l1\nl2\r\n\""),
+            ("", TEXT, r#"{"v":"\\."}"#, "row:\"\\.\""),
+            ("", TEXT, r#"{"v":"\\N"}"#, "row:\\N"),
+            ("", TEXT, r#"[1]"#, "row:"),
+            ("", TEXT, r#""v""#, "row:"),
+            // Truncation at a UTF-8 boundary: "ab🎉cd" is 8 bytes.
+            ("", t5, r#"{"v":"ab🎉cd"}"#, "row:ab"),
+            ("", t6, r#"{"v":"ab🎉cd"}"#, "row:ab🎉"),
+            ("", t5, r#"{"v":"abcde"}"#, "row:abcde"),
+            ("", t5, r#"{"v":"abcdef"}"#, "row:abcde"),
+            ("", t5, r#"{"v":"ab\"\"\"\""}"#, r#"row:"ab""""""""#),
+            ("", t5r, r#"{"v":"abcdef"}"#, "reject:c:value is 6 bytes"),
+            ("", t5r, r#"{"v":"abcde"}"#, "row:abcde"),
+            // NUL.
+            ("", TEXT, r#"{"v":"a\u0000b"}"#, "reject:c:value contains a NUL"),
+            ("nul = \"strip\"", TEXT, r#"{"v":"a\u0000b\u0000"}"#, "row:ab"),
+            ("nul = \"strip\"", TEXT, r#"{"v":"\u0000"}"#, "row:\"\""),
+            (
+                "nul = \"strip\"",
+                TEXT,
+                r#"{"v":{"k\u0000":"\u0000x"}}"#,
+                r#"row:"{""k"":""x""}""#,
+            ),
+            (
+                "",
+                TEXT,
+                r#"{"v":{"k":"\u0000"}}"#,
+                "reject:c:value contains a NUL",
+            ),
+            // The NUL is stripped before measuring.
+            (
+                "nul = \"strip\"",
+                t5,
+                r#"{"v":"\u0000\u0000abcde"}"#,
+                "row:abcde",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn numbers() {
+    check(
+        Dialect::Postgres,
+        &[
+            ("", INT, r#"{"v":42}"#, "row:42"),
+            (
+                "",
+                INT,
+                r#"{"v":-9223372036854775808}"#,
+                "row:-9223372036854775808",
+            ),
+            (
+                "",
+                INT,
+                r#"{"v":9223372036854775807}"#,
+                "row:9223372036854775807",
+            ),
+            ("", INT, r#"{"v":9223372036854775808}"#, "row:"),
+            ("", INT, r#"{"v":-9223372036854775809}"#, "row:"),
+            ("", INT, r#"{"v":1e3}"#, "row:1000"),
+            ("", INT, r#"{"v":1.5}"#, "row:"),
+            ("", INT, r#"{"v":"42"}"#, "row:42"),
+            ("", INT, r#"{"v":"-7"}"#, "row:-7"),
+            ("", INT, r#"{"v":"4 2"}"#, "row:"),
+            ("", INT, r#"{"v":true}"#, "row:"),
+            ("", INT, r#"{"v":[1]}"#, "row:"),
+            (
+                "",
+                INT_REJECT,
+                r#"{"v":9223372036854775808}"#,
+                "reject:c:not an integer",
+            ),
+            ("", INT_REJECT, r#"{"v":"x"}"#, "reject:c:not an integer"),
+            ("", INT_REJECT, r#"{"v":null}"#, "row:"),
+            ("", FLOAT, r#"{"v":1.5}"#, "row:1.5"),
+            ("", FLOAT, r#"{"v":1e300}"#, "row:1e300"),
+            ("", FLOAT, r#"{"v":-1.5e-300}"#, "row:-1.5e-300"),
+            ("", FLOAT, r#"{"v":-0.0}"#, "row:-0.0"),
+            ("", FLOAT, r#"{"v":42}"#, "row:42.0"),
+            ("", FLOAT, r#"{"v":0.1}"#, "row:0.1"),
+            ("", FLOAT, r#"{"v":1e-7}"#, "row:1e-7"),
+            (
+                "",
+                FLOAT,
+                r#"{"v":9223372036854775807}"#,
+                "row:9.223372036854776e18",
+            ),
+            ("", FLOAT, r#"{"v":"2.5"}"#, "row:2.5"),
+            ("", FLOAT, r#"{"v":"NaN"}"#, "row:"),
+            ("", FLOAT, r#"{"v":"inf"}"#, "row:"),
+            ("", FLOAT, r#"{"v":"x"}"#, "row:"),
+            ("", BOOL, r#"{"v":true}"#, "row:true"),
+            ("", BOOL, r#"{"v":false}"#, "row:false"),
+            ("", BOOL, r#"{"v":"false"}"#, "row:false"),
+            ("", BOOL, r#"{"v":"TRUE"}"#, "row:"),
+            ("", BOOL, r#"{"v":1}"#, "row:"),
+        ],
+    );
+}
+
+#[test]
+fn timestamps() {
+    check(
+        Dialect::Postgres,
+        &[
+            ("", TS, r#"{"v":1714568707123}"#, "row:2024-05-01T13:05:07.123Z"),
+            ("", TS, r#"{"v":0}"#, "row:1970-01-01T00:00:00.000Z"),
+            ("", TS, r#"{"v":-1}"#, "row:1969-12-31T23:59:59.999Z"),
+            ("", TS, r#"{"v":-2208988800000}"#, "row:1900-01-01T00:00:00.000Z"),
+            ("", TS, r#"{"v":253402300799999}"#, "row:9999-12-31T23:59:59.999Z"),
+            ("", TS, r#"{"v":253402300800000}"#, "row:"),
+            ("", TS, r#"{"v":-62135596800001}"#, "row:"),
+            ("", TS, r#"{"v":9223372036854775807}"#, "row:"),
+            ("", TS, r#"{"v":18446744073709551615}"#, "row:"),
+            ("", TS, r#"{"v":1e30}"#, "row:"),
+            ("", TS_S, r#"{"v":1714568707}"#, "row:2024-05-01T13:05:07.000Z"),
+            ("", TS_S, r#"{"v":1714568707.123}"#, "row:2024-05-01T13:05:07.123Z"),
+            ("", TS_S, r#"{"v":-0.001}"#, "row:1969-12-31T23:59:59.999Z"),
+            ("", TS_S, r#"{"v":9223372036854775807}"#, "row:"),
+            ("", TS_NS, r#"{"v":1714568707123999999}"#, "row:2024-05-01T13:05:07.123Z"),
+            (
+                "",
+                TS,
+                r#"{"v":"2024-05-01T22:05:07.123+09:00"}"#,
+                "row:2024-05-01T13:05:07.123Z",
+            ),
+            (
+                "",
+                TS,
+                r#"{"v":"2024-05-01T13:05:07.123456Z"}"#,
+                "row:2024-05-01T13:05:07.123Z",
+            ),
+            (
+                "",
+                TS,
+                r#"{"v":"1969-12-31T19:00:00-05:00"}"#,
+                "row:1970-01-01T00:00:00.000Z",
+            ),
+            ("", TS, r#"{"v":"2024-05-01"}"#, "row:"),
+            ("", TS, r#"{"v":"1714568707123"}"#, "row:"),
+            ("", TS, r#"{"v":true}"#, "row:"),
+            (
+                "",
+                "source = \"v\"\ntype = \"timestamp\"\non_mismatch = \"reject\"",
+                r#"{"v":"soon"}"#,
+                "reject:c:not a timestamp",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn json() {
+    let jr = "source = \"v\"\ntype = \"json\"\nmax_bytes = 8";
+    check(
+        Dialect::Postgres,
+        &[
+            (
+                "",
+                JSON,
+                r#"{"v": { "b" : 1.0 , "s" : "é\n\"\\\u0001\u00e9" , "n" : null, "a":[ ]}}"#,
+                r#"row:"{""b"":1.0,""s"":""é\n\""\\\u0001é"",""n"":null,""a"":[]}""#,
+            ),
+            ("", JSON, r#"{"v":"x"}"#, r#"row:"""x""""#),
+            ("", JSON, r#"{"v":""}"#, r#"row:"""""""#),
+            ("", JSON, r#"{"v":1.50}"#, "row:1.50"),
+            ("", JSON, r#"{"v":false}"#, "row:false"),
+            ("", JSON, r#"{"v":null}"#, "row:"),
+            ("", JSON, r#"{"v":["日本","🎉"]}"#, r#"row:"[""日本"",""🎉""]""#),
+            ("", jr, r#"{"v":[1,2,3]}"#, "row:\"[1,2,3]\""),
+            ("", jr, r#"{"v":[1,2,3,4]}"#, "reject:c:value is 9 bytes"),
+            (
+                "",
+                "source = \"@message\"\ntype = \"json\"",
+                r#" {"a" : 1e3} "#,
+                r#"row:"{""a"":1e3}""#,
+            ),
+            (
+                "non_json = \"raw\"",
+                "source = \"@message\"\ntype = \"json\"",
+                "plain text",
+                "row:",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn missing_required_default() {
+    let req = "source = \"v\"\ntype = \"text\"\nrequired = true";
+    let def = "source = \"v\"\ntype = \"int\"\ndefault = 7";
+    let def_ts = "source = \"v\"\ntype = \"timestamp\"\ndefault = 0";
+    check(
+        Dialect::Postgres,
+        &[
+            ("", req, r#"{"v":"x"}"#, "row:x"),
+            ("", req, r#"{"v":""}"#, "row:\"\""),
+            ("", req, r#"{"w":"x"}"#, "reject:c:required value is missing"),
+            ("", req, r#"{"v":null}"#, "reject:c:required value is missing"),
+            ("", def, r#"{"v":3}"#, "row:3"),
+            ("", def, r#"{}"#, "row:7"),
+            ("", def, r#"{"v":null}"#, "row:7"),
+            // A mismatch is not missing: NULL, not the default.
+            ("", def, r#"{"v":"x"}"#, "row:"),
+            ("", def_ts, r#"{}"#, "row:1970-01-01T00:00:00.000Z"),
+            ("non_json = \"raw\"", def, "not json", "row:7"),
+            ("non_json = \"raw\"", req, "not json", "reject:c:required"),
+        ],
+    );
+}
+
+#[test]
+fn non_json() {
+    check(
+        Dialect::Postgres,
+        &[
+            ("", TEXT, "plain text", "reject::message is not JSON"),
+            ("", TEXT, "", "reject::message is not JSON"),
+            ("", TEXT, "{\"v\":", "reject::message is not JSON"),
+            ("non_json = \"raw\"", TEXT, "plain text", "row:"),
+            // A metadata-only spec never parses the message.
+            (
+                "",
+                "source = \"@message\"\ntype = \"text\"",
+                "plain, text",
+                "row:\"plain, text\"",
+            ),
+            ("", "source = \"@message\"\ntype = \"text\"", "", "row:\"\""),
+        ],
+    );
+}
+
+#[test]
+fn redshift() {
+    let t3 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 3";
+    let t2 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 2";
+    check(
+        Dialect::Redshift,
+        &[
+            ("", TEXT, r#"{"v":null}"#, "row:\\N"),
+            ("", TEXT, r#"{"v":""}"#, "row:\"\""),
+            (
+                "",
+                TEXT,
+                r#"{"v":"\\N"}"#,
+                "reject:c:value is exactly the Redshift NULL marker",
+            ),
+            ("", TEXT, r#"{"v":"\\."}"#, "row:\\."),
+            ("", INT, r#"{"v":"x"}"#, "row:\\N"),
+            ("", t3, r#"{"v":"日本"}"#, "row:日"),
+            ("", t3, r#"{"v":"\\N\\N"}"#, "row:\\N\\"),
+            ("", t2, r#"{"v":"\\N\\N"}"#, "reject:c:value is exactly"),
+        ],
+    );
+}
+
+#[test]
+fn metadata() {
+    let m = mapper(
+        "",
+        r#"
+[[columns]]
+name = "ts"
+source = "@timestamp"
+type = "timestamp"
+[[columns]]
+name = "ts_int"
+source = "@timestamp"
+type = "int"
+[[columns]]
+name = "id"
+source = "@id"
+type = "text"
+[[columns]]
+name = "id_int"
+source = "@id"
+type = "int"
+[[columns]]
+name = "group"
+source = "@log_group"
+type = "text"
+[[columns]]
+name = "stream"
+source = "@log_stream"
+type = "text"
+[[columns]]
+name = "owner"
+source = "@owner"
+type = "text"
+[[columns]]
+name = "policy"
+source = "@policy_level"
+type = "text"
+[[columns]]
+name = "msg"
+source = "@message"
+type = "text"
+[[columns]]
+name = "object"
+source = "@object"
+type = "text"
+[[columns]]
+name = "member"
+source = "@member"
+type = "int"
+[[columns]]
+name = "member_text"
+source = "@member"
+type = "text"
+[[columns]]
+name = "ts_json"
+source = "@timestamp"
+type = "json"
+[[columns]]
+name = "group_json"
+source = "@log_group"
+type = "json"
+"#,
+        Dialect::Postgres,
+    );
+    let env = Envelope {
+        owner: "123456789012",
+        log_group: "/aws/lambda/f",
+        log_stream: "2024/05/01/[$LATEST]abc",
+        policy_level: None,
+    };
+    let ev = LogEvent {
+        object: "logs/2024/05/01/x.gz",
+        member: Some(3),
+        envelope: Some(&env),
+        id: Some("37503620389428437418413584186089209633024716428163776512"),
+        timestamp: Some(1_714_568_707_123),
+        message: "hello, \"world\"",
+    };
+    let mut scratch = MapScratch::new();
+    assert_eq!(
+        render(&m, &ev, &mut scratch),
+        "row:2024-05-01T13:05:07.123Z,1714568707123,\
+         37503620389428437418413584186089209633024716428163776512,,\
+         /aws/lambda/f,2024/05/01/[$LATEST]abc,123456789012,,\
+         \"hello, \"\"world\"\"\",logs/2024/05/01/x.gz,3,3,1714568707123,\
+         \"\"\"/aws/lambda/f\"\"\""
+    );
+    // Line-framed input: no envelope, id, timestamp or member.
+    let ev = LogEvent::from_message("o", "m");
+    assert_eq!(render(&m, &ev, &mut scratch), "row:,,,,,,,,m,o,,,,");
+}
+
+#[test]
+fn reject_mid_row_restores_out() {
+    let m = mapper(
+        "",
+        "[[columns]]\nname = \"a\"\nsource = \"a\"\ntype = \"text\"\n\
+         [[columns]]\nname = \"b\"\nsource = \"b\"\ntype = \"int\"\n\
+         on_mismatch = \"reject\"\n",
+        Dialect::Postgres,
+    );
+    let mut scratch = MapScratch::new();
+    let bad = LogEvent::from_message("o", r#"{"a":"x","b":"y"}"#);
+    let good = LogEvent::from_message("o", r#"{"a":"x","b":2}"#);
+    assert_eq!(
+        render(&m, &bad, &mut scratch),
+        "reject:b:not an integer in i64 range"
+    );
+    // The writer starts the next row afresh (no stray delimiter).
+    assert_eq!(render(&m, &good, &mut scratch), "row:x,2");
+    let mut out = Vec::new();
+    let r = m.map(&bad, &mut scratch, &mut out);
+    assert!(out.is_empty());
+    let MapOutcome::Rejected(r) = r else { panic!("{r:?}") };
+    assert_eq!(r.to_string(), "column \"b\": not an integer in i64 range");
+}
+
+#[test]
+fn many_rows_share_buffers() {
+    let m = mapper(
+        "",
+        "[[columns]]\nname = \"a\"\nsource = \"a.b[1]\"\ntype = \"json\"\n\
+         [[columns]]\nname = \"m\"\nsource = \"@message\"\ntype = \"text\"\n",
+        Dialect::Postgres,
+    );
+    let mut scratch = MapScratch::new();
+    let mut out = Vec::new();
+    let long =
+        format!(r#"{{"a":{{"b":[0,{{"x":"{}"}}]}}}}"#, "y".repeat(5000));
+    let msgs = [
+        long.as_str(),
+        r#"{"a":{"b":[1,2.50]}}"#,
+        "nope",
+        "{}",
+        r#"{"a":{"b":[1,[]]}}"#,
+    ];
+    let mut outcomes = Vec::new();
+    for msg in msgs {
+        outcomes.push(m.map(
+            &LogEvent::from_message("o", msg),
+            &mut scratch,
+            &mut out,
+        ));
+    }
+    assert_eq!(outcomes.iter().filter(|o| **o == MapOutcome::Row).count(), 4);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[1], r#"2.50,"{""a"":{""b"":[1,2.50]}}""#);
+    assert_eq!(lines[2], ",{}");
+    assert_eq!(lines[3], r#"[],"{""a"":{""b"":[1,[]]}}""#);
+}
+
+#[test]
+fn sql() {
+    let m = mapper(
+        "",
+        r#"
+[[columns]]
+name = "when"
+source = "@timestamp"
+type = "timestamp"
+[[columns]]
+name = 'say "hi"'
+source = "a"
+type = "text"
+max_bytes = 100
+[[columns]]
+name = "n"
+source = "n"
+type = "int"
+[[columns]]
+name = "f"
+source = "f"
+type = "float"
+[[columns]]
+name = "b"
+source = "b"
+type = "bool"
+[[columns]]
+name = "j"
+source = "j"
+type = "json"
+"#,
+        Dialect::Postgres,
+    );
+    assert_eq!(m.table(), "t");
+    assert_eq!(
+        m.column_names().collect::<Vec<_>>(),
+        ["when", "say \"hi\"", "n", "f", "b", "j"]
+    );
+    assert_eq!(
+        m.copy_statement("STDIN"),
+        r#"COPY "t" ("when","say ""hi""","n","f","b","j") FROM STDIN WITH (FORMAT csv)"#
+    );
+    assert_eq!(
+        m.create_table_sql(),
+        "CREATE TABLE \"t\" (\n  \"when\" timestamptz,\n  \"say \"\"hi\"\"\" text,\n  \
+         \"n\" bigint,\n  \"f\" double precision,\n  \"b\" boolean,\n  \"j\" jsonb\n)"
+    );
+    let spec = ColumnSpec::from_toml(
+        "table = 't'\n[[columns]]\nname = 'a'\nsource = 'a'\ntype = 'text'\n\
+         [[columns]]\nname = 'b'\nsource = 'b'\ntype = 'text'\nmax_bytes = 10\n\
+         [[columns]]\nname = 'j'\nsource = 'j'\ntype = 'json'\n\
+         [[columns]]\nname = 'f'\nsource = 'f'\ntype = 'float'\n",
+    )
+    .unwrap();
+    let rs = Mapper::new(&spec, Dialect::Redshift).unwrap();
+    assert_eq!(
+        rs.copy_statement("'s3://b/k.manifest' IAM_ROLE 'arn:x'"),
+        "COPY \"t\" (\"a\",\"b\",\"j\",\"f\") FROM 's3://b/k.manifest' \
+         IAM_ROLE 'arn:x' FORMAT CSV NULL AS '\\N' TIMEFORMAT 'auto'"
+    );
+    assert_eq!(
+        rs.create_table_sql(),
+        "CREATE TABLE \"t\" (\n  \"a\" varchar(65535),\n  \"b\" varchar(10),\n  \
+         \"j\" super,\n  \"f\" float8\n)"
+    );
+}
+
+#[test]
+fn dialect_spec_errors() {
+    let spec = ColumnSpec::from_toml(
+        "table = 't'\n[[columns]]\nname = 'a'\nsource = 'a'\ntype = 'text'\n\
+         max_bytes = 70000\n",
+    )
+    .unwrap();
+    assert!(Mapper::new(&spec, Dialect::Postgres).is_ok());
+    let e = Mapper::new(&spec, Dialect::Redshift).unwrap_err();
+    assert_eq!((e.line, e.column), (6, 13));
+    assert!(e.message.contains("VARCHAR"), "{e}");
+
+    let spec = ColumnSpec::from_toml(
+        "table = 't'\n[[columns]]\nname = 'a'\nsource = 'a'\ntype = 'text'\n\
+         default = '\\N'\n",
+    )
+    .unwrap();
+    assert!(Mapper::new(&spec, Dialect::Postgres).is_ok());
+    let e = Mapper::new(&spec, Dialect::Redshift).unwrap_err();
+    assert_eq!((e.line, e.column), (6, 11));
+
+    let long = "x".repeat(64);
+    let spec = ColumnSpec::from_toml(&format!(
+        "table = 't'\n[[columns]]\nname = '{long}'\nsource = 'a'\ntype = 'text'\n"
+    ))
+    .unwrap();
+    let e = Mapper::new(&spec, Dialect::Postgres).unwrap_err();
+    assert_eq!((e.line, e.column), (3, 8));
+    assert!(Mapper::new(&spec, Dialect::Redshift).is_ok());
+}
+
+#[test]
+fn filter_is_applied_first() {
+    let m = mapper(
+        "filter = '{ $.a = 1 }'",
+        "[[columns]]\nname = \"m\"\nsource = \"@message\"\ntype = \"text\"",
+        Dialect::Postgres,
+    );
+    let mut scratch = MapScratch::new();
+    // A JSON filter never matches a message that is not JSON.
+    let ev = LogEvent::from_message("o", "x");
+    assert_eq!(render(&m, &ev, &mut scratch), "filtered");
+    let ev = LogEvent::from_message("o", r#"{"a":2}"#);
+    assert_eq!(render(&m, &ev, &mut scratch), "filtered");
+    let ev = LogEvent::from_message("o", r#"{"a":1}"#);
+    assert_eq!(render(&m, &ev, &mut scratch), r#"row:"{""a"":1}""#);
+}

@@ -1,0 +1,433 @@
+//! CSV rows for `COPY … CSV`, built on `csv-core`.
+//!
+//! Both dialects use CSV mode with `,` as delimiter, `"` as quote, quotes
+//! escaped by doubling and `\n` as record terminator. A field is quoted
+//! when `csv-core` says it must be (it holds the delimiter, a quote, CR or
+//! LF) and, in addition, when the dialect needs it to tell a value from
+//! NULL:
+//!
+//! | value           | [`Dialect::Postgres`] | [`Dialect::Redshift`] |
+//! |-----------------|-----------------------|-----------------------|
+//! | NULL            | empty, unquoted       | `\N`, unquoted        |
+//! | empty string    | `""`                  | `""`                  |
+//! | exactly `\.`    | `"\."`                | `\.`                  |
+//! | exactly `\N`    | `\N` (plain data)     | rejected: [`FieldError::NullMarker`] |
+//! | holds U+0000    | rejected: [`FieldError::Nul`] | rejected: [`FieldError::Nul`] |
+//!
+//! Redshift compares fields against its `NULL AS` string, and whether it
+//! does so before or after removing quotes is not documented, so a real
+//! value equal to the marker cannot be written safely and is refused.
+//! PostgreSQL, in CSV mode, only treats an *unquoted* empty field as NULL
+//! and a line holding only `\.` as end-of-data, so quoting settles both.
+//! NUL is refused for both: PostgreSQL rejects it in text and Redshift
+//! silently cuts the row at it.
+
+use memchr::memchr;
+
+/// The database a CSV file is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL: `COPY … FROM STDIN WITH (FORMAT csv)`; NULL is an
+    /// unquoted empty field.
+    Postgres,
+    /// Amazon Redshift: `COPY … CSV NULL AS '\N'`; NULL is an unquoted
+    /// `\N`.
+    Redshift,
+}
+
+impl Dialect {
+    /// The bytes written, unquoted, for SQL NULL.
+    #[must_use = "the marker is the only thing this returns"]
+    pub const fn null_marker(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "",
+            Dialect::Redshift => "\\N",
+        }
+    }
+}
+
+/// Why a value cannot be written as a CSV field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldError {
+    /// The value holds a NUL character (U+0000), which neither database
+    /// loads intact.
+    #[error("value contains a NUL character (U+0000) at byte {offset}")]
+    Nul {
+        /// Byte offset of the first NUL in the value.
+        offset: usize,
+    },
+    /// The value is exactly the Redshift NULL marker `\N`, which Redshift
+    /// would load as NULL.
+    #[error(r"value is exactly the Redshift NULL marker \N")]
+    NullMarker,
+}
+
+/// Writes CSV records field by field into a caller-owned buffer.
+///
+/// The writer holds no buffered data: every call appends complete bytes
+/// to `out`, so a caller that gives up on a row can truncate `out` back to
+/// where the row started and call [`RowWriter::discard_row`].
+///
+/// # Example
+///
+/// ```
+/// use cwl_copy::{Dialect, RowWriter};
+///
+/// let mut w = RowWriter::new(Dialect::Postgres);
+/// let mut out = Vec::new();
+/// w.field(&mut out, "a,b")?;
+/// w.null(&mut out);
+/// w.field(&mut out, "")?;
+/// w.end_row(&mut out);
+/// assert_eq!(out, b"\"a,b\",,\"\"\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RowWriter {
+    dialect: Dialect,
+    csv: csv_core::Writer,
+    fields: usize,
+}
+
+impl RowWriter {
+    /// A writer for `dialect`, at the start of a row.
+    #[must_use = "a RowWriter does nothing until fields are written"]
+    pub fn new(dialect: Dialect) -> RowWriter {
+        let csv = csv_core::WriterBuilder::new()
+            .delimiter(b',')
+            .quote(b'"')
+            .double_quote(true)
+            .terminator(csv_core::Terminator::Any(b'\n'))
+            .quote_style(csv_core::QuoteStyle::Necessary)
+            .build();
+        RowWriter { dialect, csv, fields: 0 }
+    }
+
+    /// The dialect this writer writes.
+    #[must_use = "this getter has no side effect"]
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// How many fields of the current row have been written.
+    #[must_use = "this getter has no side effect"]
+    pub fn fields(&self) -> usize {
+        self.fields
+    }
+
+    /// Appends SQL NULL as the next field.
+    pub fn null(&mut self, out: &mut Vec<u8>) {
+        self.separator(out);
+        out.extend_from_slice(self.dialect.null_marker().as_bytes());
+    }
+
+    /// Appends `value` as the next field, quoted where needed.
+    ///
+    /// # Errors
+    ///
+    /// [`FieldError::Nul`] if `value` holds U+0000;
+    /// [`FieldError::NullMarker`] for the value `\N` in
+    /// [`Dialect::Redshift`]. Nothing is written then, and the row can
+    /// still be completed.
+    pub fn field(
+        &mut self,
+        out: &mut Vec<u8>,
+        value: &str,
+    ) -> Result<(), FieldError> {
+        let bytes = value.as_bytes();
+        if let Some(offset) = memchr(0, bytes) {
+            return Err(FieldError::Nul { offset });
+        }
+        let force = match self.dialect {
+            Dialect::Postgres => bytes.is_empty() || bytes == b"\\.",
+            Dialect::Redshift => {
+                if bytes == b"\\N" {
+                    return Err(FieldError::NullMarker);
+                }
+                bytes.is_empty()
+            }
+        };
+        self.separator(out);
+        if force || self.csv.should_quote(bytes) {
+            write_quoted(out, bytes);
+        } else {
+            out.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    /// Ends the current row with the record terminator (`\n`).
+    pub fn end_row(&mut self, out: &mut Vec<u8>) {
+        out.push(b'\n');
+        self.fields = 0;
+    }
+
+    /// Forgets the fields written for the current row, so the next field
+    /// starts a new row. The caller truncates `out` itself.
+    pub fn discard_row(&mut self) {
+        self.fields = 0;
+    }
+
+    fn separator(&mut self, out: &mut Vec<u8>) {
+        if self.fields > 0 {
+            out.push(self.csv.get_delimiter());
+        }
+        self.fields = self.fields.saturating_add(1);
+    }
+}
+
+/// Appends `"bytes"` with inner quotes doubled by `csv_core::quote`.
+fn write_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    // csv-core's documented worst case: every byte a quote, plus the
+    // two enclosing quotes.
+    let max = bytes.len().saturating_mul(2).saturating_add(2);
+    out.resize(start.saturating_add(max), 0);
+    let written = match out.get_mut(start..) {
+        Some([open, body @ ..]) => {
+            *open = b'"';
+            let (_, _, n) = csv_core::quote(bytes, body, b'"', b'"', true);
+            match body.get_mut(n) {
+                Some(close) => {
+                    *close = b'"';
+                    n.saturating_add(2)
+                }
+                None => n.saturating_add(1),
+            }
+        }
+        _ => 0,
+    };
+    out.truncate(start.saturating_add(written));
+}
+
+/// The longest prefix of `s` that is at most `max_bytes` long and ends on
+/// a UTF-8 character boundary.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(cwl_copy::utf8_prefix("añb", 2), "a");
+/// assert_eq!(cwl_copy::utf8_prefix("añb", 3), "añ");
+/// ```
+#[must_use = "the prefix is the only thing this returns"]
+pub fn utf8_prefix(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    s.get(..end).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row(d: Dialect, fields: &[Option<&str>]) -> Vec<u8> {
+        let mut w = RowWriter::new(d);
+        let mut out = Vec::new();
+        for f in fields {
+            match f {
+                Some(v) => w.field(&mut out, v).unwrap(),
+                None => w.null(&mut out),
+            }
+        }
+        w.end_row(&mut out);
+        out
+    }
+
+    macro_rules! writes {
+        ($($name:ident: $d:expr, [$($f:expr),*] => $want:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let got = row($d, &[$($f),*]);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    $want,
+                );
+            }
+        )*};
+    }
+
+    use Dialect::{Postgres as PG, Redshift as RS};
+    writes! {
+        pg_plain: PG, [Some("a"), Some("b")] => "a,b\n";
+        pg_null_vs_empty: PG, [None, Some(""), None] => ",\"\",\n";
+        pg_single_null: PG, [None] => "\n";
+        pg_single_empty: PG, [Some("")] => "\"\"\n";
+        pg_end_marker: PG, [Some("\\.")] => "\"\\.\"\n";
+        pg_end_marker_inside: PG, [Some("\\.x")] => "\\.x\n";
+        pg_backslash_n: PG, [Some("\\N")] => "\\N\n";
+        pg_quotes: PG, [Some("say \"hi\"")] => "\"say \"\"hi\"\"\"\n";
+        pg_delim: PG, [Some("a,b")] => "\"a,b\"\n";
+        pg_lf: PG, [Some("a\nb")] => "\"a\nb\"\n";
+        pg_cr: PG, [Some("a\rb")] => "\"a\rb\"\n";
+        pg_unicode: PG, [Some("日本語🎉")] => "日本語🎉\n";
+        pg_space: PG, [Some(" a ")] => " a \n";
+        rs_null_vs_empty: RS, [None, Some(""), None] => "\\N,\"\",\\N\n";
+        rs_end_marker: RS, [Some("\\.")] => "\\.\n";
+        rs_quotes: RS, [Some("\"")] => "\"\"\"\"\n";
+    }
+
+    #[test]
+    fn nul_is_refused_and_nothing_written() {
+        for d in [PG, RS] {
+            let mut w = RowWriter::new(d);
+            let mut out = b"x".to_vec();
+            w.field(&mut out, "a").unwrap();
+            let before = out.clone();
+            assert_eq!(
+                w.field(&mut out, "ab\0c"),
+                Err(FieldError::Nul { offset: 2 })
+            );
+            assert_eq!(out, before);
+            assert_eq!(w.fields(), 1);
+        }
+    }
+
+    #[test]
+    fn redshift_marker_is_refused() {
+        let mut w = RowWriter::new(RS);
+        let mut out = Vec::new();
+        assert_eq!(w.field(&mut out, "\\N"), Err(FieldError::NullMarker));
+        assert!(out.is_empty());
+        w.field(&mut out, "\\N ").unwrap();
+        assert_eq!(out, b"\\N ");
+    }
+
+    #[test]
+    fn discard_row_restarts() {
+        let mut w = RowWriter::new(PG);
+        let mut out = Vec::new();
+        w.field(&mut out, "a").unwrap();
+        w.discard_row();
+        out.clear();
+        w.field(&mut out, "b").unwrap();
+        w.end_row(&mut out);
+        assert_eq!(out, b"b\n");
+    }
+
+    #[test]
+    fn prefixes() {
+        let s = "ab🎉c";
+        assert_eq!(utf8_prefix(s, 0), "");
+        assert_eq!(utf8_prefix(s, 2), "ab");
+        for n in 3..6 {
+            assert_eq!(utf8_prefix(s, n), "ab");
+        }
+        assert_eq!(utf8_prefix(s, 6), "ab🎉");
+        assert_eq!(utf8_prefix(s, 7), s);
+        assert_eq!(utf8_prefix(s, 100), s);
+    }
+
+    fn value() -> impl Strategy<Value = Option<String>> {
+        let special = prop::sample::select(vec![
+            "",
+            "\\.",
+            "\\N",
+            "\"",
+            "\"\"",
+            ",",
+            "\r\n",
+            "\n",
+            "\r",
+            "\\",
+            "NULL",
+            " ",
+            "日本語",
+            "🎉",
+        ]);
+        prop_oneof![
+            1 => Just(None),
+            2 => special.prop_map(|s| Some(s.to_owned())),
+            4 => "[a-c,\"\\\\\r\n .N日🎉é]{0,12}".prop_map(Some),
+            2 => any::<String>().prop_map(|s| Some(s.replace('\0', ""))),
+        ]
+    }
+
+    type Row = Vec<Option<String>>;
+
+    /// Writes `rows`, recording each field's raw bytes; rows that the
+    /// writer refuses (Redshift `\N`) are left out of the expectation.
+    fn write_all(
+        d: Dialect,
+        rows: &[Vec<Option<String>>],
+    ) -> (Vec<u8>, Vec<Row>, Vec<Vec<Vec<u8>>>) {
+        let mut w = RowWriter::new(d);
+        let mut out = Vec::new();
+        let mut kept = Vec::new();
+        let mut raws = Vec::new();
+        'rows: for r in rows {
+            let start = out.len();
+            let mut raw = Vec::new();
+            for f in r {
+                let before = out.len() + usize::from(w.fields() > 0);
+                match f {
+                    Some(v) => {
+                        if let Err(e) = w.field(&mut out, v) {
+                            assert_eq!(e, FieldError::NullMarker);
+                            assert_eq!(d, RS);
+                            assert_eq!(v, "\\N");
+                            out.truncate(start);
+                            w.discard_row();
+                            continue 'rows;
+                        }
+                    }
+                    None => w.null(&mut out),
+                }
+                raw.push(out[before..].to_vec());
+            }
+            w.end_row(&mut out);
+            kept.push(r.clone());
+            raws.push(raw);
+        }
+        (out, kept, raws)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn round_trip(
+            rows in prop::collection::vec(
+                prop::collection::vec(value(), 2..6), 0..8),
+            rs in any::<bool>(),
+        ) {
+            let d = if rs { RS } else { PG };
+            let (out, kept, raws) = write_all(d, &rows);
+            prop_assert!(std::str::from_utf8(&out).is_ok());
+            prop_assert!(!out.contains(&0));
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(&out[..]);
+            let got: Vec<csv::StringRecord> =
+                rdr.records().collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(got.len(), kept.len());
+            for ((want, rec), raw) in kept.iter().zip(&got).zip(&raws) {
+                prop_assert_eq!(rec.len(), want.len());
+                for ((w, g), r) in want.iter().zip(rec.iter()).zip(raw) {
+                    match w {
+                        // NULL: exactly the marker, unquoted.
+                        None => prop_assert_eq!(
+                            &r[..], d.null_marker().as_bytes()),
+                        Some(v) => {
+                            prop_assert_eq!(g, v.as_str());
+                            // Never mistakable for NULL …
+                            prop_assert_ne!(
+                                &r[..], d.null_marker().as_bytes());
+                            // … nor for PostgreSQL's end-of-data line.
+                            if d == PG {
+                                prop_assert_ne!(&r[..], b"\\.");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
