@@ -7,12 +7,14 @@
 //! PostgreSQL and Redshift `COPY` accept) and, with the `loader` feature,
 //! **load**.
 
+mod convert;
 pub mod corpus;
 mod decode;
 mod error;
 mod map;
 mod write;
 
+pub use crate::convert::{ConvertScratch, Converter, Counts, ObjectOutput};
 pub use crate::decode::{
     inflate_members, DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
 };

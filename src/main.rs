@@ -14,8 +14,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cwl_copy::{
-    DecodeStats, Decoder, DecoderBuilder, Error, LogEvent, Scratch, Variant,
+    ColumnSpec, ConvertScratch, Converter, Counts, DecodeStats, Decoder,
+    DecoderBuilder, Dialect, Error, LogEvent, Mapper, ObjectOutput, Scratch,
+    Variant,
 };
+use rayon::prelude::*;
 
 // mimalloc: many short-lived per-object buffers across rayon threads;
 // glibc malloc's per-thread arenas grow RSS there. Binary only: the
@@ -61,8 +64,43 @@ fn parse_variant(s: &str) -> Result<Variant, String> {
     s.parse()
 }
 
+fn parse_dialect(s: &str) -> Result<Dialect, String> {
+    match s {
+        "postgres" => Ok(Dialect::Postgres),
+        "redshift" => Ok(Dialect::Redshift),
+        _ => Err(format!("unknown dialect {s:?} (postgres, redshift)")),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Convert objects to CSV rows for COPY, with a column spec.
+    Convert {
+        #[command(flatten)]
+        opts: DecodeOpts,
+        /// The column spec (TOML).
+        #[arg(long, value_name = "SPEC")]
+        columns: PathBuf,
+        /// `-` (the default) or a FILE for one CSV stream; an existing
+        /// directory (or a path ending in `/`) for one CSV per object.
+        #[arg(long, value_name = "FILE|DIR|-")]
+        out: Option<PathBuf>,
+        /// CSV dialect: postgres or redshift.
+        #[arg(long, default_value = "postgres", value_parser = parse_dialect)]
+        dialect: Dialect,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Write a JSON summary of the run to this file.
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
+        /// Write rejected events and undecodable input here, as NDJSON.
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+        /// Files or directories (walked recursively, in sorted order).
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+    },
     /// Decode objects to one JSON object per event on stdout.
     Decode {
         #[command(flatten)]
@@ -113,12 +151,37 @@ fn run() -> Result<ExitCode> {
         Command::Decode { opts, summary_json, paths } => {
             decode(&opts, summary_json.as_deref(), &paths)
         }
+        Command::Convert {
+            opts,
+            columns,
+            out,
+            dialect,
+            threads,
+            summary_json,
+            rejects,
+            inputs,
+        } => convert(&ConvertArgs {
+            opts,
+            columns,
+            out,
+            dialect,
+            threads,
+            summary_json,
+            rejects,
+            inputs,
+        }),
     }
 }
 
 /// Every file under `paths`, directories walked recursively, each
 /// directory's entries in sorted order.
 fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    Ok(walk_rooted(paths)?.into_iter().map(|(p, _)| p).collect())
+}
+
+/// Like [`walk`], with each file's path relative to the argument it was
+/// found under (for `--out DIR`).
+fn walk_rooted(paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>> {
     fn visit(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let meta = std::fs::metadata(p)
             .with_context(|| format!("reading {}", p.display()))?;
@@ -137,11 +200,19 @@ fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
         Ok(())
     }
-    let mut out = Vec::new();
+    let mut all = Vec::new();
     for p in paths {
+        let mut out = Vec::new();
         visit(p, &mut out)?;
+        for f in out {
+            let rel = match f.strip_prefix(p) {
+                Ok(r) if !r.as_os_str().is_empty() => r.to_path_buf(),
+                _ => PathBuf::from(f.file_name().unwrap_or(f.as_os_str())),
+            };
+            all.push((f, rel));
+        }
     }
-    Ok(out)
+    Ok(all)
 }
 
 #[derive(serde::Serialize)]
@@ -273,4 +344,237 @@ fn decode(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+struct ConvertArgs {
+    opts: DecodeOpts,
+    columns: PathBuf,
+    out: Option<PathBuf>,
+    dialect: Dialect,
+    threads: Option<usize>,
+    summary_json: Option<PathBuf>,
+    rejects: Option<PathBuf>,
+    inputs: Vec<PathBuf>,
+}
+
+/// A usage error: exit code 2.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn load_mapper(path: &Path, dialect: Dialect) -> Result<Mapper> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let spec = ColumnSpec::from_toml(&text)
+        .map_err(|e| Usage(format!("{}: {e}", path.display())))?;
+    let mapper = Mapper::new(&spec, dialect)
+        .map_err(|e| Usage(format!("{}: {e}", path.display())))?;
+    Ok(mapper)
+}
+
+enum Out {
+    Stream(Box<dyn Write>),
+    Dir(PathBuf),
+}
+
+#[derive(serde::Serialize)]
+struct ConvertSummary<'a> {
+    objects: u64,
+    members: u64,
+    envelopes: u64,
+    control_messages: u64,
+    #[serde(flatten)]
+    counts: Counts,
+    reconciled: bool,
+    whitespace_bytes: u64,
+    input_bytes: u64,
+    inflated_bytes: u64,
+    threads: usize,
+    elapsed_seconds: f64,
+    peak_rss_bytes: Option<u64>,
+    errors: Vec<ErrorOut<'a>>,
+}
+
+fn progress(total: u64) -> Option<indicatif::ProgressBar> {
+    if !io::IsTerminal::is_terminal(&io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} objects  {msg}  [{elapsed}, eta {eta}]",
+    )
+    .ok()?;
+    bar.set_style(style);
+    Some(bar)
+}
+
+fn convert(args: &ConvertArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let mapper = match load_mapper(&args.columns, args.dialect) {
+        Ok(m) => m,
+        Err(e) if e.is::<Usage>() => {
+            eprintln!("cwl-copy: error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
+    };
+    let converter = Converter::new(args.opts.decoder(), mapper);
+    let files = walk_rooted(&args.inputs)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        })
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting worker threads")?;
+    let mut out = match &args.out {
+        None => Out::Stream(Box::new(BufWriter::with_capacity(
+            1 << 20,
+            io::stdout(),
+        ))),
+        Some(p) if p.as_os_str() == "-" => Out::Stream(Box::new(
+            BufWriter::with_capacity(1 << 20, io::stdout()),
+        )),
+        Some(p) if p.is_dir() || p.to_string_lossy().ends_with('/') => {
+            std::fs::create_dir_all(p)
+                .with_context(|| format!("creating {}", p.display()))?;
+            Out::Dir(p.clone())
+        }
+        Some(p) => Out::Stream(Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(p)
+                .with_context(|| format!("creating {}", p.display()))?,
+        ))),
+    };
+    let mut rejects: Option<BufWriter<File>> = match &args.rejects {
+        Some(p) => Some(BufWriter::new(
+            File::create(p)
+                .with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let bar = progress(files.len() as u64);
+    let mut counts = Counts::default();
+    let mut stats = DecodeStats::default();
+    let mut errors: Vec<Error> = Vec::new();
+    let stderr = io::stderr();
+    // Objects are converted in windows of a few per thread and written in
+    // input order, so the output is the same for any thread count and
+    // memory stays bounded by the window.
+    let window = threads * 4;
+    for chunk in files.chunks(window) {
+        let results: Vec<Result<ObjectOutput>> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map_init(ConvertScratch::new, |scratch, (path, _)| {
+                    let data = std::fs::read(path).with_context(|| {
+                        format!("reading {}", path.display())
+                    })?;
+                    let mut o = ObjectOutput::default();
+                    converter.convert(
+                        &path.to_string_lossy(),
+                        &data,
+                        scratch,
+                        &mut o,
+                    );
+                    Ok(o)
+                })
+                .collect()
+        });
+        for ((path, rel), result) in chunk.iter().zip(results) {
+            let o = result?;
+            match &mut out {
+                Out::Stream(w) => {
+                    w.write_all(&o.csv).context("writing CSV")?
+                }
+                Out::Dir(dir) => {
+                    let mut target = dir.join(rel).into_os_string();
+                    target.push(".csv");
+                    let target = PathBuf::from(target);
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent).with_context(
+                            || format!("creating {}", parent.display()),
+                        )?;
+                    }
+                    std::fs::write(&target, &o.csv).with_context(|| {
+                        format!("writing {}", target.display())
+                    })?;
+                }
+            }
+            if let Some(r) = &mut rejects {
+                r.write_all(&o.rejects).context("writing rejects")?;
+            }
+            for e in &o.errors {
+                let mut err = stderr.lock();
+                serde_json::to_writer(&mut err, &ErrorOut::new(e))?;
+                err.write_all(b"\n")?;
+            }
+            counts.add(&o.counts);
+            stats.add(&o.decode);
+            errors.extend(o.errors);
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "{:.1} MB/s  {:.0} events/s",
+                    stats.inflated_bytes as f64 / secs / 1e6,
+                    counts.events as f64 / secs
+                ));
+            }
+            let _ = path;
+        }
+    }
+    if let Out::Stream(w) = &mut out {
+        w.flush().context("writing CSV")?;
+    }
+    if let Some(r) = &mut rejects {
+        r.flush().context("writing rejects")?;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "cwl-copy: {} objects, {} events: {} rows, {} filtered out, {} rejected; {} decode errors; {} control messages; {:.2}s",
+        stats.objects, counts.events, counts.rows, counts.filtered_out, counts.rejected, errors.len(), stats.control_messages, elapsed
+    );
+    if !counts.reconcile() {
+        anyhow::bail!("internal error: counts do not reconcile: {counts:?}");
+    }
+    if let Some(path) = &args.summary_json {
+        let summary = ConvertSummary {
+            objects: stats.objects,
+            members: stats.members,
+            envelopes: stats.envelopes,
+            control_messages: stats.control_messages,
+            counts,
+            reconciled: counts.reconcile(),
+            whitespace_bytes: stats.whitespace_bytes,
+            input_bytes: stats.input_bytes,
+            inflated_bytes: stats.inflated_bytes,
+            threads,
+            elapsed_seconds: elapsed,
+            peak_rss_bytes: peak_rss(),
+            errors: errors.iter().map(ErrorOut::new).collect(),
+        };
+        let f = File::create(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(BufWriter::new(f), &summary)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if errors.is_empty() && counts.rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
