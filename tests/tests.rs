@@ -3,6 +3,7 @@
 mod convert;
 mod decode;
 mod decode_prop;
+mod fuzz_corpus;
 
 // PostgreSQL round trip of the CSV writer and mapper (needs the `loader`
 // feature for tokio-postgres, and a server: see `./test.sh`).

@@ -208,10 +208,17 @@ impl Inflate {
     ) -> Result<usize, MemberError> {
         read_header(src)?;
         if use_libdeflate && src.is_whole() {
+            let start = src.offset();
             if let Some(n) = self.member_libdeflate(src, limit) {
                 let data = self.buf.get(..n);
-                read_trailer(src, data, n as u64)?;
-                return Ok(n);
+                match read_trailer(src, data, n as u64) {
+                    Ok(()) => return Ok(n),
+                    // libdeflate accepts some streams zlib-rs calls
+                    // corrupt; a bad trailer after one is settled by
+                    // zlib-rs, so both paths report the same error.
+                    Err(_) if src.rewind(start) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         let n = self.member_zlib(src, limit)?;

@@ -20,6 +20,8 @@ pub(crate) trait Source {
     fn offset(&self) -> u64;
     /// True when `avail()` is all the remaining input (nothing to fill).
     fn is_whole(&self) -> bool;
+    /// Goes back to `offset`, if the source still holds it.
+    fn rewind(&mut self, offset: u64) -> bool;
 }
 
 /// A whole object in memory.
@@ -54,6 +56,15 @@ impl Source for SliceSource<'_> {
     }
     fn is_whole(&self) -> bool {
         true
+    }
+    fn rewind(&mut self, offset: u64) -> bool {
+        match usize::try_from(offset) {
+            Ok(pos) if pos <= self.data.len() => {
+                self.pos = pos;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -147,6 +158,9 @@ impl<R: Read> Source for ReadSource<R> {
         self.base + self.start as u64
     }
     fn is_whole(&self) -> bool {
+        false
+    }
+    fn rewind(&mut self, _offset: u64) -> bool {
         false
     }
 }
