@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per topic.
 
+mod alloc;
 mod convert;
 mod decode;
 mod decode_prop;

@@ -776,7 +776,8 @@ impl Decoder {
             return Err(what);
         }
         if !head.starts_with(&[0x1f, 0x8b]) {
-            return Ok(if self.is_envelope(head, scratch) {
+            let Scratch { doc, simd, tape, .. } = scratch;
+            return Ok(if is_envelope(head, doc, simd, tape) {
                 (Framing::Docs, false)
             } else {
                 (Framing::Lines, false)
@@ -790,9 +791,9 @@ impl Decoder {
         else {
             return Ok((Framing::Members, false));
         };
-        let content =
-            scratch.inflate.buf.get(..n).unwrap_or_default().to_vec();
-        let ws = whitespace(&content);
+        let Scratch { inflate, doc, simd, tape, .. } = scratch;
+        let content = inflate.buf.get(..n).unwrap_or_default();
+        let ws = whitespace(content);
         let body = content.get(ws..).unwrap_or_default();
         if body.starts_with(&[0x1f, 0x8b]) {
             return Ok((Framing::Members, true));
@@ -801,7 +802,7 @@ impl Decoder {
             DocEnd::At(end) => {
                 let rest = body.get(end..).unwrap_or_default();
                 let single = whitespace(rest) == rest.len();
-                if !self.is_envelope(body, scratch) {
+                if !is_envelope(body, doc, simd, tape) {
                     Ok((Framing::Lines, true))
                 } else if single {
                     Ok((Framing::Members, false))
@@ -817,27 +818,42 @@ impl Decoder {
             DocEnd::NotObject => Ok((Framing::Lines, true)),
         }
     }
+}
 
-    /// Whether the JSON document at the start of `b` is an envelope.
-    fn is_envelope(&self, b: &[u8], scratch: &mut Scratch) -> bool {
-        let DocEnd::At(end) = doc_end(b) else { return false };
-        let mut copy = b.get(..end).unwrap_or_default().to_vec();
-        let Ok(tape) = simd_json::to_tape(&mut copy) else { return false };
-        let _ = scratch;
-        let Some(simd_json::Node::Object { len, .. }) = tape.0.first() else {
-            return false;
-        };
-        let mut i = 1;
-        for _ in 0..*len {
-            if let Some(simd_json::Node::String("logEvents" | "messageType")) =
-                tape.0.get(i)
-            {
-                return true;
-            }
-            i += 1 + envelope::node_len(&tape.0, i + 1);
+/// Whether the JSON document at the start of `b` is an envelope (an
+/// object with `logEvents` or `messageType`). Reuses the scratch buffers.
+fn is_envelope(
+    b: &[u8],
+    doc: &mut Vec<u8>,
+    simd: &mut Buffers,
+    tape_slot: &mut Option<Tape<'static>>,
+) -> bool {
+    let DocEnd::At(end) = doc_end(b) else { return false };
+    doc.clear();
+    doc.extend_from_slice(b.get(..end).unwrap_or_default());
+    doc.resize(end + PAD, 0);
+    let mut tape: Tape<'_> =
+        tape_slot.take().unwrap_or_else(Tape::null).reset();
+    let found = simd_json::fill_tape_padded(doc, end, simd, &mut tape).is_ok()
+        && has_envelope_key(&tape.0);
+    *tape_slot = Some(tape.reset());
+    found
+}
+
+fn has_envelope_key(tape: &[simd_json::Node<'_>]) -> bool {
+    let Some(simd_json::Node::Object { len, .. }) = tape.first() else {
+        return false;
+    };
+    let mut i = 1;
+    for _ in 0..*len {
+        if let Some(simd_json::Node::String("logEvents" | "messageType")) =
+            tape.get(i)
+        {
+            return true;
         }
-        false
+        i += 1 + envelope::node_len(tape, i + 1);
     }
+    false
 }
 
 /// Why a framing loop stopped early.
