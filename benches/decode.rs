@@ -89,5 +89,40 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode);
+fn convert(c: &mut Criterion) {
+    use cwl_copy::{
+        ColumnSpec, ConvertScratch, Converter, Dialect, Mapper, ObjectOutput,
+    };
+    let (data, inflated) = corpus();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/specs/integrated_user_log.toml"
+    ))
+    .unwrap();
+    let spec = ColumnSpec::from_toml(&text).unwrap();
+    let mut g = c.benchmark_group("convert/corpus64");
+    g.throughput(Throughput::Bytes(inflated));
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    for dialect in [Dialect::Postgres, Dialect::Redshift] {
+        let conv = Converter::new(
+            Decoder::new(),
+            Mapper::new(&spec, dialect).unwrap(),
+        );
+        let mut scratch = ConvertScratch::new();
+        let mut out = ObjectOutput::default();
+        conv.convert("bench", &data, &mut scratch, &mut out);
+        let rows = out.counts.rows;
+        assert!(rows > 0);
+        g.bench_function(format!("end_to_end/{dialect:?}"), |b| {
+            b.iter(|| {
+                out.clear();
+                conv.convert("bench", &data, &mut scratch, &mut out);
+                assert_eq!(out.counts.rows, rows);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decode, convert);
 criterion_main!(benches);
