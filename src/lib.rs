@@ -3,9 +3,9 @@
 //!
 //! The library follows the data: **decode** (gzip members → CloudWatch Logs
 //! envelopes → [`LogEvent`]s borrowing the inflated buffer), **map** (a
-//! column spec picks fields from each event), **write** (CSV that
-//! PostgreSQL and Redshift `COPY` accept) and, with the `loader` feature,
-//! **load**.
+//! [`ColumnSpec`] compiled into a [`Mapper`] picks fields from each event),
+//! **write** (a [`RowWriter`] appends CSV that PostgreSQL and Redshift
+//! `COPY` accept) and, with the `loader` feature, **load**.
 
 mod convert;
 pub mod corpus;

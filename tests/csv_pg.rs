@@ -193,7 +193,7 @@ source = "j"
 type = "json"
 
 [[columns]]
-name = "say ""hi"""
+name = 'say "hi"'
 source = "@log_group"
 type = "text"
 "#;

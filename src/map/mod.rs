@@ -1,41 +1,14 @@
 //! Map: a [`ColumnSpec`] applied to each [`LogEvent`] gives one CSV row,
-//! or says why not.
-//!
-//! # Values
-//!
-//! A column's `source` is either event metadata (`@timestamp`, `@id`,
-//! `@log_group`, `@log_stream`, `@owner`, `@policy_level`, `@message`,
-//! `@object`, `@member`) or a path into the message JSON (syntax in
-//! `path.rs`: `context.user_id`, `tags[0]`, `"a.b"."c d"`, `["a.b"]`).
-//!
-//! A value is **missing** when the key is absent, when it is JSON `null`,
-//! when the metadata is absent (for example `@id` for line-framed input),
-//! and, with `non_json = "raw"`, for every path when the message is not
-//! JSON. A missing value gives the column's `default` if set; else the
-//! event is rejected if the column is `required`; else NULL.
-//!
-//! A value that does not convert to the column's type is a **mismatch**:
-//! NULL with `on_mismatch = "null"` (the default), a rejected event with
-//! `on_mismatch = "reject"`.
-//!
-//! | type        | accepts                                              | writes |
-//! |-------------|------------------------------------------------------|--------|
-//! | `text`      | anything: strings as is, numbers as their source lexeme, booleans, objects and arrays as compact JSON | the text, at most `max_bytes` bytes (default 65535); `overflow = "truncate"` (default) cuts at a UTF-8 boundary, `"reject"` rejects |
-//! | `int`       | integers in i64 range; floats with no fraction; strings of decimal digits | `itoa` |
-//! | `float`     | finite numbers; strings that parse as finite numbers | shortest round-trip text (`ryu`) |
-//! | `bool`      | `true`, `false`, and those two strings               | `true` / `false` |
-//! | `timestamp` | epoch numbers in `unit` (`"s"`, `"ms"` (default), `"us"`, `"ns"`); RFC 3339 strings with an offset; `@timestamp` | `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), years 1 to 9999 |
-//! | `json`      | anything; strings become JSON strings                | compact JSON (numbers keep their lexeme), at most `max_bytes` (default 1 MiB), else rejected |
-//!
-//! NUL (U+0000) is never written: `nul = "reject"` (default) rejects the
-//! event, `nul = "strip"` drops the character (inside JSON strings too).
+//! or says why not. The spec format and the conversion rules are
+//! documented on [`ColumnSpec`].
 //!
 //! # Number lexemes
 //!
-//! simd-json's tape keeps numbers only as `i64`/`u64`/`f64`. The text of
-//! a number (`1.50`, `1e3`, `-0`, 30 digits) is recovered from stage-1
-//! structural indexes: see `convert::Lexemes`. Where that fails, the
-//! number is written canonically with `itoa`/`ryu` instead.
+//! simd-json's tape keeps numbers only as `i64`/`u64`/`f64`. The source
+//! text of a number (`1.50`, `1e3`, `-0`, 30 digits) is recovered from
+//! stage-1 structural indexes (see `convert::Lexemes`), so `text` and
+//! `json` columns keep it. Where that fails, the number is written
+//! canonically with `itoa`/`ryu` instead.
 
 pub(crate) mod convert;
 pub(crate) mod filter;
@@ -85,7 +58,6 @@ const RS_IDENT_MAX: usize = 127;
 /// assert_eq!(out, b"u1\n");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
 pub struct Mapper {
     dialect: Dialect,
     table: String,
@@ -97,6 +69,17 @@ pub struct Mapper {
     parse: bool,
     /// Some column reads the message JSON.
     columns_need_json: bool,
+}
+
+impl std::fmt::Debug for Mapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapper")
+            .field("dialect", &self.dialect)
+            .field("table", &self.table)
+            .field("filter", &self.filter.is_some())
+            .field("columns", &self.columns.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Buffers [`Mapper::map`] reuses from event to event: once they have

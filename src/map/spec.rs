@@ -40,8 +40,89 @@ pub(crate) const VARCHAR_MAX: u64 = 65_535;
 /// of a Redshift SUPER value.
 pub(crate) const JSON_MAX_DEFAULT: u64 = 1 << 20;
 
-/// A column spec that is valid TOML and consistent; see the module docs
-/// of `cwl_copy` for the format.
+/// A checked column spec: which table, which events, and which columns
+/// from which fields. Read it with [`ColumnSpec::from_toml`], compile it
+/// with [`Mapper::new`](crate::Mapper::new).
+///
+/// # Format
+///
+/// ```toml
+/// table = "integrated_user_log"   # one identifier, quoted in SQL
+/// filter = '{ $.context.log_name = "specific-log" }'  # optional
+/// non_json = "reject"   # or "raw"           (default "reject")
+/// nul = "reject"        # or "strip"         (default "reject")
+///
+/// [[columns]]
+/// name = "event_time"
+/// source = "@timestamp"
+/// type = "timestamp"
+///
+/// [[columns]]
+/// name = "user_id"
+/// source = "context.user_id"
+/// type = "text"
+/// on_mismatch = "null"  # or "reject"        (default "null")
+/// ```
+///
+/// Unknown keys are errors. Column keys:
+///
+/// | key           | meaning |
+/// |---------------|---------|
+/// | `name`        | column name (required) |
+/// | `source`      | `@…` metadata or a JSON path (required) |
+/// | `type`        | `text`, `int`, `float`, `bool`, `timestamp`, `json` (required) |
+/// | `required`    | `true`: a missing value rejects the event |
+/// | `default`     | value used when missing (converted like the type; a TOML datetime or RFC 3339 string or epoch number for `timestamp`, a JSON text string for `json`) |
+/// | `on_mismatch` | `"null"` or `"reject"` for a value of the wrong type |
+/// | `max_bytes`   | `text` (default 65535, the Redshift VARCHAR maximum) and `json` (default 1 MiB) |
+/// | `overflow`    | `text` only: `"truncate"` (default; cut on a UTF-8 boundary) or `"reject"`; a `json` value over `max_bytes` is always rejected |
+/// | `unit`        | `timestamp` only: epoch numbers are `"s"`, `"ms"` (default), `"us"` or `"ns"` |
+///
+/// **Sources.** Metadata: `@timestamp` (epoch ms), `@id`, `@log_group`,
+/// `@log_stream`, `@owner`, `@policy_level`, `@message` (the raw message;
+/// with `type = "json"`, the parsed message), `@object` (S3 key or file),
+/// `@member` (gzip member index). Anything else is a path into the message
+/// JSON:
+///
+/// ```text
+/// path    := ['$'] first rest*          context.user_id   $.a.b
+/// first   := key | bracket              tags[0]           m[0][1]
+/// rest    := '.' key | bracket          "a.b"."c d"       ["a.b"].x
+/// key     := bare | quoted
+/// bare    := one or more characters other than . [ ] " and whitespace
+/// quoted  := '"' (any char but " and \ | '\"' | '\\')* '"'
+/// bracket := '[' digits ']' | '[' quoted ']'
+/// ```
+///
+/// A key starting with `@` or `$` must be quoted (`"@timestamp"`). When
+/// an object repeats a key, the first one counts.
+///
+/// **Missing** means: the key is absent, the value is JSON `null`, the
+/// metadata is absent (`@id` of line-framed input), or, with
+/// `non_json = "raw"`, any path of a message that is not JSON. A missing
+/// value gives `default`, else rejects the event if `required`, else NULL.
+///
+/// **Types.**
+///
+/// | type        | accepts | writes |
+/// |-------------|---------|--------|
+/// | `text`      | strings as is; numbers as their source lexeme; `true`/`false`; objects and arrays as compact JSON | the text |
+/// | `int`       | integers in i64 range (exactly, from the lexeme); floats without fraction (`1e3`); strings of an integer (`"42"`) | decimal |
+/// | `float`     | finite numbers; strings that parse as finite numbers | shortest round-trip text (`ryu`) |
+/// | `bool`      | `true`, `false`, `"true"`, `"false"` | `true` / `false` |
+/// | `timestamp` | epoch numbers in `unit`; RFC 3339 strings with `Z` or an offset (fraction truncated to ms; no leap second) | `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC, years 1 to 9999 only |
+/// | `json`      | anything; a string becomes a JSON string | compact JSON, numbers as their lexeme |
+///
+/// A value the type does not accept is a mismatch: NULL, or a rejected
+/// event with `on_mismatch = "reject"`.
+///
+/// **Non-JSON messages.** When a column (or the filter) reads the message
+/// JSON and the message does not parse: `non_json = "reject"` rejects the
+/// event; `"raw"` keeps it, paths missing, metadata and `@message` kept. A
+/// JSON filter never matches a non-JSON message (the event is filtered).
+///
+/// **NUL.** U+0000 is never written: `nul = "reject"` rejects the event,
+/// `"strip"` drops the character (inside JSON strings too).
 ///
 /// # Example
 ///
