@@ -12,3 +12,6 @@ mod error;
 
 pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
 pub use crate::error::{Error, ErrorKind, Location};
+
+#[cfg(feature = "loader")]
+pub mod load;
