@@ -98,7 +98,7 @@ pub enum ConnError {
     )]
     TlsUnavailable(SslMode),
     /// Connecting or authenticating failed.
-    #[error("connecting to {target}: {source}")]
+    #[error("connecting to {target}: {}", driver_detail(.source))]
     Connect {
         /// The connection target, without password.
         target: String,
@@ -604,6 +604,34 @@ impl fmt::Display for PgSettings {
             " dbname={} user={} sslmode={}",
             self.dbname, self.user, self.sslmode
         )
+    }
+}
+
+/// The server's message with its SQLSTATE, detail and context, or the
+/// driver's message with its cause (e.g. "Connection refused").
+pub(crate) fn driver_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!(
+                "{}: {} ({})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            );
+            if let Some(d) = db.detail() {
+                s.push_str("; DETAIL: ");
+                s.push_str(d);
+            }
+            if let Some(w) = db.where_() {
+                s.push_str("; CONTEXT: ");
+                s.push_str(w);
+            }
+            s
+        }
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 

@@ -65,7 +65,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use super::ledger::{quote_columns, quote_ident, IdentError, LedgerTables};
-use super::pgconn::{ConnError, PgSettings};
+use super::pgconn::{driver_detail, ConnError, PgSettings};
 use super::{ObjectRows, TableName};
 
 /// Largest `CopyData` message sent: big objects go out as zero-copy
@@ -118,7 +118,7 @@ pub enum PgLoadError {
     #[error(transparent)]
     Ident(#[from] IdentError),
     /// A statement failed. `op` names it; `keys` are the batch's objects.
-    #[error("{op} failed for object(s) {keys}: {}", pg_detail(.source))]
+    #[error("{op} failed for object(s) {keys}: {}", driver_detail(.source))]
     Sql {
         /// What was being done (`claim`, `COPY`, `COMMIT`, …).
         op: &'static str,
@@ -166,30 +166,6 @@ pub enum PgLoadError {
         #[source]
         last: Box<PgLoadError>,
     },
-}
-
-/// The server's message with its SQLSTATE and detail, or the driver's.
-fn pg_detail(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{}: {} ({})", db.severity(), db.message(), {
-                db.code().code()
-            });
-            if let Some(d) = db.detail() {
-                s.push_str("; DETAIL: ");
-                s.push_str(d);
-            }
-            if let Some(w) = db.where_() {
-                s.push_str("; CONTEXT: ");
-                s.push_str(w);
-            }
-            s
-        }
-        None => match std::error::Error::source(e) {
-            Some(cause) => format!("{e}: {cause}"),
-            None => e.to_string(),
-        },
-    }
 }
 
 impl PgLoadError {
@@ -402,24 +378,12 @@ struct Conn {
 
 impl Conn {
     async fn client(&mut self) -> Result<&mut Client, PgLoadError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = None;
-            let c = self.settings.connect().await?;
-            self.client = Some(c);
-        }
-        match self.client.as_mut() {
-            Some(c) => Ok(c),
-            None => unreachable_closed(),
-        }
+        let client = match self.client.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => self.settings.connect().await?,
+        };
+        Ok(self.client.insert(client))
     }
-}
-
-/// Never reached (the client was just set); reported as a closed
-/// connection rather than a panic.
-fn unreachable_closed<T>() -> Result<T, PgLoadError> {
-    Err(PgLoadError::Connect(ConnError::Syntax(
-        "internal: connection missing after connect".to_owned(),
-    )))
 }
 
 /// Loads batches into PostgreSQL exactly once. See the module docs.
@@ -483,54 +447,125 @@ fn is_create_race(e: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// Runs `op` until it succeeds, fails for good, or the policy runs out.
-/// Returns the value and the attempts made.
-async fn with_retry<T>(
-    conn: &mut Conn,
-    policy: &RetryPolicy,
-    retries: &mut u64,
-    what: &str,
-    mut op: impl AsyncFnMut(&mut Client, u32) -> Result<T, PgLoadError>,
-) -> Result<(T, u32), PgLoadError> {
-    let start = Instant::now();
-    let mut backoff = policy.initial_backoff;
-    let mut attempt = 0u32;
-    loop {
-        attempt = attempt.saturating_add(1);
-        let result = match conn.client().await {
-            Ok(client) => op(client, attempt).await,
-            Err(e) => Err(e),
-        };
-        let err = match result {
-            Ok(v) => return Ok((v, attempt)),
-            Err(e) if !e.is_transient() => return Err(e),
-            Err(e) => e,
-        };
+/// Retry bookkeeping for one operation.
+struct Retry {
+    policy: RetryPolicy,
+    start: Instant,
+    backoff: Duration,
+    attempt: u32,
+}
+
+impl Retry {
+    fn new(policy: &RetryPolicy) -> Retry {
+        Retry {
+            policy: *policy,
+            start: Instant::now(),
+            backoff: policy.initial_backoff,
+            attempt: 0,
+        }
+    }
+
+    fn next_attempt(&mut self) -> u32 {
+        self.attempt = self.attempt.saturating_add(1);
+        self.attempt
+    }
+
+    /// After a failed attempt: `Err` to give up with, or `Ok` once the
+    /// backoff has passed and the next attempt may start.
+    async fn failed(
+        &mut self,
+        conn: &mut Conn,
+        retries: &mut u64,
+        what: &str,
+        err: PgLoadError,
+    ) -> Result<(), PgLoadError> {
+        if !err.is_transient() {
+            return Err(err);
+        }
         // A broken connection is replaced on the next attempt; a live one
         // (deadlock, serialization failure) is reused.
         if conn.client.as_ref().is_some_and(Client::is_closed) {
             conn.client = None;
         }
-        let elapsed = start.elapsed();
-        if attempt >= policy.max_attempts.max(1)
-            || elapsed.saturating_add(backoff) > policy.max_elapsed
+        let elapsed = self.start.elapsed();
+        if self.attempt >= self.policy.max_attempts.max(1)
+            || elapsed.saturating_add(self.backoff) > self.policy.max_elapsed
         {
             return Err(PgLoadError::RetriesExhausted {
-                attempts: attempt,
+                attempts: self.attempt,
                 elapsed,
                 last: Box::new(err),
             });
         }
         tracing::warn!(
-            attempt,
-            backoff_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+            attempt = self.attempt,
+            backoff_ms =
+                u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
             error = %err,
             "{what}: transient failure, retrying"
         );
         *retries = retries.saturating_add(1);
-        tokio::time::sleep(backoff).await;
-        backoff = backoff.saturating_mul(2).min(policy.max_backoff);
+        tokio::time::sleep(self.backoff).await;
+        self.backoff =
+            self.backoff.saturating_mul(2).min(self.policy.max_backoff);
+        Ok(())
     }
+}
+
+/// Runs `$op` (an expression using the client `$c` and the attempt
+/// number `$n`, giving a future of `Result<T, PgLoadError>`) until it
+/// succeeds, fails for good, or the policy runs out. Evaluates to
+/// `Result<(T, attempts), PgLoadError>`.
+///
+/// A macro rather than a function taking an async closure: that keeps
+/// the caller's future `Send` (higher-ranked closure lifetimes defeat the
+/// auto-trait inference).
+macro_rules! retrying {
+    ($conn:expr, $policy:expr, $retries:expr, $what:expr,
+     |$c:ident, $n:ident| $op:expr) => {{
+        let mut retry = Retry::new($policy);
+        loop {
+            let $n = retry.next_attempt();
+            let result = match $conn.client().await {
+                Ok($c) => $op.await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(v) => break Ok((v, $n)),
+                Err(e) => {
+                    if let Err(e) =
+                        retry.failed(&mut $conn, $retries, $what, e).await
+                    {
+                        break Err(e);
+                    }
+                }
+            }
+        }
+    }};
+}
+
+async fn run_ddl(c: &mut Client, stmts: &[String]) -> Result<(), PgLoadError> {
+    for stmt in stmts {
+        if let Err(e) = c.batch_execute(stmt).await {
+            if !is_create_race(&e) {
+                return Err(sql_err("DDL", &[])(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn lookup_keys(
+    c: &mut Client,
+    sql: &str,
+    keys: &[String],
+) -> Result<HashSet<String>, PgLoadError> {
+    let rows =
+        c.query(sql, &[&keys]).await.map_err(sql_err("ledger lookup", &[]))?;
+    rows.iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<HashSet<String>, _>>()
+        .map_err(sql_err("ledger lookup", &[]))
 }
 
 impl PgLoader {
@@ -551,10 +586,13 @@ impl PgLoader {
             retries: 0,
         };
         let PgLoader { conn, options, retries } = &mut loader;
-        with_retry(conn, &options.retry, retries, "connect", async |_, _| {
-            Ok(())
-        })
-        .await?;
+        let _: ((), u32) = retrying!(
+            *conn,
+            &options.retry,
+            retries,
+            "connect",
+            |_c, _n| std::future::ready(Ok(()))
+        )?;
         Ok(loader)
     }
 
@@ -586,17 +624,13 @@ impl PgLoader {
     pub async fn ensure_ledger(&mut self) -> Result<(), PgLoadError> {
         let ddl = self.options.tables.ddl();
         let PgLoader { conn, options, retries } = self;
-        with_retry(conn, &options.retry, retries, "ledger DDL", async |c, _| {
-            for stmt in &ddl {
-                if let Err(e) = c.batch_execute(stmt).await {
-                    if !is_create_race(&e) {
-                        return Err(sql_err("ledger DDL", &[])(e));
-                    }
-                }
-            }
-            Ok(())
-        })
-        .await?;
+        let _: ((), u32) = retrying!(
+            *conn,
+            &options.retry,
+            retries,
+            "ledger DDL",
+            |c, _n| run_ddl(c, &ddl)
+        )?;
         Ok(())
     }
 
@@ -609,16 +643,15 @@ impl PgLoader {
     ///
     /// [`PgLoadError::Sql`] if it fails.
     pub async fn create_table(&mut self, sql: &str) -> Result<(), PgLoadError> {
+        let stmts = [sql.to_owned()];
         let PgLoader { conn, options, retries } = self;
-        with_retry(conn, &options.retry, retries, "create table", async |c, _| {
-            match c.batch_execute(sql).await {
-                Err(e) if !is_create_race(&e) => {
-                    Err(sql_err("create table", &[])(e))
-                }
-                _ => Ok(()),
-            }
-        })
-        .await?;
+        let _: ((), u32) = retrying!(
+            *conn,
+            &options.retry,
+            retries,
+            "create table",
+            |c, _n| run_ddl(c, &stmts)
+        )?;
         Ok(())
     }
 
@@ -665,23 +698,13 @@ impl PgLoader {
         }
         let sql = self.options.tables.loaded_sql();
         let PgLoader { conn, options, retries } = self;
-        let (set, _) = with_retry(
-            conn,
+        let (set, _) = retrying!(
+            *conn,
             &options.retry,
             retries,
             "ledger lookup",
-            async |c, _| {
-                let rows = c
-                    .query(&sql, &[&keys])
-                    .await
-                    .map_err(sql_err("ledger lookup", &[]))?;
-                rows.iter()
-                    .map(|r| r.try_get::<_, String>(0))
-                    .collect::<Result<HashSet<String>, _>>()
-                    .map_err(sql_err("ledger lookup", &[]))
-            },
-        )
-        .await?;
+            |c, _n| lookup_keys(c, &sql, keys)
+        )?;
         Ok(set)
     }
 
@@ -721,17 +744,13 @@ impl PgLoader {
         let batch_id = new_batch_id();
         let PgLoader { conn, options, retries } = self;
         let tables = &options.tables;
-        let (mut outcome, attempts) = with_retry(
-            conn,
+        let (mut outcome, attempts) = retrying!(
+            *conn,
             &options.retry,
             retries,
             "load batch",
-            async |client, attempt| {
-                try_load(client, tables, target, &objects, &batch_id, attempt)
-                    .await
-            },
-        )
-        .await?;
+            |c, n| try_load(c, tables, target, &objects, &batch_id, n)
+        )?;
         outcome.skipped_duplicate.extend(repeated);
         outcome.attempts = attempts;
         Ok(outcome)
