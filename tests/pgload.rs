@@ -164,10 +164,8 @@ fn objects(n: u64) -> Vec<ObjectRows> {
 }
 
 fn summary_of(seen: usize, outcomes: &[&BatchOutcome]) -> LoadSummary {
-    let mut s = LoadSummary {
-        objects_seen: seen as u64,
-        ..LoadSummary::default()
-    };
+    let mut s =
+        LoadSummary { objects_seen: seen as u64, ..LoadSummary::default() };
     for o in outcomes {
         s.add_batch(o);
     }
@@ -233,7 +231,10 @@ async fn batch_loads_with_ledger() {
     let msg: String = f
         .admin
         .query_one(
-            &format!("SELECT message FROM {} WHERE event_id = 'ev0'", f.t("events")),
+            &format!(
+                "SELECT message FROM {} WHERE event_id = 'ev0'",
+                f.t("events")
+            ),
             &[],
         )
         .await
@@ -368,7 +369,9 @@ async fn concurrent_tasks_never_both_commit_a_key() {
                 let mut o = o.clone();
                 o.key = format!("r{round}/{}", o.key);
                 let csv = String::from_utf8(o.csv.to_vec()).unwrap();
-                o.csv = Bytes::from(csv.replace("\"logs/", &format!("\"r{round}/logs/")));
+                o.csv = Bytes::from(
+                    csv.replace("\"logs/", &format!("\"r{round}/logs/")),
+                );
                 o
             })
             .collect();
@@ -444,10 +447,11 @@ async fn concurrent_processes_never_both_commit_a_key() {
     let mut loaded = 0;
     let mut skipped = 0;
     for child in children {
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
+        let out =
+            tokio::task::spawn_blocking(move || child.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "child failed:\n{stdout}");
         let line = stdout
@@ -459,6 +463,7 @@ async fn concurrent_processes_never_both_commit_a_key() {
             .skip(1)
             .map(|kv| kv.split_once('=').unwrap().1.parse().unwrap())
             .collect();
+        println!("child: {line}");
         loaded += nums[0];
         skipped += nums[1];
     }
@@ -515,7 +520,10 @@ async fn failed_copy_rolls_back_the_claim() {
         &["object".to_owned()],
     )
     .unwrap();
-    let e = loader.load_batch(&[good.clone()], &missing).await.unwrap_err();
+    let e = loader
+        .load_batch(std::slice::from_ref(&good), &missing)
+        .await
+        .unwrap_err();
     assert_eq!(e.sqlstate(), Some("42P01"), "{e}");
     assert_eq!(loader.retries(), 0);
 
@@ -535,10 +543,8 @@ async fn dedup_events_skips_present_ids() {
     loader.ensure_unique_index(&target).await.unwrap();
     loader.ensure_unique_index(&target).await.unwrap();
 
-    let first = loader
-        .load_batch(&[object("a.gz", 5, 1)], &target)
-        .await
-        .unwrap();
+    let first =
+        loader.load_batch(&[object("a.gz", 5, 1)], &target).await.unwrap();
     assert_eq!((first.rows_inserted, first.duplicate_events), (5, 0));
 
     // ev3..ev8 (ev3-ev5 present) and ev8..ev9 (ev8 twice in the batch).
@@ -562,7 +568,10 @@ async fn dedup_events_skips_present_ids() {
     // Defaults of columns the CSV leaves out still apply.
     let null_ts = count(
         &f.admin,
-        &format!("SELECT count(*) FROM {} WHERE loaded_at IS NULL", f.t("events")),
+        &format!(
+            "SELECT count(*) FROM {} WHERE loaded_at IS NULL",
+            f.t("events")
+        ),
     )
     .await;
     assert_eq!(null_ts, 0);
@@ -700,4 +709,42 @@ async fn passwords_stay_out_of_errors_and_debug() {
         let shown = format!("{loader:?} {}", loader.settings());
         assert!(!shown.contains(secret), "{shown}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_batch_commits_nothing() {
+    let f = Fixture::new("abandon").await;
+    let app = unique("app");
+    let mut loader = f.loader(&app).await;
+    let objs = objects(4);
+
+    let mut locker = admin().await;
+    let tx = locker.transaction().await.unwrap();
+    tx.batch_execute(&format!(
+        "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+        f.t("events")
+    ))
+    .await
+    .unwrap();
+    {
+        // Drop the batch's future while its COPY waits (after the claim).
+        let fut = loader.load_batch(&objs, &f.target);
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => panic!("the COPY should wait: {r:?}"),
+            _ = backend_waiting_on_lock(&f.admin, &app) => {}
+        }
+    }
+    tx.rollback().await.unwrap();
+
+    // Nothing of it committed: the same objects load in full, on a fresh
+    // connection.
+    let out = loader.load_batch(&objs, &f.target).await.unwrap();
+    assert_eq!(out.loaded.len(), 4, "{out:?}");
+    assert_eq!(out.attempts, 1);
+    let by_object = f.rows_by_object().await;
+    for o in &objs {
+        assert_eq!(by_object[&o.key], o.rows as i64, "{}", o.key);
+    }
+    assert_eq!(f.count("cwl_copy_ledger").await, 4);
 }

@@ -294,7 +294,8 @@ impl Params {
         if let Some(v) = self.get(key) {
             return Some((v.to_owned(), Source::Conninfo));
         }
-        let var = KEYS.iter().find(|(k, _)| *k == key).and_then(|(_, e)| *e)?;
+        let var =
+            KEYS.iter().find(|(k, _)| *k == key).and_then(|(_, e)| *e)?;
         env(var).filter(|v| !v.is_empty()).map(|v| (v, Source::Env))
     }
 }
@@ -398,8 +399,7 @@ impl PgSettings {
         }
         let sslrootcert =
             params.get_or_env("sslrootcert", env).map(|(p, _)| p.into());
-        let connect_timeout = match params.get_or_env("connect_timeout", env)
-        {
+        let connect_timeout = match params.get_or_env("connect_timeout", env) {
             Some((t, src)) => parse_timeout(&t, src)?,
             None => None,
         };
@@ -565,14 +565,13 @@ impl PgSettings {
     ///
     /// [`ConnError::Connect`] naming the target (without password).
     pub async fn connect(&self) -> Result<tokio_postgres::Client, ConnError> {
-        let (client, connection) = self
-            .to_config()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|source| ConnError::Connect {
-                target: self.to_string(),
-                source,
-            })?;
+        let (client, connection) =
+            self.to_config().connect(tokio_postgres::NoTls).await.map_err(
+                |source| ConnError::Connect {
+                    target: self.to_string(),
+                    source,
+                },
+            )?;
         let target = self.to_string();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -772,25 +771,25 @@ fn parse_url(rest: &str) -> Result<Params, ConnError> {
         let mut hosts = Vec::new();
         let mut ports = Vec::new();
         for spec in hostlist.split(',') {
-            let (host, port) = if let Some(v6) = spec.strip_prefix('[') {
-                let Some((addr, after)) = v6.split_once(']') else {
-                    return Err(ConnError::Syntax(
-                        "unmatched \"[\" in an IPv6 host in the URL".to_owned(),
-                    ));
-                };
-                match after.strip_prefix(':') {
-                    Some(p) => (addr, p),
-                    None if after.is_empty() => (addr, ""),
-                    None => {
+            let (host, port) =
+                if let Some(v6) = spec.strip_prefix('[') {
+                    let Some((addr, after)) = v6.split_once(']') else {
                         return Err(ConnError::Syntax(
+                            "unmatched \"[\" in an IPv6 host in the URL"
+                                .to_owned(),
+                        ));
+                    };
+                    match after.strip_prefix(':') {
+                        Some(p) => (addr, p),
+                        None if after.is_empty() => (addr, ""),
+                        None => return Err(ConnError::Syntax(
                             "unexpected text after an IPv6 host in the URL"
                                 .to_owned(),
-                        ))
+                        )),
                     }
-                }
-            } else {
-                spec.split_once(':').unwrap_or((spec, ""))
-            };
+                } else {
+                    spec.split_once(':').unwrap_or((spec, ""))
+                };
             hosts.push(percent_decode(host, "host")?);
             ports.push(percent_decode(port, "port")?);
         }
@@ -824,7 +823,9 @@ fn parse_url(rest: &str) -> Result<Params, ConnError> {
 /// (the text itself is never echoed).
 fn percent_decode(s: &str, what: &str) -> Result<String, ConnError> {
     let bad = || {
-        ConnError::Syntax(format!("invalid percent-encoding in the URL {what}"))
+        ConnError::Syntax(format!(
+            "invalid percent-encoding in the URL {what}"
+        ))
     };
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -1013,7 +1014,10 @@ mod tests {
     fn pgpass_wildcards() {
         let f = PassFile::parse("*:*:*:loader:any\n*:5433:*:*:port5433\n");
         assert_eq!(f.lookup("h", "1", "d", "loader").as_deref(), Some("any"));
-        assert_eq!(f.lookup("h", "5433", "d", "x").as_deref(), Some("port5433"));
+        assert_eq!(
+            f.lookup("h", "5433", "d", "x").as_deref(),
+            Some("port5433")
+        );
         assert_eq!(f.lookup("h", "5432", "d", "x"), None);
         // `*` is a wildcard only as a whole field.
         let f = PassFile::parse("db*:*:*:*:pw\n");
@@ -1056,29 +1060,42 @@ mod tests {
         let path = dir.join("pgpass");
         std::fs::write(&path, "*:*:*:*:secret\n").unwrap();
 
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         assert!(PassFile::load(&path).is_none(), "world-readable is ignored");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))
-            .unwrap();
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
         assert!(PassFile::load(&path).is_none(), "group-readable is ignored");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         let f = PassFile::load(&path).unwrap();
         assert_eq!(f.lookup("h", "1", "d", "u").as_deref(), Some("secret"));
         assert!(PassFile::load(&dir).is_none(), "a directory is ignored");
         assert!(PassFile::load(&dir.join("missing")).is_none());
 
         // Through resolve: PGPASSFILE, then the settings use it.
-        let env = env_of(&[
-            ("PGPASSFILE", path.to_str().unwrap()),
-            ("PGUSER", "u"),
-        ]);
+        let env =
+            env_of(&[("PGPASSFILE", path.to_str().unwrap()), ("PGUSER", "u")]);
         let s = PgSettings::resolve_with_env("host=h", &env).unwrap();
-        assert_eq!(s.password_source(), &PasswordSource::Passfile(path.clone()));
+        assert_eq!(
+            s.password_source(),
+            &PasswordSource::Passfile(path.clone())
+        );
         assert_eq!(s.to_config().get_password(), Some(&b"secret"[..]));
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604))
-            .unwrap();
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(0o604),
+        )
+        .unwrap();
         let s = PgSettings::resolve_with_env("host=h", &env).unwrap();
         assert_eq!(s.password_source(), &PasswordSource::None);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1146,8 +1163,9 @@ mod tests {
             PgSettings::resolve_with_env("hots=h", &env),
             Err(ConnError::UnknownOption(k)) if k == "hots"
         ));
-        assert!(PgSettings::resolve_with_env("host=a,b,c port=1,2", &env)
-            .is_err());
+        assert!(
+            PgSettings::resolve_with_env("host=a,b,c port=1,2", &env).is_err()
+        );
     }
 
     #[test]
@@ -1182,12 +1200,14 @@ mod tests {
         assert_eq!(s.sslmode(), SslMode::Prefer);
 
         // Defaults: user from USER, dbname = user, localhost:5432.
-        let s =
-            PgSettings::resolve_with_env("", &env_of(&[("USER", "me")]))
-                .unwrap();
+        let s = PgSettings::resolve_with_env("", &env_of(&[("USER", "me")]))
+            .unwrap();
         assert_eq!((s.user(), s.dbname()), ("me", "me"));
-        assert_eq!(s.to_string(), "host=localhost port=5432 dbname=me \
-                                   user=me sslmode=prefer");
+        assert_eq!(
+            s.to_string(),
+            "host=localhost port=5432 dbname=me \
+                                   user=me sslmode=prefer"
+        );
         assert!(matches!(
             PgSettings::resolve_with_env("", &env_of(&[])),
             Err(ConnError::NoUser)
@@ -1202,11 +1222,9 @@ mod tests {
     fn tls_modes_that_need_tls_fail_clearly() {
         let env = env_of(&[("USER", "u")]);
         for mode in ["require", "verify-ca", "verify-full"] {
-            let e = PgSettings::resolve_with_env(
-                &format!("sslmode={mode}"),
-                &env,
-            )
-            .unwrap_err();
+            let e =
+                PgSettings::resolve_with_env(&format!("sslmode={mode}"), &env)
+                    .unwrap_err();
             assert!(matches!(e, ConnError::TlsUnavailable(_)));
             assert!(e.to_string().contains(mode), "{e}");
         }

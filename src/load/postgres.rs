@@ -44,7 +44,7 @@
 //! Transient failures (connection refused, reset or closed; SQLSTATE class
 //! `08`; `57P01`–`57P03` server shutdown; `53300` too many connections;
 //! `40001` serialization failure; `40P01` deadlock) roll the transaction
-//! back; the loader reconnects if needed, waits with exponential backoff
+//! back; the loader reconnects, waits with exponential backoff
 //! and retries the whole batch, within [`RetryPolicy`]. The transaction
 //! guarantees no partial batch. If a `COMMIT`'s reply is lost, the retry
 //! finds the keys already in the ledger under the same batch id and counts
@@ -371,18 +371,41 @@ pub struct BatchOutcome {
 }
 
 /// A connection that reopens itself.
+///
+/// A connection is used again only after an operation on it succeeded.
+/// After any failure, or if an operation's future was dropped midway
+/// (`busy` still set), it is replaced: a failed or abandoned `COPY` can
+/// leave the protocol out of step (tokio-postgres answers a `COPY` that
+/// failed to start with `CopyFail` + `Sync`, whose extra `ReadyForQuery`
+/// the next query would receive).
 struct Conn {
     settings: PgSettings,
     client: Option<Client>,
+    busy: bool,
 }
 
 impl Conn {
+    /// The client for the next operation, reconnecting if needed; marks
+    /// the connection busy until [`Conn::done`].
     async fn client(&mut self) -> Result<&mut Client, PgLoadError> {
+        let reuse = !self.busy;
         let client = match self.client.take() {
-            Some(c) if !c.is_closed() => c,
+            Some(c) if reuse && !c.is_closed() => c,
             _ => self.settings.connect().await?,
         };
+        self.busy = true;
         Ok(self.client.insert(client))
+    }
+
+    /// The operation succeeded: the connection may be reused.
+    fn done(&mut self) {
+        self.busy = false;
+    }
+
+    /// The operation failed: the next one reconnects.
+    fn discard(&mut self) {
+        self.client = None;
+        self.busy = false;
     }
 }
 
@@ -479,13 +502,9 @@ impl Retry {
         what: &str,
         err: PgLoadError,
     ) -> Result<(), PgLoadError> {
+        conn.discard();
         if !err.is_transient() {
             return Err(err);
-        }
-        // A broken connection is replaced on the next attempt; a live one
-        // (deadlock, serialization failure) is reused.
-        if conn.client.as_ref().is_some_and(Client::is_closed) {
-            conn.client = None;
         }
         let elapsed = self.start.elapsed();
         if self.attempt >= self.policy.max_attempts.max(1)
@@ -531,7 +550,10 @@ macro_rules! retrying {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(v) => break Ok((v, $n)),
+                Ok(v) => {
+                    $conn.done();
+                    break Ok((v, $n));
+                }
                 Err(e) => {
                     if let Err(e) =
                         retry.failed(&mut $conn, $retries, $what, e).await
@@ -581,18 +603,15 @@ impl PgLoader {
         options: LoaderOptions,
     ) -> Result<PgLoader, PgLoadError> {
         let mut loader = PgLoader {
-            conn: Conn { settings, client: None },
+            conn: Conn { settings, client: None, busy: false },
             options,
             retries: 0,
         };
         let PgLoader { conn, options, retries } = &mut loader;
-        let _: ((), u32) = retrying!(
-            *conn,
-            &options.retry,
-            retries,
-            "connect",
-            |_c, _n| std::future::ready(Ok(()))
-        )?;
+        let _: ((), u32) =
+            retrying!(*conn, &options.retry, retries, "connect", |_c, _n| {
+                std::future::ready(Ok(()))
+            })?;
         Ok(loader)
     }
 
@@ -642,7 +661,10 @@ impl PgLoader {
     /// # Errors
     ///
     /// [`PgLoadError::Sql`] if it fails.
-    pub async fn create_table(&mut self, sql: &str) -> Result<(), PgLoadError> {
+    pub async fn create_table(
+        &mut self,
+        sql: &str,
+    ) -> Result<(), PgLoadError> {
         let stmts = [sql.to_owned()];
         let PgLoader { conn, options, retries } = self;
         let _: ((), u32) = retrying!(
@@ -812,7 +834,8 @@ struct QuarantineArrays<'a> {
 impl<'a> QuarantineArrays<'a> {
     fn push_object(&mut self, o: &'a ObjectRows) -> Result<(), PgLoadError> {
         let k = o.key.as_str();
-        let opt = |what, v: Option<u64>| v.map(|v| to_i64(k, what, v)).transpose();
+        let opt =
+            |what, v: Option<u64>| v.map(|v| to_i64(k, what, v)).transpose();
         for r in &o.rejects {
             self.keys.push(k);
             self.members.push(opt("member", r.member)?);
@@ -844,7 +867,8 @@ async fn try_load(
     batch_id: &str,
     attempt: u32,
 ) -> Result<BatchOutcome, PgLoadError> {
-    let all_keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+    let all_keys: Vec<String> =
+        objects.iter().map(|o| o.key.clone()).collect();
     let err = |op| sql_err(op, &all_keys);
     let arrays = ClaimArrays::new(objects)?;
 
@@ -1057,7 +1081,8 @@ mod tests {
             c.copy_sql(&c.table.to_string()),
             "COPY \"s\".\"T\" (\"a\", \"b\"\"c\") FROM STDIN WITH (FORMAT csv)"
         );
-        assert!(CopyTarget::new(TableName::new(None, "t").unwrap(), &[])
-            .is_err());
+        assert!(
+            CopyTarget::new(TableName::new(None, "t").unwrap(), &[]).is_err()
+        );
     }
 }

@@ -99,8 +99,9 @@ impl LoadSummary {
             self.duplicate_events.saturating_add(b.duplicate_events);
         self.errors = self.errors.saturating_add(b.errors);
         self.batches = self.batches.saturating_add(1);
-        self.retries =
-            self.retries.saturating_add(u64::from(b.attempts.saturating_sub(1)));
+        self.retries = self
+            .retries
+            .saturating_add(u64::from(b.attempts.saturating_sub(1)));
     }
 
     /// Checks that every event of the loaded objects was inserted,
@@ -111,14 +112,10 @@ impl LoadSummary {
     ///
     /// [`ReconcileError`] naming the totals that disagree.
     pub fn reconcile(&self) -> Result<(), ReconcileError> {
-        let accounted = [
-            self.rows,
-            self.filtered,
-            self.rejected,
-            self.duplicate_events,
-        ]
-        .iter()
-        .try_fold(0u64, |a, b| a.checked_add(*b));
+        let accounted =
+            [self.rows, self.filtered, self.rejected, self.duplicate_events]
+                .iter()
+                .try_fold(0u64, |a, b| a.checked_add(*b));
         if accounted != Some(self.events) {
             return Err(ReconcileError::Events {
                 events: self.events,
