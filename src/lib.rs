@@ -25,3 +25,6 @@ pub use crate::map::{
     ColumnSpec, MapOutcome, MapScratch, Mapper, Reject, SpecError,
 };
 pub use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};
+
+#[cfg(feature = "loader")]
+pub mod load;
