@@ -23,6 +23,9 @@ use rayon::prelude::*;
 // mimalloc: many short-lived per-object buffers across rayon threads;
 // glibc malloc's per-thread arenas grow RSS there. Binary only: the
 // library never picks an allocator for its users.
+#[cfg(feature = "loader")]
+mod load_cmd;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -38,7 +41,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct DecodeOpts {
+pub(crate) struct DecodeOpts {
     /// Input layout: auto, gzip, gzip-over-gzip, json, lines.
     #[arg(long, default_value = "auto", value_parser = parse_variant)]
     variant: Variant,
@@ -51,7 +54,7 @@ struct DecodeOpts {
 }
 
 impl DecodeOpts {
-    fn decoder(&self) -> Decoder {
+    pub(crate) fn decoder(&self) -> Decoder {
         DecoderBuilder::new()
             .variant(self.variant)
             .max_member_bytes(self.max_member_bytes)
@@ -74,6 +77,10 @@ fn parse_dialect(s: &str) -> Result<Dialect, String> {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load objects into PostgreSQL exactly once: merged COPY batches, a
+    /// ledger row per object in the same transaction.
+    #[cfg(feature = "loader")]
+    Load(Box<load_cmd::LoadArgs>),
     /// Convert objects to CSV rows for COPY, with a column spec.
     Convert {
         #[command(flatten)]
@@ -148,6 +155,14 @@ fn init_tracing() {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "loader")]
+        Command::Load(args) => match load_cmd::run(&args) {
+            Err(e) if e.is::<Usage>() => {
+                eprintln!("cwl-copy: error: {e:#}");
+                Ok(ExitCode::from(2))
+            }
+            r => r,
+        },
         Command::Decode { opts, summary_json, paths } => {
             decode(&opts, summary_json.as_deref(), &paths)
         }
@@ -175,7 +190,7 @@ fn run() -> Result<ExitCode> {
 
 /// Every file under `paths`, directories walked recursively, each
 /// directory's entries in sorted order.
-fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(walk_rooted(paths)?.into_iter().map(|(p, _)| p).collect())
 }
 
@@ -359,7 +374,7 @@ struct ConvertArgs {
 
 /// A usage error: exit code 2.
 #[derive(Debug)]
-struct Usage(String);
+pub(crate) struct Usage(pub(crate) String);
 
 impl std::fmt::Display for Usage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -353,7 +353,7 @@ impl Mapper {
     #[must_use = "this builds a string and has no other effect"]
     pub fn create_table_sql(&self) -> String {
         let pg = self.dialect == Dialect::Postgres;
-        let mut s = String::from("CREATE TABLE ");
+        let mut s = String::from("CREATE TABLE IF NOT EXISTS ");
         push_ident(&mut s, &self.table);
         s.push_str(" (");
         for (i, c) in self.columns.iter().enumerate() {

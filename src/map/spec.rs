@@ -418,6 +418,22 @@ impl ColumnSpec {
         &self.table
     }
 
+    /// Loads into `name` instead of the spec's `table` (the CLI's
+    /// `--table`).
+    pub fn set_table(&mut self, name: &str) {
+        name.clone_into(&mut self.table);
+    }
+
+    /// The first column whose source is `@id`: the natural key for
+    /// event-level deduplication.
+    #[must_use]
+    pub fn id_column(&self) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|c| c.source == Source::Meta(Meta::Id))
+            .map(|c| c.name.as_str())
+    }
+
     /// The column names, in order.
     pub fn column_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.columns.iter().map(|c| c.name.as_str())

@@ -567,7 +567,7 @@ type = "json"
     );
     assert_eq!(
         m.create_table_sql(),
-        "CREATE TABLE \"t\" (\n  \"when\" timestamptz,\n  \"say \"\"hi\"\"\" text,\n  \
+        "CREATE TABLE IF NOT EXISTS \"t\" (\n  \"when\" timestamptz,\n  \"say \"\"hi\"\"\" text,\n  \
          \"n\" bigint,\n  \"f\" double precision,\n  \"b\" boolean,\n  \"j\" jsonb\n)"
     );
     let spec = ColumnSpec::from_toml(
@@ -585,7 +585,7 @@ type = "json"
     );
     assert_eq!(
         rs.create_table_sql(),
-        "CREATE TABLE \"t\" (\n  \"a\" varchar(65535),\n  \"b\" varchar(10),\n  \
+        "CREATE TABLE IF NOT EXISTS \"t\" (\n  \"a\" varchar(65535),\n  \"b\" varchar(10),\n  \
          \"j\" super,\n  \"f\" float8\n)"
     );
 }
