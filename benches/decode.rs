@@ -1,1 +1,3 @@
+//! Criterion benchmarks: one group per pipeline stage.
+
 fn main() {}

@@ -1,1 +1,3 @@
+//! The `cwl-copy` command-line tool.
+
 fn main() {}

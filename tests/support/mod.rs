@@ -6,8 +6,9 @@
 //! the suite. Every test gets its own schema, bucket and queue, so tests run
 //! in parallel against the same servers.
 
-// Each test module uses a different subset of these helpers.
-#![allow(dead_code)]
+// Each test module uses a different subset of these helpers, and a helper
+// fails the test calling it by panicking with a message saying why.
+#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
