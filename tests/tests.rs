@@ -1,4 +1,5 @@
-//! Integration tests: one binary, a module per topic.
+//! The one integration test binary: a module per topic. Run it with
+//! `./test.sh`, which provisions the services the tests need.
 
 // Test helpers outside `#[test]` functions fail loudly too
 // (clippy.toml's allow-*-in-tests covers only the test functions).
@@ -10,9 +11,13 @@ mod decode;
 mod decode_prop;
 mod fuzz_corpus;
 
-// Tests that need PostgreSQL (the `loader` feature, and a server: see
-// `./test.sh`, which provisions one).
+// Tests that need PostgreSQL or moto (the `loader` feature, and the
+// servers `./test.sh` provisions).
 #[cfg(feature = "loader")]
 mod csv_pg;
 #[cfg(feature = "loader")]
 mod pgload;
+#[cfg(feature = "loader")]
+mod services;
+#[cfg(feature = "loader")]
+mod support;

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, the decoder-only build, and
+# every test (unit, integration, doc), against a throwaway PostgreSQL 15
+# server and a moto (S3/SQS emulator) server that this script provisions on
+# free ports on 127.0.0.1 and tears down on exit, failure or Ctrl-C.
+#
+#     ./test.sh                  # everything
+#     ./test.sh loader_pg        # extra args go to both `cargo test` calls
+#
+# Needs: Debian 12 (or similar), Rust stable, python3 with pip. Installs
+# PostgreSQL 15 with apt-get if its binaries are missing (as root) and the
+# pinned moto[server] with pip if it is missing or a different version.
+#
+# Environment knobs:
+#   PYTHON                python interpreter for moto (default: python3)
+#   CWL_TEST_KEEP_TMP=1   keep the temp dir (data dir, server logs) on exit
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+readonly PG_BIN=/usr/lib/postgresql/15/bin
+readonly MOTO_VERSION=5.2.1
+readonly START_TIMEOUT_S=60
+
+section() {
+    printf '\n\033[1m==> %s\033[0m  (t=%ss)\n' "$*" "$SECONDS"
+}
+die() {
+    printf 'test.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+as_root() {
+    if [[ $(id -u) == 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root to run: $*"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# Provisioning: PostgreSQL 15 binaries, moto[server], rustfmt/clippy.
+# ---------------------------------------------------------------------------
+section "Provisioning tools"
+
+if [[ ! -x $PG_BIN/initdb ]]; then
+    echo "PostgreSQL 15 not found at $PG_BIN; installing with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    # Don't let the package create and start its own cluster on :5432.
+    as_root mkdir -p /etc/postgresql-common
+    echo 'create_main_cluster = false' |
+        as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends postgresql-15 ||
+        as_root apt-get install -y -q --no-install-recommends postgresql
+    [[ -x $PG_BIN/initdb ]] || die "no $PG_BIN/initdb after installing"
+fi
+echo "postgres: $("$PG_BIN/postgres" --version)"
+
+PYTHON=${PYTHON:-python3}
+moto_version() {
+    # Importing moto.server checks the [server] extras (flask, ...) too.
+    "$PYTHON" -c 'import importlib.metadata as m, moto.server
+print(m.version("moto"))' 2>/dev/null || true
+}
+if [[ $(moto_version) != "$MOTO_VERSION" ]]; then
+    echo "installing moto[server]==$MOTO_VERSION"
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+        --no-input "moto[server]==$MOTO_VERSION"
+    [[ $(moto_version) == "$MOTO_VERSION" ]] ||
+        die "moto[server]==$MOTO_VERSION did not import after pip install"
+fi
+# The real interpreter, not a pyenv shim, so $! is the server's pid.
+PY=$("$PYTHON" -c 'import sys; print(sys.executable)')
+echo "moto: $MOTO_VERSION ($PY)"
+
+if ! cargo fmt --version >/dev/null 2>&1 ||
+    ! cargo clippy --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null || die "cargo fmt/clippy missing, no rustup"
+    rustup component add rustfmt clippy
+fi
+
+# ---------------------------------------------------------------------------
+# Services, torn down by the EXIT trap whatever happens next.
+# ---------------------------------------------------------------------------
+TMP=
+PG_DATA=
+PG_STARTED=
+MOTO_PID=
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM HUP
+    if [[ -n $MOTO_PID ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
+        kill "$MOTO_PID" 2>/dev/null
+        for _ in $(seq 50); do
+            kill -0 "$MOTO_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$MOTO_PID" 2>/dev/null
+        wait "$MOTO_PID" 2>/dev/null
+    fi
+    if [[ -n $PG_STARTED && -f $PG_DATA/postmaster.pid ]]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 stop \
+            >/dev/null 2>&1
+        if [[ -f $PG_DATA/postmaster.pid ]]; then
+            local pid
+            pid=$(head -n1 "$PG_DATA/postmaster.pid")
+            [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
+        fi
+    fi
+    if [[ -n $TMP && -d $TMP ]]; then
+        if [[ ${CWL_TEST_KEEP_TMP:-} == 1 ]]; then
+            echo "test.sh: kept $TMP" >&2
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+    if [[ $rc == 0 ]]; then
+        printf '\n\033[1;32mAll passed\033[0m in %ss\n' "$SECONDS"
+    else
+        printf '\n\033[1;31mFAILED\033[0m (exit %s) after %ss\n' \
+            "$rc" "$SECONDS" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+free_port() {
+    "$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+TMP=$(mktemp -d /tmp/cwl-copy-test.XXXXXX)
+chmod 755 "$TMP"
+if [[ $(id -u) == 0 ]]; then
+    PG_RUNAS=postgres
+    chown postgres: "$TMP"
+    # cd: postgres may not be able to read the caller's working directory.
+    as_pg() { (cd "$TMP" && runuser -u postgres -- "$@"); }
+else
+    PG_RUNAS=
+    as_pg() { "$@"; }
+fi
+
+section "Starting PostgreSQL 15"
+PG_DATA=$TMP/data
+as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 \
+    --locale=C.UTF-8 --no-sync >"$TMP/initdb.log" 2>&1 ||
+    { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
+PG_PORT=
+for attempt in 1 2 3; do
+    port=$(free_port)
+    # fsync=off: a throwaway cluster; crash tests restart the server, they
+    # don't crash the OS. synchronous_commit stays on: a committed
+    # transaction must survive `pg_ctl restart -m immediate`.
+    PG_STARTED=1
+    if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$TMP/postgres.log" -w \
+        -t "$START_TIMEOUT_S" -o "-c listen_addresses=127.0.0.1 -p $port \
+-k $TMP -c fsync=off -c full_page_writes=off" start >/dev/null; then
+        PG_PORT=$port
+        break
+    fi
+    echo "postgres did not start on port $port (attempt $attempt)" >&2
+done
+[[ -n $PG_PORT ]] ||
+    { tail -n 30 "$TMP/postgres.log" >&2; die "postgres did not start"; }
+deadline=$((SECONDS + START_TIMEOUT_S))
+until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres; do
+    ((SECONDS < deadline)) ||
+        { tail -n 30 "$TMP/postgres.log" >&2; die "postgres not ready"; }
+    sleep 0.1
+done
+echo "postgres ready on 127.0.0.1:$PG_PORT (data: $PG_DATA)"
+
+section "Starting moto $MOTO_VERSION (S3/SQS emulator)"
+MOTO_PORT=
+for attempt in 1 2 3; do
+    port=$(free_port)
+    "$PY" -m moto.server -H 127.0.0.1 -p "$port" \
+        >>"$TMP/moto.log" 2>&1 </dev/null &
+    MOTO_PID=$!
+    # Poll until it answers HTTP (any status), it dies, or the deadline.
+    if "$PY" - "$port" "$MOTO_PID" "$START_TIMEOUT_S" <<'EOF'; then
+import os, sys, time, urllib.request, urllib.error
+port, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+        MOTO_PORT=$port
+        break
+    fi
+    echo "moto did not start on port $port (attempt $attempt)" >&2
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=
+done
+[[ -n $MOTO_PORT ]] ||
+    { tail -n 30 "$TMP/moto.log" >&2; die "moto did not start"; }
+echo "moto ready on 127.0.0.1:$MOTO_PORT (pid $MOTO_PID)"
+
+# What tests/support reads. Tests panic, not skip, when these are missing.
+export CWL_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres
+export CWL_TEST_PG_BIN=$PG_BIN
+export CWL_TEST_PG_DATA=$PG_DATA
+export CWL_TEST_PG_RUNAS=$PG_RUNAS
+export CWL_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+
+# ---------------------------------------------------------------------------
+# The suite. Each step must pass before the next starts.
+# ---------------------------------------------------------------------------
+section "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+section "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+section "cargo clippy --no-default-features --lib -- -D warnings"
+cargo clippy --no-default-features --lib -- -D warnings
+
+section "cargo build --no-default-features --lib"
+cargo build --no-default-features --lib
+
+section "cargo test --all-targets${*:+ $*}"
+cargo test --all-targets "$@"
+
+section "cargo test --doc${*:+ $*}"
+cargo test --doc "$@"
