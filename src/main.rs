@@ -563,6 +563,13 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
         "cwl-copy: {} objects, {} events: {} rows, {} filtered out, {} rejected; {} decode errors; {} control messages; {:.2}s",
         stats.objects, counts.events, counts.rows, counts.filtered_out, counts.rejected, errors.len(), stats.control_messages, elapsed
     );
+    let copy = match args.dialect {
+        Dialect::Postgres => converter.mapper().copy_statement("STDIN"),
+        _ => converter.mapper().copy_statement(
+            "'s3://BUCKET/PREFIX' IAM_ROLE 'arn:aws:iam::ACCOUNT:role/ROLE'",
+        ),
+    };
+    eprintln!("cwl-copy: load it with: {copy}");
     if !counts.reconcile() {
         anyhow::bail!("internal error: counts do not reconcile: {counts:?}");
     }
