@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench decode` (add `-- --quick` for a fast look).
 
+// Benches fail loudly: a panic is the right response to a broken setup.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Read;
 use std::time::Duration;
 

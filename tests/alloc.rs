@@ -59,7 +59,7 @@ fn warm_decode_allocates_nothing() {
     let data = object();
     let dec = Decoder::new();
     let mut scratch = Scratch::new();
-    let mut run = |scratch: &mut Scratch| {
+    let run = |scratch: &mut Scratch| {
         let mut n = 0u64;
         let stats = dec
             .decode(

@@ -245,6 +245,7 @@ struct Run<'o, S> {
     stats: DecodeStats,
     max_member: usize,
     max_object: u64,
+    max_depth: usize,
     libdeflate: bool,
 }
 
@@ -284,7 +285,6 @@ fn emit_envelope<S: EventSink>(
     tape_slot: &mut Option<Tape<'static>>,
     member: u64,
     offset: u64,
-    max_depth: usize,
 ) -> Result<(), S::Error> {
     // Looked at before simd-json rewrites strings in place: a document
     // whose last non-blank byte is not `}` was cut short.
@@ -296,7 +296,7 @@ fn emit_envelope<S: EventSink>(
         Err(e) => {
             let kind = match json_error(&e) {
                 ErrorKind::TooDeep { .. } => {
-                    ErrorKind::TooDeep { limit: max_depth }
+                    ErrorKind::TooDeep { limit: run.max_depth }
                 }
                 // simd-json reports an unclosed document as a syntax error.
                 ErrorKind::Json(_) if truncated => ErrorKind::JsonTruncated,
@@ -435,6 +435,7 @@ impl Decoder {
             max_member: usize::try_from(self.cfg.max_member_bytes)
                 .unwrap_or(usize::MAX),
             max_object: self.cfg.max_object_bytes,
+            max_depth: self.cfg.max_depth,
             libdeflate: self.cfg.libdeflate,
         };
         if scratch.depth != self.cfg.max_depth {
@@ -531,7 +532,7 @@ impl Decoder {
                 Ok(n) => {
                     inflated_total += n as u64;
                     run.stats.inflated_bytes += n as u64;
-                    let Scratch { inflate, simd, tape, depth, .. } = scratch;
+                    let Scratch { inflate, simd, tape, .. } = scratch;
                     emit_envelope(
                         run,
                         &mut inflate.buf,
@@ -540,7 +541,6 @@ impl Decoder {
                         tape,
                         member,
                         offset,
-                        *depth,
                     )
                     .map_err(Stop::Sink)?;
                 }
@@ -676,12 +676,12 @@ impl Decoder {
                 doc += 1;
                 continue;
             }
-            let Scratch { doc: copy, simd, tape, depth, .. } = scratch;
+            let Scratch { doc: copy, simd, tape, .. } = scratch;
             copy.clear();
             copy.extend_from_slice(src.avail().get(..end).unwrap_or_default());
             copy.resize(end + PAD, 0);
             src.consume(end);
-            emit_envelope(run, copy, end, simd, tape, doc, offset, *depth)
+            emit_envelope(run, copy, end, simd, tape, doc, offset)
                 .map_err(Stop::Sink)?;
             doc += 1;
         }
