@@ -459,6 +459,60 @@ mod tests {
         }
     }
 
+    /// A reader that hands out `n` bytes at a time.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn streamed_in_tiny_reads_equals_whole() {
+        use super::super::source::ReadSource;
+        let mut b = flate2::GzBuilder::new()
+            .filename("n")
+            .comment("c")
+            .extra(vec![9; 7])
+            .write(Vec::new(), flate2::Compression::fast());
+        b.write_all(b"with header fields").unwrap();
+        let mut data = b.finish().unwrap();
+        data.extend(gz(b"{\"a\":1}"));
+        data.extend(gz(&vec![b'q'; 300_000]));
+        let mut crc = gz(b"crc");
+        let n = crc.len();
+        crc[n - 6] ^= 4;
+        data.extend(crc);
+        data.extend(gz(b"last"));
+        let whole = members(&data, true, 1 << 20);
+        for chunk in [1, 2, 3, 7, 64, 4096] {
+            let mut src =
+                ReadSource::new(Trickle(&data, chunk), 1 << 20, 1 << 30);
+            let mut inf = Inflate::new();
+            let mut got = vec![];
+            loop {
+                if src.avail().is_empty() && !src.fill().unwrap() {
+                    break;
+                }
+                match inf.member(&mut src, 1 << 20, true) {
+                    Ok(n) => got.push(Ok(inf.buf[..n].to_vec())),
+                    Err(e) => got.push(Err(format!(
+                        "{}/{}",
+                        e.kind.code(),
+                        e.framing_ok
+                    ))),
+                }
+            }
+            assert_eq!(got, whole, "chunk {chunk}");
+        }
+        assert_eq!(whole.len(), 5);
+        assert_eq!(whole[3], Err("gzip_crc/true".into()));
+    }
+
     #[test]
     fn header_fields() {
         let mut b = flate2::GzBuilder::new()
