@@ -223,6 +223,7 @@ export CWL_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres
 export CWL_TEST_PG_BIN=$PG_BIN
 export CWL_TEST_PG_DATA=$PG_DATA
+export CWL_TEST_PG_LOG=$TMP/postgres.log
 export CWL_TEST_PG_RUNAS=$PG_RUNAS
 export CWL_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
@@ -233,6 +234,11 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 # ---------------------------------------------------------------------------
 # The suite. Each step must pass before the next starts.
 # ---------------------------------------------------------------------------
+# A CI build is cold and thrown away: incremental state only slows it down.
+if [[ ${CI:-} == true ]]; then
+    export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+fi
+
 section "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 

@@ -9,6 +9,7 @@ use crate::support;
 
 #[tokio::test]
 async fn postgres_is_15_or_later() {
+    let _shared = support::SERVER_LOCK.read().await;
     let client = support::pg_client().await;
     let row = client.query_one("SHOW server_version_num", &[]).await.unwrap();
     let version: i32 = row.get::<_, String>(0).parse().unwrap();
@@ -17,6 +18,7 @@ async fn postgres_is_15_or_later() {
 
 #[tokio::test]
 async fn postgres_schemas_isolate_tests() {
+    let _shared = support::SERVER_LOCK.read().await;
     let (a, schema_a) = support::pg_schema("isolate").await;
     let (b, schema_b) = support::pg_schema("isolate").await;
     assert_ne!(schema_a, schema_b);

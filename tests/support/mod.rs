@@ -10,7 +10,7 @@
 // fails the test calling it by panicking with a message saying why.
 #![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -100,10 +100,21 @@ pub async fn pg_schema(name: &str) -> (tokio_postgres::Client, String) {
     (client, schema)
 }
 
+/// Serializes tests that stop or restart the shared PostgreSQL server
+/// (hold `.write().await`) against the tests that use it (hold
+/// `.read().await` for as long as they need their connections).
+pub static SERVER_LOCK: tokio::sync::RwLock<()> =
+    tokio::sync::RwLock::const_new(());
+
 /// Runs `pg_ctl <args>` against the test cluster, as the user that owns it
 /// (`runuser -u postgres` when the suite runs as root), e.g.
 /// `pg_ctl(&["restart", "-m", "immediate"])` for a fault test. Panics if
 /// it fails.
+///
+/// The server is shared by every test in the binary: a test that stops or
+/// restarts it breaks the connections of tests running alongside. Run such
+/// tests one at a time (e.g. hold [`SERVER_LOCK`] for writing, and have
+/// the other PostgreSQL tests hold it for reading).
 pub fn pg_ctl(args: &[&str]) {
     let pg_ctl = format!("{}/pg_ctl", env("CWL_TEST_PG_BIN"));
     let data = env("CWL_TEST_PG_DATA");
@@ -120,7 +131,11 @@ pub fn pg_ctl(args: &[&str]) {
     if let Some(dir) = std::path::Path::new(&data).parent() {
         cmd.current_dir(dir);
     }
-    cmd.args(["-D", &data, "-w"]).args(args);
+    // `-l`: a (re)started server must not inherit our stdout/stderr pipes,
+    // or `output()` waits for it to exit.
+    let log = env("CWL_TEST_PG_LOG");
+    cmd.args(["-D", &data, "-l", &log, "-w"]).args(args);
+    cmd.stdin(Stdio::null());
     let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
