@@ -11,6 +11,8 @@ mod convert;
 pub mod corpus;
 mod decode;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod map;
 mod write;
 

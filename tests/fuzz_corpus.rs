@@ -3,62 +3,7 @@
 
 use std::path::PathBuf;
 
-use cwl_copy::{DecoderBuilder, FnSink, LogEvent, Scratch, Variant};
-
-const VARIANTS: [Variant; 5] = [
-    Variant::Auto,
-    Variant::Gzip,
-    Variant::GzipOverGzip,
-    Variant::Json,
-    Variant::Lines,
-];
-
-fn run(
-    data: &[u8],
-    variant: Variant,
-    libdeflate: bool,
-) -> (Vec<String>, Vec<String>) {
-    let dec = DecoderBuilder::new()
-        .variant(variant)
-        .libdeflate(libdeflate)
-        .max_member_bytes(1 << 20)
-        .max_object_bytes(4 << 20)
-        .build();
-    let mut scratch = Scratch::new();
-    let (mut events, mut errors) = (vec![], vec![]);
-    let stats = dec
-        .decode(
-            "fuzz",
-            data,
-            &mut scratch,
-            FnSink::new(
-                |e: &LogEvent<'_>| -> Result<(), ()> {
-                    events.push(format!(
-                        "{:?}",
-                        (e.member, e.id, e.timestamp, e.message)
-                    ));
-                    Ok(())
-                },
-                |e| {
-                    assert_eq!(e.location().object, "fuzz");
-                    errors.push(e.code().to_string());
-                    Ok(())
-                },
-            ),
-        )
-        .unwrap();
-    assert_eq!(stats.input_bytes, data.len() as u64);
-    assert_eq!(stats.events, events.len() as u64);
-    (events, errors)
-}
-
-/// The `fuzz_object` invariant: the first byte picks the variant, and the
-/// libdeflate and zlib-rs paths agree.
-fn fuzz_object(input: &[u8]) {
-    let Some((&pick, data)) = input.split_first() else { return };
-    let v = VARIANTS[usize::from(pick) % 5];
-    assert_eq!(run(data, v, true), run(data, v, false), "variant {v:?}");
-}
+use cwl_copy::fuzzing::{self, decode_checked, VARIANTS};
 
 #[test]
 fn regressions_and_fixtures_hold_the_fuzz_invariants() {
@@ -67,9 +12,12 @@ fn regressions_and_fixtures_hold_the_fuzz_invariants() {
     for dir in ["fuzz/regressions", "testdata/firehose", "testdata/bad"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
-            fuzz_object(&data);
+            fuzzing::object(&data);
             for v in VARIANTS {
-                assert_eq!(run(&data, v, true), run(&data, v, false));
+                assert_eq!(
+                    decode_checked(&data, v, true),
+                    decode_checked(&data, v, false)
+                );
             }
             n += 1;
         }
