@@ -627,21 +627,23 @@ impl Mapper {
                 Val::Missing | Val::NotJson => Err(Mismatch("missing")),
             },
             Kind::Int => {
-                // An integer lexeme is parsed exactly: an f64 (which is
-                // how simd-json holds integers beyond u64) would round
-                // -9223372036854775809 into range.
-                let exact = lexeme(node_of(val)).filter(|l| {
-                    l.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-                });
                 let v = match val {
-                    _ if exact.is_some() => {
-                        exact.and_then(|l| l.parse::<i64>().ok())
-                    }
                     Val::Num(StaticNode::I64(v), _) | Val::EpochMs(v) => {
                         Some(v)
                     }
                     Val::Num(StaticNode::U64(v), _) => i64::try_from(v).ok(),
-                    Val::Num(StaticNode::F64(f), _) => convert::f64_to_i64(f),
+                    // An integer lexeme is parsed exactly: an f64 (which is
+                    // how simd-json holds integers beyond u64) would round
+                    // -9223372036854775809 into range. Only f64 nodes need
+                    // the lexeme, so the common case skips the lookup.
+                    Val::Num(StaticNode::F64(f), node) => {
+                        match lexeme(node).filter(|l| {
+                            l.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                        }) {
+                            Some(l) => l.parse::<i64>().ok(),
+                            None => convert::f64_to_i64(f),
+                        }
+                    }
                     Val::Str(s) => s.parse::<i64>().ok(),
                     _ => None,
                 };
@@ -704,13 +706,6 @@ impl Mapper {
                 Val::Missing | Val::NotJson => Err(Mismatch("missing")),
             },
         }
-    }
-}
-
-fn node_of(val: Val<'_>) -> Option<usize> {
-    match val {
-        Val::Num(_, node) => node,
-        _ => None,
     }
 }
 
