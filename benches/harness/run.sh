@@ -3,11 +3,12 @@
 # column spec, every contender measured with GNU time in the same run.
 #
 #   benches/harness/run.sh [--mb N] [--objects K] [--jq-objects J]
-#                          [--load] [--markdown FILE] [--data DIR]
+#                          [--repeat R] [--load] [--markdown FILE] [--data DIR]
 #
 # Defaults: 1024 MB of inflated envelope JSON in 200 objects (env
-# CWL_BENCH_MB, CWL_BENCH_OBJECTS), jq on the first 4 objects (env
-# CWL_BENCH_JQ_OBJECTS), corpus cached in bench-data/ (env CWL_BENCH_DATA;
+# CWL_BENCH_MB, CWL_BENCH_OBJECTS), jq on the first 10 objects (env
+# CWL_BENCH_JQ_OBJECTS), the floors and convert rows each the median of 3
+# runs (--repeat, env CWL_BENCH_REPEAT), corpus cached in bench-data/ (env CWL_BENCH_DATA;
 # git-ignored, never committed), binaries in $CARGO_TARGET_DIR or target/.
 # --load adds the PostgreSQL rows: a full default-feature release build and
 # a throwaway PostgreSQL 15 on a free 127.0.0.1 port, torn down on exit.
@@ -30,7 +31,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MB=${CWL_BENCH_MB:-1024}
 OBJECTS=${CWL_BENCH_OBJECTS:-200}
-JQ_OBJECTS=${CWL_BENCH_JQ_OBJECTS:-4}
+JQ_OBJECTS=${CWL_BENCH_JQ_OBJECTS:-10}
+REPEAT=${CWL_BENCH_REPEAT:-3}
 DATA=${CWL_BENCH_DATA:-$REPO/bench-data}
 MARKDOWN=
 LOAD=0
@@ -42,6 +44,7 @@ while (($#)); do
         --mb) MB=$2; shift 2 ;;
         --objects) OBJECTS=$2; shift 2 ;;
         --jq-objects) JQ_OBJECTS=$2; shift 2 ;;
+        --repeat) REPEAT=$2; shift 2 ;;
         --data) DATA=$2; shift 2 ;;
         --markdown) MARKDOWN=$2; shift 2 ;;
         --load) LOAD=1; shift ;;
@@ -125,25 +128,41 @@ trap 'exit 129' HUP
 # --- measuring ----------------------------------------------------------------
 # measure NAME BYTES EVENTS CMD... : one row of results.tsv
 #   name wall_s cpu_s rss_kb bytes events load1 note
-# GNU time's CPU covers every waited-for descendant (a whole pipeline run
-# under bash -c); its peak RSS is the largest single process's.
+# Runs CMD $RUNS times (default $REPEAT) and keeps the median wall and
+# median CPU, the largest RSS, the mean load average. GNU time's CPU covers
+# every waited-for descendant (a whole pipeline run under bash -c); its
+# peak RSS is the largest single process's. EVENTS "@FILE" is the events
+# count of the run's own --summary-json.
 measure() {
     local name=$1 bytes=$2 events=$3
     shift 3
-    local load1
-    load1=$(cut -d' ' -f1 /proc/loadavg)
-    note "$name (load $load1)"
-    /usr/bin/time -f '%e %U %S %M' -o "$OUT/time" "$@" >"$OUT/stdout" ||
-        die "$name failed (exit $?): $(tail -n 5 "$OUT/stdout")"
-    local wall user sys rss
-    read -r wall user sys rss <"$OUT/time"
-    # EVENTS "@FILE": the events count of the run's own --summary-json.
+    local runs=${RUNS:-$REPEAT} i
+    : >"$OUT/times"
+    for ((i = 0; i < runs; i++)); do
+        local load1
+        load1=$(cut -d' ' -f1 /proc/loadavg)
+        note "$name (run $((i + 1))/$runs, load $load1)"
+        /usr/bin/time -f "%e %U %S %M $load1" -o "$OUT/time" "$@" \
+            >"$OUT/stdout" ||
+            die "$name failed (exit $?): $(tail -n 5 "$OUT/stdout")"
+        cat "$OUT/time" >>"$OUT/times"
+        printf '   %s\n' "$(cat "$OUT/time")" >&2
+    done
     [[ $events == @* ]] && events=$(json_field "${events#@}" events)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wall" \
-        "$(python3 -c "print(round($user + $sys, 2))")" "$rss" "$bytes" \
-        "$events" "$load1" "${NOTE:-}" >>"$RESULTS"
-    printf '   wall %ss  cpu %ss  rss %s KB\n' "$wall" \
-        "$(python3 -c "print(round($user + $sys, 2))")" "$rss" >&2
+    python3 - "$OUT/times" "$name" "$bytes" "$events" "${NOTE:-}" \
+        "$runs" >>"$RESULTS" <<'PY'
+import statistics as st, sys
+times, name, nbytes, events, note, runs = sys.argv[1:]
+t = [list(map(float, l.split())) for l in open(times)]
+wall = st.median(r[0] for r in t)
+cpu = st.median(r[1] + r[2] for r in t)
+rss = max(r[3] for r in t)
+load = st.mean(r[4] for r in t)
+if int(runs) > 1:
+    note = (note + "; " if note else "") + f"median of {runs}"
+print("\t".join([name, f"{wall:.2f}", f"{cpu:.2f}", f"{rss:.0f}", nbytes,
+                 events, f"{load:.2f}", note]))
+PY
 }
 json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
 inflated_of() { "$GEN" inflate libdeflate "$@" | sed -n 's/^inflated_bytes=\([0-9]*\).*/\1/p'; }
@@ -173,6 +192,13 @@ NOTE="inflate_members(libdeflate), 1 thread" \
 NOTE="inflate_members(zlib-rs), 1 thread" \
     measure "floor: cwl_copy inflate, zlib-rs" "$INFLATED" "" \
     "$GEN" inflate zlib-rs "$CORPUS/objects"
+
+# What two cores give right now: two inflate floors at once, side by side.
+NOTE="two processes at once; bytes = both; the 2-core capacity the other users left" \
+    measure "floor: 2 × cwl_copy inflate, libdeflate, concurrently" $((2 * INFLATED)) "" \
+    bash -c '"$1" inflate libdeflate "$2" >/dev/null & "$1" inflate libdeflate "$2" >/dev/null; wait' _ "$GEN" "$CORPUS/objects"
+"$GEN" inflate libdeflate "$CORPUS/objects" | grep -q "^inflated_bytes=$INFLATED " ||
+    die "inflate_members does not count the manifest's $INFLATED bytes"
 
 # --- 2. cwl-copy convert ------------------------------------------------------------
 convert() { # threads out summary inputs...
@@ -213,7 +239,7 @@ JQ_FILTER='. as $raw | fromjson? | select(.context.log_name == "specific-log")
   | [null, null, null, .context.user_id, .path, .status, .latency_ms,
      (.tags | if . == null then null else tojson end), $raw] | @csv'
 export JQ_FILTER
-NOTE="${#SUBSET[@]} objects, $(jq --version); extrapolated from $((INFLATED_SUBSET / 1000000)) MB" \
+RUNS=1 NOTE="${#SUBSET[@]} objects, $(jq --version); extrapolated from $((INFLATED_SUBSET / 1000000)) MB" \
     measure "seed: zcat | jq | jq, per object" "$INFLATED_SUBSET" "$EVENTS_SUBSET" \
     bash -c 'for f; do zcat -- "$f" | jq -r ".logEvents[].message" |
         jq -R -r "$JQ_FILTER"; done >"'"$OUT"'/jq.csv"' _ "${SUBSET[@]}"
@@ -253,7 +279,7 @@ EOF
 if ((HAVE_DUCKDB)); then
     DUCK_VERSION=$(python3 -c 'import duckdb; print(duckdb.__version__)')
     for t in 1 2; do
-        NOTE="duckdb $DUCK_VERSION (Python), SET threads = $t" \
+        RUNS=1 NOTE="duckdb $DUCK_VERSION (Python), SET threads = $t" \
             measure "duckdb read_json → CSV, $t thread(s)" "$INFLATED" "$EVENTS" \
             python3 "$OUT/duck.py" "$t" "$CORPUS/objects/**" "$OUT/duck$t.csv"
     done
@@ -286,23 +312,21 @@ if ((LOAD)); then
     export -f load_ok
     export PG
 
-    NOTE="fsync=off; merged COPY batches (defaults) + ledger" \
-        measure "cwl-copy load, corpus" "$INFLATED" "$EVENTS" \
+    RUNS=1 NOTE="fsync=off; merged COPY batches (defaults) + ledger" \
+        measure "cwl-copy load, corpus" "$INFLATED" "@$OUT/load.json" \
         bash -c 'load_ok --columns "$SPEC" --target "$PG" --create-table \
             --summary-json "'"$OUT"'/load.json" "$@"' _ "$CORPUS/objects"
     psqlc -c 'CREATE TABLE copy_test (LIKE integrated_user_log)'
-    NOTE="psql \\copy of the convert CSV (COPY only; convert not included)" \
+    RUNS=1 NOTE="psql \\copy of the convert CSV (COPY only; convert not included)" \
         measure "psql \\copy of convert's CSV" "$INFLATED" "$EVENTS" \
         psql -X -q -v ON_ERROR_STOP=1 "$PG" \
         -c "\\copy copy_test from '$OUT/t1.csv' csv"
-    LOADED=$(psqlc -At -c 'SELECT count(*) FROM integrated_user_log')
-    COPIED=$(psqlc -At -c 'SELECT count(*) FROM copy_test')
     for b in default 1; do
         args=(--table "small_$b" --ledger-table "ledger_$b" --create-table)
         [[ $b == 1 ]] && args+=(--batch-objects 1)
-        NOTE="1,000 objects of ~200 KB; batches: $b" \
+        RUNS=1 NOTE="1,000 objects of ~200 KB; batches: $b" \
             measure "cwl-copy load, 1,000 small objects, batch-objects $b" \
-            "$SMALL_INFLATED" "" bash -c 'load_ok --columns "$SPEC" \
+            "$SMALL_INFLATED" "@$OUT/small$b.json" bash -c 'load_ok --columns "$SPEC" \
                 --target "$PG" "$@"' _ "${args[@]}" \
                 --summary-json "$OUT/small$b.json" "$SMALL/objects"
     done
@@ -313,6 +337,16 @@ note "checks"
 CHECKS=$OUT/checks.txt
 : >"$CHECKS"
 check() { echo "- $*" | tee -a "$CHECKS" >&2; }
+if ((LOAD)); then
+    LOADED=$(psqlc -At -c 'SELECT count(*) FROM integrated_user_log')
+    COPIED=$(psqlc -At -c 'SELECT count(*) FROM copy_test')
+    SAME=$(psqlc -At -c 'SELECT count(*) FROM (SELECT * FROM integrated_user_log
+        EXCEPT ALL SELECT * FROM copy_test) d')
+    check "load: $LOADED rows loaded, $COPIED rows by \\copy, $SAME rows of the load missing from the \\copy (convert has $ROWS rows)"
+    S1=$(psqlc -At -c 'SELECT count(*) FROM small_1')
+    SD=$(psqlc -At -c 'SELECT count(*) FROM small_default')
+    check "small objects: $SD rows (merged batches: $(json_field "$OUT/smalldefault.json" batches) COPY batches) vs $S1 rows (--batch-objects 1: $(json_field "$OUT/small1.json" batches) batches)"
+fi
 if cmp -s "$OUT/t1.csv" "$OUT/t2.csv"; then
     check "convert --threads 1 and --threads 2: identical CSV ($ROWS rows, $(wc -c <"$OUT/t1.csv") bytes)"
 else
@@ -387,9 +421,15 @@ if t1 and floor:
     r = per_cpu(t1) / per_cpu(floor)
     rw = (t1["mb"] / t1["wall"]) / (floor["mb"] / floor["wall"])
     summary.append(f"convert 1 thread vs libdeflate inflate floor: {r:.2f} per CPU-s, {rw:.2f} wall (target ≥ 0.50): {verdict(r >= 0.5)}")
+pair = get("floor: 2 × cwl_copy")
 if t1 and t2:
     r = t1["wall"] / t2["wall"]
-    summary.append(f"2 threads vs 1, wall: {r:.2f}× (target ≥ 1.8×): {verdict(r >= 1.8)}; CPU s {t1['cpu']:.1f} → {t2['cpu']:.1f}")
+    s = (f"2 threads vs 1, wall: {r:.2f}× (target ≥ 1.8×): {verdict(r >= 1.8)}; CPU s {t1['cpu']:.1f} → {t2['cpu']:.1f}, "
+         f"CPU/wall {t2['cpu'] / t2['wall']:.2f}")
+    if pair and floor:
+        s += (f"; in the same run two inflate processes at once got {2 * floor['wall'] / pair['wall']:.2f}× "
+              f"one alone (the cores the other users left)")
+    summary.append(s)
 if t1 and jq:
     r = per_cpu(t1) / per_cpu(jq)
     summary.append(f"convert vs the seed's jq pipeline per CPU-s: {r:.1f}× (target ≥ 25×): {verdict(r >= 25)}")
