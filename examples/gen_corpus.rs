@@ -79,7 +79,10 @@ fn main() {
             inflate(&args[2..], libdeflate);
         }
         Some("memcpy") => {
-            memcpy(flag(&args, "--mb", 256) << 20, flag(&args, "--passes", 16));
+            memcpy(
+                flag(&args, "--mb", 256) << 20,
+                flag(&args, "--passes", 16),
+            );
         }
         _ => usage(),
     }
