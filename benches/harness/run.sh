@@ -1,0 +1,518 @@
+#!/usr/bin/env bash
+# The side-by-side bench harness (issue #5): one deterministic corpus, one
+# column spec, every contender measured with GNU time in the same run.
+#
+#   benches/harness/run.sh [--mb N] [--objects K] [--jq-objects J]
+#                          [--repeat R] [--load] [--markdown FILE] [--data DIR]
+#
+# Defaults: 1024 MB of inflated envelope JSON in 200 objects (env
+# CWL_BENCH_MB, CWL_BENCH_OBJECTS), jq on the first 10 objects (env
+# CWL_BENCH_JQ_OBJECTS), the floors and convert rows each the median of 3
+# runs (--repeat, env CWL_BENCH_REPEAT), corpus cached in bench-data/ (env CWL_BENCH_DATA;
+# git-ignored, never committed), binaries in $CARGO_TARGET_DIR or target/.
+# --load adds the PostgreSQL rows: a full default-feature release build and
+# a throwaway PostgreSQL 15 (stock durability: fsync on, synchronous_commit
+# on) on a free 127.0.0.1 port, torn down on exit; their CPU s include the
+# server's.
+#
+# Contenders:
+#   floor    memcpy (memory bandwidth), zcat, pigz -d, and cwl_copy's own
+#            member inflate with libdeflate and zlib-rs (examples/gen_corpus)
+#   convert  cwl-copy convert --threads 1 and --threads 2
+#   jq       the seed's pipeline per object, on a subset, extrapolated
+#   duckdb   read_json of the gzip objects → unnest → json_extract → CSV
+#   load     cwl-copy load vs psql \copy of the convert CSV; 1,000 small
+#            objects in merged batches vs one COPY per object
+#
+# Throughput is of inflated envelope bytes. "MB/CPU-s" divides by user+sys
+# CPU seconds, the figure that survives a shared, noisy machine; ratios
+# compare MB/CPU-s measured in this one run. /proc/loadavg is recorded
+# with every row.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MB=${CWL_BENCH_MB:-1024}
+OBJECTS=${CWL_BENCH_OBJECTS:-200}
+JQ_OBJECTS=${CWL_BENCH_JQ_OBJECTS:-10}
+REPEAT=${CWL_BENCH_REPEAT:-3}
+DATA=${CWL_BENCH_DATA:-$REPO/bench-data}
+MARKDOWN=
+LOAD=0
+SPEC=$REPO/testdata/specs/integrated_user_log.toml
+
+usage() { sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed -n 's/^# \{0,1\}//p'; exit 2; }
+while (($#)); do
+    case $1 in
+        --mb) MB=$2; shift 2 ;;
+        --objects) OBJECTS=$2; shift 2 ;;
+        --jq-objects) JQ_OBJECTS=$2; shift 2 ;;
+        --repeat) REPEAT=$2; shift 2 ;;
+        --data) DATA=$2; shift 2 ;;
+        --markdown) MARKDOWN=$2; shift 2 ;;
+        --load) LOAD=1; shift ;;
+        -h|--help) usage ;;
+        *) echo "run.sh: unknown argument $1" >&2; usage ;;
+    esac
+done
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+[[ -x /usr/bin/time ]] || die "GNU time missing: apt-get install -y time"
+command -v python3 >/dev/null || die "python3 missing"
+command -v jq >/dev/null || die "jq missing: apt-get install -y jq"
+HAVE_PIGZ=0; command -v pigz >/dev/null && HAVE_PIGZ=1
+HAVE_DUCKDB=0; python3 -c 'import duckdb' 2>/dev/null && HAVE_DUCKDB=1
+
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+BIN=$TARGET/release/cwl-copy
+GEN=$TARGET/release/examples/gen_corpus
+
+# --- build ------------------------------------------------------------------
+cd "$REPO"
+if ((LOAD)); then
+    note "building (release, default features: load needs the loader)"
+    cargo build --release --quiet
+else
+    note "building (release, --no-default-features --features cli)"
+    cargo build --release --quiet --no-default-features --features cli
+fi
+cargo build --release --quiet --no-default-features --features cli \
+    --example gen_corpus
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD)
+git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock examples ||
+    COMMIT="$COMMIT+dirty"
+
+# --- corpus -----------------------------------------------------------------
+CORPUS=$DATA/corpus-${MB}mb-${OBJECTS}
+note "corpus: $CORPUS"
+"$GEN" gen "$CORPUS" --mb "$MB" --objects "$OBJECTS" --seed 42 >/dev/null
+manifest() { sed -n "s/^$1=//p" "$CORPUS/manifest"; }
+INFLATED=$(manifest inflated_bytes)
+COMPRESSED=$(manifest compressed_bytes)
+mapfile -t FILES < <(find "$CORPUS/objects" -type f | LC_ALL=C sort)
+((${#FILES[@]} == OBJECTS)) || die "expected $OBJECTS objects in $CORPUS"
+JQ_OBJECTS=$((JQ_OBJECTS > OBJECTS ? OBJECTS : JQ_OBJECTS))
+SUBSET=("${FILES[@]:0:JQ_OBJECTS}")
+QUARTER=("${FILES[@]:0:$(((OBJECTS + 3) / 4))}")
+
+OUT=$(mktemp -d /tmp/cwl-bench.XXXXXX)
+chmod 755 "$OUT"
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+
+# --- PostgreSQL, torn down by the EXIT trap ----------------------------------
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_DATA=
+PG_STARTED=
+as_pg() { "$@"; }
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM HUP
+    if [[ -n $PG_STARTED && -f $PG_DATA/postmaster.pid ]]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 stop \
+            >/dev/null 2>&1
+        if [[ -f $PG_DATA/postmaster.pid ]]; then
+            local pid
+            pid=$(head -n1 "$PG_DATA/postmaster.pid")
+            [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
+        fi
+    fi
+    [[ ${CWL_BENCH_KEEP_TMP:-} == 1 ]] && echo "kept $OUT" >&2 || rm -rf "$OUT"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# --- measuring ----------------------------------------------------------------
+# measure NAME BYTES EVENTS CMD... : one row of results.tsv
+#   name wall_s cpu_s rss_kb bytes events load1 note
+# Runs CMD $RUNS times (default $REPEAT) and keeps the median wall and
+# median CPU, the largest RSS, the mean load average. GNU time's CPU covers
+# every waited-for descendant (a whole pipeline run under bash -c); its
+# peak RSS is the largest single process's. EVENTS "@FILE" is the events
+# count of the run's own --summary-json.
+measure() {
+    local name=$1 bytes=$2 events=$3
+    shift 3
+    local runs=${RUNS:-$REPEAT} i
+    : >"$OUT/times"
+    for ((i = 0; i < runs; i++)); do
+        local load1
+        load1=$(cut -d' ' -f1 /proc/loadavg)
+        note "$name (run $((i + 1))/$runs, load $load1)"
+        /usr/bin/time -f "%e %U %S %M $load1" -o "$OUT/time" "$@" \
+            >"$OUT/stdout" ||
+            die "$name failed (exit $?): $(tail -n 5 "$OUT/stdout")"
+        cat "$OUT/time" >>"$OUT/times"
+        printf '   %s\n' "$(cat "$OUT/time")" >&2
+    done
+    [[ $events == @* ]] && events=$(json_field "${events#@}" events)
+    python3 - "$OUT/times" "$name" "$bytes" "$events" "${NOTE:-}" \
+        "$runs" >>"$RESULTS" <<'PY'
+import statistics as st, sys
+times, name, nbytes, events, note, runs = sys.argv[1:]
+t = [list(map(float, l.split())) for l in open(times)]
+wall = st.median(r[0] for r in t)
+cpu = st.median(r[1] + r[2] for r in t)
+rss = max(r[3] for r in t)
+load = st.mean(r[4] for r in t)
+if int(runs) > 1:
+    note = (note + "; " if note else "") + f"median of {runs}"
+print("\t".join([name, f"{wall:.2f}", f"{cpu:.2f}", f"{rss:.0f}", nbytes,
+                 events, f"{load:.2f}", note]))
+PY
+}
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
+inflated_of() { "$GEN" inflate libdeflate "$@" | sed -n 's/^inflated_bytes=\([0-9]*\).*/\1/p'; }
+
+note "warming the page cache ($((COMPRESSED / 1000000)) MB gzip)"
+cat "${FILES[@]}" >/dev/null
+
+# --- 1. floors ------------------------------------------------------------------
+MEMCPY_MB=256 MEMCPY_PASSES=16
+NOTE="$MEMCPY_PASSES× copy_from_slice of $MEMCPY_MB MiB" \
+    measure "floor: memcpy (1 thread)" $((MEMCPY_MB * MEMCPY_PASSES << 20)) "" \
+    "$GEN" memcpy --mb $MEMCPY_MB --passes $MEMCPY_PASSES
+NOTE="bytes = bytes read from /dev/zero" \
+    measure "floor: dd /dev/zero → /dev/null, 1 MiB blocks" $((4096 << 20)) "" \
+    dd if=/dev/zero of=/dev/null bs=1M count=4096 status=none
+NOTE="$(zcat --version | head -n1)" \
+    measure "floor: zcat → /dev/null" "$INFLATED" "" \
+    bash -c 'zcat -- "$@" >/dev/null' _ "${FILES[@]}"
+if ((HAVE_PIGZ)); then
+    NOTE="$(pigz --version 2>&1)" \
+        measure "floor: pigz -d → /dev/null" "$INFLATED" "" \
+        bash -c 'pigz -d -c -- "$@" >/dev/null' _ "${FILES[@]}"
+fi
+NOTE="inflate_members(libdeflate), 1 thread" \
+    measure "floor: cwl_copy inflate, libdeflate" "$INFLATED" "" \
+    "$GEN" inflate libdeflate "$CORPUS/objects"
+NOTE="inflate_members(zlib-rs), 1 thread" \
+    measure "floor: cwl_copy inflate, zlib-rs" "$INFLATED" "" \
+    "$GEN" inflate zlib-rs "$CORPUS/objects"
+
+# What two cores give right now: two inflate floors at once, side by side.
+NOTE="two processes at once; bytes = both; the 2-core capacity the other users left" \
+    measure "floor: 2 × cwl_copy inflate, libdeflate, concurrently" $((2 * INFLATED)) "" \
+    bash -c '"$1" inflate libdeflate "$2" >/dev/null & "$1" inflate libdeflate "$2" >/dev/null; wait' _ "$GEN" "$CORPUS/objects"
+"$GEN" inflate libdeflate "$CORPUS/objects" | grep -q "^inflated_bytes=$INFLATED " ||
+    die "inflate_members does not count the manifest's $INFLATED bytes"
+
+# --- 2. cwl-copy convert ------------------------------------------------------------
+convert() { # threads out summary inputs...
+    local t=$1 out=$2 summary=$3
+    shift 3
+    "$BIN" convert --columns "$SPEC" --threads "$t" --out "$out" \
+        --summary-json "$summary" -- "$@"
+}
+# Exit 3 (some events rejected: the corpus has plain-text lines and the
+# spec says non_json = "reject") is the expected outcome here.
+convert_ok() { convert "$@" || [[ $? == 3 ]]; }
+export -f convert convert_ok
+export BIN SPEC
+
+convert_ok 1 "$OUT/probe.csv" "$OUT/probe.json" "${SUBSET[@]}"
+EVENTS_SUBSET=$(json_field "$OUT/probe.json" events)
+ROWS_SUBSET=$(json_field "$OUT/probe.json" rows)
+INFLATED_SUBSET=$(json_field "$OUT/probe.json" inflated_bytes)
+
+for t in 1 2; do
+    NOTE= measure "cwl-copy convert --threads $t" "$INFLATED" "@$OUT/t$t.json" \
+        bash -c 'convert_ok "$@"' _ "$t" "$OUT/t$t.csv" "$OUT/t$t.json" \
+        "$CORPUS/objects"
+done
+EVENTS=$(json_field "$OUT/t1.json" events)
+ROWS=$(json_field "$OUT/t1.json" rows)
+# RSS as the corpus grows: the same run on the first quarter of the objects.
+INFLATED_QUARTER=$(inflated_of "${QUARTER[@]}")
+NOTE="RSS check: ${#QUARTER[@]} of $OBJECTS objects" \
+    measure "cwl-copy convert --threads 2, first quarter" "$INFLATED_QUARTER" "@$OUT/q.json" \
+    bash -c 'convert_ok "$@"' _ 2 "$OUT/q.csv" "$OUT/q.json" "${QUARTER[@]}"
+
+# --- 3. the seed's jq pipeline, per object, on a subset -------------------------------
+# Stage 2 sees only the message, so @timestamp, @id and @log_stream (taken
+# from the envelope by cwl-copy) are empty here: the seed's table lost them.
+# -R: plain-text messages would otherwise end jq's input stream.
+JQ_FILTER='. as $raw | fromjson? | select(.context.log_name == "specific-log")
+  | [null, null, null, .context.user_id, .path, .status, .latency_ms,
+     (.tags | if . == null then null else tojson end), $raw] | @csv'
+export JQ_FILTER
+RUNS=1 NOTE="${#SUBSET[@]} objects, $(jq --version); extrapolated from $((INFLATED_SUBSET / 1000000)) MB" \
+    measure "seed: zcat | jq | jq, per object" "$INFLATED_SUBSET" "$EVENTS_SUBSET" \
+    bash -c 'for f; do zcat -- "$f" | jq -r ".logEvents[].message" |
+        jq -R -r "$JQ_FILTER"; done >"'"$OUT"'/jq.csv"' _ "${SUBSET[@]}"
+
+# --- 4. DuckDB -------------------------------------------------------------------------
+cat >"$OUT/duck.py" <<'EOF'
+import sys, duckdb
+threads, glob, out = sys.argv[1], sys.argv[2], sys.argv[3]
+con = duckdb.connect()
+con.execute(f"SET threads = {int(threads)}")
+# Raw Firehose objects have no .gz extension: compression is named.
+# Explicit columns: event ids are 56-digit strings, and sampling could
+# guess other types. format='auto' reads concatenated {…}{…} documents.
+con.execute(f"""
+COPY (
+  WITH env AS (
+    SELECT logStream, unnest(logEvents) AS e
+    FROM read_json('{glob}', compression = 'gzip', format = 'auto',
+      columns = {{messageType: 'VARCHAR', logStream: 'VARCHAR',
+        logEvents: 'STRUCT(id VARCHAR, "timestamp" BIGINT, message VARCHAR)[]'}})
+    WHERE messageType = 'DATA_MESSAGE'
+  ), msg AS (
+    SELECT logStream, e.id AS id, e.timestamp AS ts, e.message AS raw,
+      CASE WHEN json_valid(e.message) THEN e.message::JSON END AS m
+    FROM env
+  )
+  SELECT strftime(make_timestamp(ts * 1000), '%Y-%m-%dT%H:%M:%S.%g') || 'Z',
+    id, logStream,
+    m ->> '$.context.user_id', m ->> '$.path',
+    TRY_CAST(m ->> '$.status' AS BIGINT), TRY_CAST(m ->> '$.latency_ms' AS DOUBLE),
+    m -> '$.tags', raw
+  FROM msg
+  WHERE m ->> '$.context.log_name' = 'specific-log'
+) TO '{out}' (FORMAT csv, HEADER false)
+""")
+EOF
+if ((HAVE_DUCKDB)); then
+    DUCK_VERSION=$(python3 -c 'import duckdb; print(duckdb.__version__)')
+    for t in 1 2; do
+        RUNS=1 NOTE="duckdb $DUCK_VERSION (Python), SET threads = $t" \
+            measure "duckdb read_json → CSV, $t thread(s)" "$INFLATED" "$EVENTS" \
+            python3 "$OUT/duck.py" "$t" "$CORPUS/objects/**" "$OUT/duck$t.csv"
+    done
+else
+    echo "run.sh: duckdb not importable (pip install duckdb): skipped" >&2
+fi
+
+# --- 5. PostgreSQL ------------------------------------------------------------------------
+if ((LOAD)); then
+    SMALL=$DATA/small-1000
+    "$GEN" small "$SMALL" --objects 1000 --seed 7 >/dev/null
+    SMALL_INFLATED=$(sed -n 's/^inflated_bytes=//p' "$SMALL/manifest")
+    if [[ $(id -u) == 0 ]]; then
+        chown postgres: "$OUT"
+        as_pg() { (cd "$OUT" && runuser -u postgres -- "$@"); }
+    fi
+    PG_DATA=$OUT/pgdata
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 \
+        --locale=C.UTF-8 --no-sync >"$OUT/initdb.log" 2>&1 ||
+        { cat "$OUT/initdb.log" >&2; die "initdb failed"; }
+    PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PG_STARTED=1
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$OUT/postgres.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $OUT -c max_wal_size=4GB" start >/dev/null ||
+        { tail -n 20 "$OUT/postgres.log" >&2; die "postgres did not start"; }
+    PG="host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres"
+    psqlc() { psql -X -q -v ON_ERROR_STOP=1 "$PG" "$@"; }
+    # The server's CPU seconds so far: the postmaster with its reaped
+    # backends (cutime, cstime) and its live children. GNU time sees only
+    # the client; pg_measure adds the server's share to the row.
+    pg_cpu() {
+        python3 - "$(head -n1 "$PG_DATA/postmaster.pid")" <<'PY'
+import os, sys
+pm, hz = sys.argv[1], os.sysconf("SC_CLK_TCK")
+def fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+total = sum(int(x) for x in fields(pm)[11:15])
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        f = fields(pid)
+        if f[1] == pm:
+            total += int(f[11]) + int(f[12])
+    except OSError:
+        pass
+print(total / hz)
+PY
+    }
+    pg_measure() {
+        local before after
+        before=$(pg_cpu)
+        RUNS=1 measure "$@"
+        after=$(pg_cpu)
+        python3 - "$RESULTS" "$before" "$after" <<'PY'
+import sys
+path, before, after = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+lines = open(path).read().splitlines()
+f = lines[-1].split("\t")
+server = after - before
+f[2] = f"{float(f[2]) + server:.2f}"
+f[7] = (f[7] + "; " if f[7] else "") + f"CPU includes the server's {server:.2f} s"
+lines[-1] = "\t".join(f)
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+    }
+    load_ok() { "$BIN" load "$@" || [[ $? == 3 ]]; }
+    export -f load_ok
+    export PG
+
+    NOTE="merged COPY batches (defaults) + ledger" \
+        pg_measure "cwl-copy load, corpus" "$INFLATED" "@$OUT/load.json" \
+        bash -c 'load_ok --columns "$SPEC" --target "$PG" --create-table \
+            --summary-json "'"$OUT"'/load.json" "$@"' _ "$CORPUS/objects"
+    psqlc -c 'CREATE TABLE copy_test (LIKE integrated_user_log)'
+    NOTE="COPY only: the convert that made the CSV is not included" \
+        pg_measure "psql \\copy of convert's CSV" "$INFLATED" "$EVENTS" \
+        psql -X -q -v ON_ERROR_STOP=1 "$PG" \
+        -c "\\copy copy_test from '$OUT/t1.csv' csv"
+    for b in default 1; do
+        args=(--table "small_$b" --ledger-table "ledger_$b" --create-table)
+        [[ $b == 1 ]] && args+=(--batch-objects 1)
+        NOTE="1,000 objects of ~200 KB; --batch-objects $b" \
+            pg_measure "cwl-copy load, 1,000 small objects, batch-objects $b" \
+            "$SMALL_INFLATED" "@$OUT/small$b.json" bash -c 'load_ok --columns "$SPEC" \
+                --target "$PG" "$@"' _ "${args[@]}" \
+                --summary-json "$OUT/small$b.json" "$SMALL/objects"
+    done
+fi
+
+# --- checks ---------------------------------------------------------------------------------
+note "checks"
+CHECKS=$OUT/checks.txt
+: >"$CHECKS"
+check() { echo "- $*" | tee -a "$CHECKS" >&2; }
+if ((LOAD)); then
+    LOADED=$(psqlc -At -c 'SELECT count(*) FROM integrated_user_log')
+    COPIED=$(psqlc -At -c 'SELECT count(*) FROM copy_test')
+    SAME=$(psqlc -At -c 'SELECT count(*) FROM (SELECT * FROM integrated_user_log
+        EXCEPT ALL SELECT * FROM copy_test) d')
+    check "load: $LOADED rows loaded, $COPIED rows by \\copy, $SAME rows of the load missing from the \\copy (convert has $ROWS rows)"
+    S1=$(psqlc -At -c 'SELECT count(*) FROM small_1')
+    SD=$(psqlc -At -c 'SELECT count(*) FROM small_default')
+    check "small objects: $SD rows (merged batches: $(json_field "$OUT/smalldefault.json" batches) COPY batches) vs $S1 rows (--batch-objects 1: $(json_field "$OUT/small1.json" batches) batches)"
+fi
+if cmp -s "$OUT/t1.csv" "$OUT/t2.csv"; then
+    check "convert --threads 1 and --threads 2: identical CSV ($ROWS rows, $(wc -c <"$OUT/t1.csv") bytes)"
+else
+    check "FAIL: convert --threads 1 and --threads 2 differ"
+fi
+python3 - "$OUT" "$HAVE_DUCKDB" >>"$CHECKS" <<'EOF'
+import csv, sys
+out, have_duck = sys.argv[1], sys.argv[2] == "1"
+def rows(p):
+    with open(p, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+probe, jqr = rows(f"{out}/probe.csv"), rows(f"{out}/jq.csv")
+# Columns jq can produce: user_id, path, status, latency_ms, tags, message.
+cols = [3, 4, 5, 6, 7, 8]
+same = sum(1 for a, b in zip(probe, jqr) if [a[i] for i in cols] == [b[i] for i in cols])
+print(f"- jq subset: {len(jqr)} rows vs cwl-copy {len(probe)} on the same objects; "
+      f"{same} rows agree on user_id, path, status, latency_ms, tags, message "
+      f"(jq cannot reach @timestamp, @id, @log_stream: stage 2 sees the message only)")
+if have_duck:
+    t1 = rows(f"{out}/t1.csv")
+    for n in ("1", "2"):
+        d = rows(f"{out}/duck{n}.csv")
+        ids_c, ids_d = sorted(r[1] for r in t1), sorted(r[1] for r in d)
+        key = lambda r: (r[1], r[0], r[2], r[3], r[8])
+        exact = len(set(map(key, t1)) & set(map(key, d)))
+        print(f"- duckdb ({n} thread(s)): {len(d)} rows vs cwl-copy {len(t1)}; "
+              f"event ids {'identical' if ids_c == ids_d else 'DIFFER'} as sets; "
+              f"{exact} rows agree on time, id, stream, user_id, message "
+              f"(row order is not kept by DuckDB)")
+EOF
+tail -n +2 "$CHECKS" >&2
+
+# --- table -------------------------------------------------------------------------------------
+python3 - "$RESULTS" "$CHECKS" "${MARKDOWN:-}" "$COMMIT" "$MB" "$OBJECTS" \
+    "$INFLATED" "$COMPRESSED" "$EVENTS" "$ROWS" "$*" <<'EOF'
+import sys, datetime, os, platform
+res, checks, md, commit, mb, objects, inflated, compressed, events, rows, _ = sys.argv[1:]
+rows_ = [l.rstrip("\n").split("\t") for l in open(res)]
+def num(x):
+    try: return float(x)
+    except ValueError: return None
+data = []
+for name, wall, cpu, rss, nbytes, ev, load1, note in rows_:
+    wall, cpu, rss, nbytes, ev = num(wall), num(cpu), num(rss), num(nbytes), num(ev)
+    data.append(dict(name=name, wall=wall, cpu=cpu, rss=rss / 1024, mb=nbytes / 1e6,
+                     events=ev, load1=load1, note=note))
+def per_cpu(d):
+    return d["mb"] / d["cpu"] if d["cpu"] else None
+floor = next((d for d in data if "libdeflate" in d["name"]), None)
+jq = next((d for d in data if d["name"].startswith("seed")), None)
+hdr = ["contender", "wall s", "CPU s", "peak RSS MB", "MB/s", "MB/CPU-s",
+       "events/s", "× floor", "× jq", "load1"]
+table = []
+for d in data:
+    pc = per_cpu(d)
+    table.append([
+        d["name"], f"{d['wall']:.2f}", f"{d['cpu']:.2f}", f"{d['rss']:.0f}",
+        f"{d['mb'] / d['wall']:.0f}" if d["wall"] else "",
+        f"{pc:.0f}" if pc else "",
+        f"{d['events'] / d['wall'] / 1e3:.0f}k" if d["events"] and d["wall"] else "",
+        f"{pc / per_cpu(floor):.2f}" if pc and floor and d["name"].find("memcpy") < 0 and d["name"].find("dd ") < 0 else "",
+        f"{pc / per_cpu(jq):.1f}" if pc and jq and d["name"].find("memcpy") < 0 and d["name"].find("dd ") < 0 else "",
+        d["load1"]])
+def get(prefix):
+    return next((d for d in data if d["name"].startswith(prefix)), None)
+t1, t2 = get("cwl-copy convert --threads 1"), get("cwl-copy convert --threads 2")
+q = get("cwl-copy convert --threads 2, first")
+duck1 = get("duckdb read_json → CSV, 1")
+summary = []
+def verdict(ok): return "met" if ok else "NOT met"
+if t1 and floor:
+    r = per_cpu(t1) / per_cpu(floor)
+    rw = (t1["mb"] / t1["wall"]) / (floor["mb"] / floor["wall"])
+    summary.append(f"convert 1 thread vs libdeflate inflate floor: {r:.2f} per CPU-s, {rw:.2f} wall (target ≥ 0.50): {verdict(r >= 0.5)}")
+pair = get("floor: 2 × cwl_copy")
+if t1 and t2:
+    r = t1["wall"] / t2["wall"]
+    s = (f"2 threads vs 1, wall: {r:.2f}× (target ≥ 1.8×): {verdict(r >= 1.8)}; CPU s {t1['cpu']:.1f} → {t2['cpu']:.1f}, "
+         f"CPU/wall {t2['cpu'] / t2['wall']:.2f}")
+    if pair and floor:
+        s += (f"; in the same run two inflate processes at once got {2 * floor['wall'] / pair['wall']:.2f}× "
+              f"one alone (the cores the other users left)")
+    summary.append(s)
+if t1 and jq:
+    r = per_cpu(t1) / per_cpu(jq)
+    summary.append(f"convert vs the seed's jq pipeline per CPU-s: {r:.1f}× (target ≥ 25×): {verdict(r >= 25)}")
+if t1 and duck1:
+    r = per_cpu(t1) / per_cpu(duck1)
+    summary.append(f"convert vs DuckDB (1 thread) per CPU-s: {r:.1f}× (target ≥ 8×): {verdict(r >= 8)}")
+if jq:
+    f = int(inflated) / 1e6 / jq["mb"]
+    summary.append(f"jq ran on {jq['mb']:.0f} MB of {int(inflated) / 1e6:.0f} MB; extrapolated to the whole corpus: "
+                   f"{jq['wall'] * f:.0f} s wall, {jq['cpu'] * f:.0f} CPU s (linear in bytes: it runs per object)")
+if t2:
+    s = f"peak RSS, convert 2 threads: {t2['rss']:.0f} MB (target ≤ 64 MB): {verdict(t2['rss'] <= 64)}"
+    if q: s += f"; on a quarter of the corpus {q['rss']:.0f} MB"
+    summary.append(s)
+when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+load = open("/proc/loadavg").read().split()[:3]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+head = (f"corpus: {objects} objects, {int(inflated) / 1e6:.0f} MB inflated envelope JSON "
+        f"({int(compressed) / 1e6:.0f} MB gzip), {int(events):,} events, {int(rows):,} rows "
+        f"for `testdata/specs/integrated_user_log.toml`; commit {commit}, {when}; "
+        f"{os.cpu_count()} cores ({cpu}); load average at the end {' '.join(load)}")
+widths = [max(len(str(r[i])) for r in [hdr] + table) for i in range(len(hdr))]
+print()
+print(head)
+print("  ".join(h.ljust(w) for h, w in zip(hdr, widths)))
+for r in table:
+    print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+print()
+for s in summary: print("- " + s)
+print(open(checks).read().rstrip())
+print("notes:")
+for d in data:
+    if d["note"]: print(f"  {d['name']}: {d['note']}")
+if md:
+    with open(md, "w") as f:
+        f.write(head + ".\n\n")
+        f.write("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) + "\n")
+        for r in table:
+            f.write("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |\n")
+        f.write("\nTargets (issue #5):\n\n")
+        for s in summary: f.write(f"- {s}\n")
+        f.write("\nChecks:\n\n" + open(checks).read())
+        f.write("\nNotes:\n\n")
+        for d in data:
+            if d["note"]: f.write(f"- {d['name']}: {d['note']}\n")
+    print(f"markdown written to {md}", file=sys.stderr)
+EOF
