@@ -1,5 +1,6 @@
 //! A deterministic synthetic corpus of Firehose objects, for benchmarks
-//! and the bench harness: realistic API-server JSON log lines (unicode,
+//! and the bench harness (its messages carry the fields of
+//! `testdata/specs/integrated_user_log.toml`): realistic API-server JSON log lines (unicode,
 //! escapes, nested objects, some plain-text lines, some control messages).
 
 use std::io::Write;
@@ -64,7 +65,7 @@ pub fn message(rng: &mut Rng, ts: i64, out: &mut String) {
     let msg = MSGS[rng.below(6) as usize];
     let _ = write!(
         out,
-        r#"{{"level":"{level}","time":{ts},"context":{{"log_name":"{log_name}","request_id":"{:016x}","user_id":"u-{}","tenant":{{"id":{},"plan":"{}"}}}},"http":{{"method":"{}","path":"{path}","status":{},"latency_ms":{}.{:02},"bytes":{}}},"msg":{},"tags":["api","v1","{}"]}}"#,
+        r#"{{"level":"{level}","time":{ts},"context":{{"log_name":"{log_name}","request_id":"{:016x}","user_id":"u-{}","tenant":{{"id":{},"plan":"{}"}}}},"method":"{}","path":"{path}","status":{},"latency_ms":{}.{:02},"http":{{"bytes":{}}},"msg":{},"tags":["api","v1","{}"]}}"#,
         rng.next_u64(),
         rng.below(100_000),
         rng.below(500),
