@@ -18,13 +18,13 @@ use cwl_copy::{
     DecoderBuilder, Dialect, Error, LogEvent, Mapper, ObjectOutput, Scratch,
     Variant,
 };
-use rayon::prelude::*;
 
 // mimalloc: many short-lived per-object buffers across rayon threads;
 // glibc malloc's per-thread arenas grow RSS there. Binary only: the
 // library never picks an allocator for its users.
 #[cfg(feature = "loader")]
 mod load_cmd;
+mod ordered;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -483,31 +483,27 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
     let mut stats = DecodeStats::default();
     let mut errors: Vec<Error> = Vec::new();
     let stderr = io::stderr();
-    // Objects are converted in windows of a few per thread and written in
-    // input order, so the output is the same for any thread count and
-    // memory stays bounded by the window.
-    let window = threads * 4;
-    for chunk in files.chunks(window) {
-        let results: Vec<Result<ObjectOutput>> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map_init(ConvertScratch::new, |scratch, (path, _)| {
-                    let data = std::fs::read(path).with_context(|| {
-                        format!("reading {}", path.display())
-                    })?;
-                    let mut o = ObjectOutput::default();
-                    converter.convert(
-                        &path.to_string_lossy(),
-                        &data,
-                        scratch,
-                        &mut o,
-                    );
-                    Ok(o)
-                })
-                .collect()
-        });
-        for ((path, rel), result) in chunk.iter().zip(results) {
+    // Objects are converted on the pool and written in input order as they
+    // complete, so the output is the same for any thread count and memory
+    // stays bounded by the window of objects in flight.
+    ordered::ordered_map(
+        &pool,
+        &files,
+        threads * 2,
+        ConvertScratch::new,
+        |scratch, (path, _)| -> Result<ObjectOutput> {
+            let data = std::fs::read(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut o = ObjectOutput::default();
+            converter.convert(&path.to_string_lossy(), &data, scratch, &mut o);
+            Ok(o)
+        },
+        |i, result| -> Result<()> {
             let o = result?;
+            let rel = files
+                .get(i)
+                .map(|(_, rel)| rel.as_path())
+                .unwrap_or(Path::new(""));
             match &mut out {
                 Out::Stream(w) => {
                     w.write_all(&o.csv).context("writing CSV")?
@@ -546,9 +542,9 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
                     counts.events as f64 / secs
                 ));
             }
-            let _ = path;
-        }
-    }
+            Ok(())
+        },
+    )?;
     if let Out::Stream(w) = &mut out {
         w.flush().context("writing CSV")?;
     }

@@ -1,0 +1,203 @@
+//! Parallel map with in-order delivery and bounded memory, for the CLI.
+//!
+//! Workers on a rayon pool take items in input order (an atomic cursor)
+//! and hand results to the caller's thread, which consumes them strictly
+//! in input order. At most `window` items are in flight (taken and not yet
+//! consumed), so memory stays bounded however slow one item is, and the
+//! pool keeps working while the caller writes: no barrier per window.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Condvar, Mutex};
+
+/// A counting semaphore that can be closed (waking every waiter).
+struct Permits {
+    free: Mutex<usize>,
+    ready: Condvar,
+    closed: AtomicBool,
+}
+
+impl Permits {
+    /// Takes a permit; `false` once closed.
+    fn acquire(&self) -> bool {
+        let Ok(mut free) = self.free.lock() else { return false };
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            if *free > 0 {
+                *free -= 1;
+                return true;
+            }
+            free = match self.ready.wait(free) {
+                Ok(f) => f,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    fn release(&self) {
+        if let Ok(mut free) = self.free.lock() {
+            *free += 1;
+        }
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Taking the lock orders the store before any waiter's re-check.
+        drop(self.free.lock());
+        self.ready.notify_all();
+    }
+}
+
+/// Runs `work` on every item on `pool` (one scratch `S` per worker) and
+/// calls `consume` with each result in input order on this thread. Stops
+/// at the first error from `consume` and returns it.
+pub(crate) fn ordered_map<T, S, R, E>(
+    pool: &rayon::ThreadPool,
+    items: &[T],
+    window: usize,
+    new_scratch: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &T) -> R + Sync,
+    mut consume: impl FnMut(usize, R) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Sync,
+    R: Send,
+{
+    let workers = pool.current_num_threads().max(1);
+    let window = window.max(workers);
+    let next = AtomicUsize::new(0);
+    let permits = Permits {
+        free: Mutex::new(window),
+        ready: Condvar::new(),
+        closed: AtomicBool::new(false),
+    };
+    let (tx, rx) = sync_channel::<(usize, R)>(window);
+    let (next, permits, new_scratch, work) =
+        (&next, &permits, &new_scratch, &work);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            pool.scope(|ps| {
+                for _ in 0..workers {
+                    let tx = tx.clone();
+                    ps.spawn(move |_| {
+                        let mut scratch = new_scratch();
+                        while permits.acquire() {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(item) = items.get(i) else { break };
+                            if tx.send((i, work(&mut scratch, item))).is_err()
+                            {
+                                break;
+                            }
+                        }
+                    });
+                }
+                drop(tx);
+            });
+        });
+        let mut pending = BTreeMap::new();
+        let mut want = 0usize;
+        let mut result = Ok(());
+        'recv: for (i, r) in rx.iter() {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&want) {
+                if let Err(e) = consume(want, r) {
+                    result = Err(e);
+                    break 'recv;
+                }
+                want += 1;
+                permits.release();
+            }
+            if want == items.len() {
+                break;
+            }
+        }
+        // Wake and stop the workers (on error, or when all is consumed).
+        permits.close();
+        drop(rx);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_for_any_pool_and_window() {
+        let items: Vec<u64> = (0..500).collect();
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for window in [1, 2, 7, 64] {
+                let mut got = vec![];
+                ordered_map(
+                    &pool,
+                    &items,
+                    window,
+                    || 0u64,
+                    |n, x| {
+                        *n += 1;
+                        // Uneven work, so results arrive out of order.
+                        if x % 7 == 0 {
+                            std::thread::yield_now();
+                        }
+                        x * 2
+                    },
+                    |i, r| {
+                        assert_eq!(r, i as u64 * 2);
+                        got.push(r);
+                        Ok::<(), ()>(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(got.len(), 500);
+            }
+        }
+    }
+
+    #[test]
+    fn stops_at_the_first_error() {
+        let items: Vec<u64> = (0..10_000).collect();
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let mut seen = 0;
+        let r = ordered_map(
+            &pool,
+            &items,
+            4,
+            || (),
+            |(), x| *x,
+            |i, _| {
+                seen += 1;
+                if i == 10 {
+                    Err("stop")
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!(r, Err("stop"));
+        assert_eq!(seen, 11);
+    }
+
+    #[test]
+    fn empty_input() {
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let r = ordered_map(
+            &pool,
+            &[] as &[u8],
+            4,
+            || (),
+            |(), _| (),
+            |_, ()| Ok::<(), ()>(()),
+        );
+        assert_eq!(r, Ok(()));
+    }
+}
