@@ -16,6 +16,8 @@ mod fuzz_corpus;
 #[cfg(feature = "loader")]
 mod csv_pg;
 #[cfg(feature = "loader")]
+mod load_faults;
+#[cfg(feature = "loader")]
 mod pgload;
 #[cfg(feature = "loader")]
 mod services;

@@ -454,19 +454,24 @@ fn sql_err<'k>(
     move |source| PgLoadError::Sql { op, keys: KeyList(keys.to_vec()), source }
 }
 
-/// Catalog unique indexes that concurrent `CREATE … IF NOT EXISTS`
-/// statements can collide on; the loser's error means "exists".
+/// How concurrent `CREATE … IF NOT EXISTS` statements collide: on a
+/// catalog unique index, or, when the winner commits between the loser's
+/// `IF NOT EXISTS` check and its catalog insert, with "relation (or
+/// schema) already exists". Either way the object exists.
 fn is_create_race(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_some_and(|db| {
-        db.code() == &SqlState::UNIQUE_VIOLATION
-            && matches!(
-                db.constraint(),
-                Some(
-                    "pg_type_typname_nsp_index"
-                        | "pg_namespace_nspname_index"
-                        | "pg_class_relname_nsp_index"
+        let code = db.code();
+        code == &SqlState::DUPLICATE_TABLE
+            || code == &SqlState::DUPLICATE_SCHEMA
+            || code == &SqlState::UNIQUE_VIOLATION
+                && matches!(
+                    db.constraint(),
+                    Some(
+                        "pg_type_typname_nsp_index"
+                            | "pg_namespace_nspname_index"
+                            | "pg_class_relname_nsp_index"
+                    )
                 )
-            )
     })
 }
 
@@ -566,11 +571,23 @@ macro_rules! retrying {
     }};
 }
 
+/// Runs `CREATE … IF NOT EXISTS` statements. A concurrent loader's
+/// identical statement can commit between this one's existence check and
+/// its catalog insert; the statement (and the rest of its implicit
+/// transaction) then fails with a [create race](is_create_race), and runs
+/// again, now finding the objects.
 async fn run_ddl(c: &mut Client, stmts: &[String]) -> Result<(), PgLoadError> {
+    /// Reruns after a lost race; each one means another loader committed.
+    const RACE_RERUNS: u32 = 3;
     for stmt in stmts {
-        if let Err(e) = c.batch_execute(stmt).await {
-            if !is_create_race(&e) {
-                return Err(sql_err("DDL", &[])(e));
+        let mut reruns = 0;
+        loop {
+            match c.batch_execute(stmt).await {
+                Ok(()) => break,
+                Err(e) if is_create_race(&e) && reruns < RACE_RERUNS => {
+                    reruns += 1;
+                }
+                Err(e) => return Err(sql_err("DDL", &[])(e)),
             }
         }
     }
