@@ -18,7 +18,6 @@ use cwl_copy::load::{
 use cwl_copy::{
     ColumnSpec, ConvertScratch, Converter, Dialect, Mapper, ObjectOutput,
 };
-use rayon::prelude::*;
 
 use crate::{walk, DecodeOpts, Usage};
 
@@ -240,28 +239,24 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
                     return;
                 }
             };
-            for chunk in todo.chunks(threads * 2) {
-                let results: Vec<Result<ObjectRows>> = pool.install(|| {
-                    chunk
-                        .par_iter()
-                        .map_init(ConvertScratch::new, |scratch, path| {
-                            let data =
-                                std::fs::read(path).with_context(|| {
-                                    format!("reading {}", path.display())
-                                })?;
-                            let key = path.to_string_lossy().into_owned();
-                            let mut o = ObjectOutput::default();
-                            converter.convert(&key, &data, scratch, &mut o);
-                            Ok(object_rows(key, &data, o))
-                        })
-                        .collect()
-                });
-                for r in results {
-                    if tx.blocking_send(r).is_err() {
-                        return;
-                    }
-                }
-            }
+            // Objects convert on the pool and reach the loader in input
+            // order; a closed channel (the loader failed) stops the work.
+            let _ = crate::ordered::ordered_map(
+                &pool,
+                &todo,
+                threads * 2,
+                ConvertScratch::new,
+                |scratch, path| -> Result<ObjectRows> {
+                    let data = std::fs::read(path).with_context(|| {
+                        format!("reading {}", path.display())
+                    })?;
+                    let key = path.to_string_lossy().into_owned();
+                    let mut o = ObjectOutput::default();
+                    converter.convert(&key, &data, scratch, &mut o);
+                    Ok(object_rows(key, &data, o))
+                },
+                |_, r| tx.blocking_send(r).map_err(|_| ()),
+            );
         });
 
         let mut batcher = Batcher::new(limits);
