@@ -82,32 +82,7 @@ enum Command {
     #[cfg(feature = "loader")]
     Load(Box<load_cmd::LoadArgs>),
     /// Convert objects to CSV rows for COPY, with a column spec.
-    Convert {
-        #[command(flatten)]
-        opts: DecodeOpts,
-        /// The column spec (TOML).
-        #[arg(long, value_name = "SPEC")]
-        columns: PathBuf,
-        /// `-` (the default) or a FILE for one CSV stream; an existing
-        /// directory (or a path ending in `/`) for one CSV per object.
-        #[arg(long, value_name = "FILE|DIR|-")]
-        out: Option<PathBuf>,
-        /// CSV dialect: postgres or redshift.
-        #[arg(long, default_value = "postgres", value_parser = parse_dialect)]
-        dialect: Dialect,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Write a JSON summary of the run to this file.
-        #[arg(long, value_name = "FILE")]
-        summary_json: Option<PathBuf>,
-        /// Write rejected events and undecodable input here, as NDJSON.
-        #[arg(long, value_name = "FILE")]
-        rejects: Option<PathBuf>,
-        /// Files or directories (walked recursively, in sorted order).
-        #[arg(required = true, value_name = "INPUT")]
-        inputs: Vec<PathBuf>,
-    },
+    Convert(Box<ConvertArgs>),
     /// Decode objects to one JSON object per event on stdout.
     Decode {
         #[command(flatten)]
@@ -166,25 +141,7 @@ fn run() -> Result<ExitCode> {
         Command::Decode { opts, summary_json, paths } => {
             decode(&opts, summary_json.as_deref(), &paths)
         }
-        Command::Convert {
-            opts,
-            columns,
-            out,
-            dialect,
-            threads,
-            summary_json,
-            rejects,
-            inputs,
-        } => convert(&ConvertArgs {
-            opts,
-            columns,
-            out,
-            dialect,
-            threads,
-            summary_json,
-            rejects,
-            inputs,
-        }),
+        Command::Convert(args) => convert(&args),
     }
 }
 
@@ -361,14 +318,31 @@ fn decode(
     Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
+#[derive(clap::Args, Clone)]
 struct ConvertArgs {
+    #[command(flatten)]
     opts: DecodeOpts,
+    /// The column spec (TOML).
+    #[arg(long, value_name = "SPEC")]
     columns: PathBuf,
+    /// `-` (the default) or a FILE for one CSV stream; an existing
+    /// directory (or a path ending in `/`) for one CSV per object.
+    #[arg(long, value_name = "FILE|DIR|-")]
     out: Option<PathBuf>,
+    /// CSV dialect: postgres or redshift.
+    #[arg(long, default_value = "postgres", value_parser = parse_dialect)]
     dialect: Dialect,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
     threads: Option<usize>,
+    /// Write a JSON summary of the run to this file.
+    #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    /// Write rejected events and undecodable input here, as NDJSON.
+    #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
+    /// Files or directories (walked recursively, in sorted order).
+    #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 }
 
