@@ -614,8 +614,14 @@ impl Mapper {
             return Err(Mismatch("message is not JSON"));
         }
         match kind {
-            Kind::Text { .. } => match val {
-                Val::Str(s) => Ok(Conv::Borrowed(s)),
+            // Text and JSON differ only in how a string is written.
+            Kind::Text { .. } | Kind::Json { .. } => match val {
+                Val::Str(s) if matches!(kind, Kind::Text { .. }) => {
+                    Ok(Conv::Borrowed(s))
+                }
+                Val::Str(s) => convert::write_json_string(s, self.nul, text)
+                    .map(|()| Conv::InText)
+                    .map_err(|_| Fail::Nul),
                 Val::Bool(b) => Ok(Conv::Borrowed(bool_text(b))),
                 Val::Num(n, node) => match lexeme(node) {
                     Some(l) => Ok(Conv::Borrowed(l)),
@@ -691,20 +697,6 @@ impl Mapper {
                 };
                 ts(ms, text)
             }
-            Kind::Json { .. } => match val {
-                Val::Str(s) => convert::write_json_string(s, self.nul, text)
-                    .map(|()| Conv::InText)
-                    .map_err(|_| Fail::Nul),
-                Val::Bool(b) => Ok(Conv::Borrowed(bool_text(b))),
-                Val::Num(n, node) => match lexeme(node) {
-                    Some(l) => Ok(Conv::Borrowed(l)),
-                    None if convert::write_number(n, text) => Ok(Conv::InText),
-                    None => Err(Mismatch("not a finite number")),
-                },
-                Val::EpochMs(v) => int(v, text),
-                Val::Tree(i) => tree(i, text),
-                Val::Missing | Val::NotJson => Err(Mismatch("missing")),
-            },
         }
     }
 }
