@@ -203,3 +203,41 @@ proptest! {
         prop_assert_eq!(&got[..want.len()], &want[..]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Extracted messages (one per line, `\n` or `\r\n`), plain or gzipped
+    /// by Firehose, come back as the same messages; blank lines are skipped.
+    #[test]
+    fn extracted_lines_round_trip(
+        msgs in prop::collection::vec("[^\r\n]*[^\r\n \t]", 0..20),
+        crlf: bool,
+        gzipped: bool,
+    ) {
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut text = String::new();
+        for m in &msgs {
+            text.push_str(m);
+            text.push_str(nl);
+            text.push_str(nl); // a blank line between records
+        }
+        let data = if gzipped { gz(text.as_bytes()) } else { text.into_bytes() };
+        let variant = if gzipped { Variant::Auto } else { Variant::Lines };
+        let dec = DecoderBuilder::new().variant(variant).build();
+        let mut got = vec![];
+        let mut scratch = Scratch::new();
+        let stats = dec
+            .decode("l", &data, &mut scratch, FnSink::new(
+                |e: &LogEvent<'_>| -> Result<(), ()> {
+                    assert!(e.envelope.is_none() && e.id.is_none() && e.member.is_none());
+                    got.push(e.message.to_owned());
+                    Ok(())
+                },
+                |e| panic!("{e}"),
+            ))
+            .unwrap();
+        prop_assert_eq!(&got, &msgs);
+        prop_assert_eq!(stats.events, msgs.len() as u64);
+    }
+}
