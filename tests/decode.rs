@@ -236,3 +236,38 @@ fn decompression_bomb_is_stopped_at_the_limit_with_small_rss() {
     assert_eq!(got.summary["errors"][0]["kind"], "object_too_large");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn unclosed_first_document_is_a_truncated_envelope_or_a_line() {
+    use std::io::Write;
+    let gz = |b: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        );
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    let dir = tempdir();
+    // A truncated envelope in the first member is reported, not read as text.
+    let cut = dir.join("cut");
+    std::fs::write(&cut, gz(br#"{"messageType":"DATA_MESSAGE","owner":"1","logEvents":[{"id":"1""#))
+        .unwrap();
+    let got = decode(&[], &[&cut]);
+    assert_eq!(got.code, 3, "{}", got.stderr);
+    assert_eq!(got.summary["errors"][0]["kind"], "json_truncated");
+    assert!(got.events.is_empty());
+    // Extracted lines that start with `{` but are not JSON are lines.
+    let text = dir.join("text");
+    std::fs::write(&text, gz(b"{not json\nsecond line\n")).unwrap();
+    let got = decode(&[], &[&text]);
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    let msgs: Vec<&str> =
+        got.events.iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(msgs, ["{not json", "second line"]);
+    // The same, not gzipped.
+    std::fs::write(&text, b"{not json\nsecond line\n").unwrap();
+    let got = decode(&[], &[&text]);
+    assert_eq!(got.events.len(), 2, "{}", got.stderr);
+    std::fs::remove_dir_all(dir).unwrap();
+}

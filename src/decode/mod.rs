@@ -533,6 +533,13 @@ impl Decoder {
                     inflated_total += n as u64;
                     run.stats.inflated_bytes += n as u64;
                     let Scratch { inflate, simd, tape, .. } = scratch;
+                    let content = inflate.buf.get(..n).unwrap_or_default();
+                    if whitespace(content) == n {
+                        // An empty (or blank) member holds no envelope.
+                        run.stats.whitespace_bytes += n as u64;
+                        member += 1;
+                        continue;
+                    }
                     emit_envelope(
                         run,
                         &mut inflate.buf,
@@ -810,8 +817,12 @@ impl Decoder {
                     Ok((Framing::Docs, true))
                 }
             }
-            // An empty or broken first member: let the member loop report it.
-            DocEnd::NeedMore => Ok((Framing::Members, false)),
+            // A broken first envelope: let the member loop report it. Text
+            // that merely starts with `{` is extracted lines.
+            DocEnd::NeedMore if names_envelope_keys(body) => {
+                Ok((Framing::Members, false))
+            }
+            DocEnd::NeedMore => Ok((Framing::Lines, true)),
             DocEnd::NotObject if body.is_empty() => {
                 Ok((Framing::Members, false))
             }
@@ -828,7 +839,13 @@ fn is_envelope(
     simd: &mut Buffers,
     tape_slot: &mut Option<Tape<'static>>,
 ) -> bool {
-    let DocEnd::At(end) = doc_end(b) else { return false };
+    let end = match doc_end(b) {
+        DocEnd::At(end) => end,
+        // An unclosed object: an envelope cut short (to be reported as
+        // such) if it names envelope keys early on, else a line of text.
+        DocEnd::NeedMore => return names_envelope_keys(b),
+        DocEnd::NotObject => return false,
+    };
     doc.clear();
     doc.extend_from_slice(b.get(..end).unwrap_or_default());
     doc.resize(end + PAD, 0);
@@ -838,6 +855,14 @@ fn is_envelope(
         && has_envelope_key(&tape.0);
     *tape_slot = Some(tape.reset());
     found
+}
+
+/// Whether the first 4 KiB of an unclosed JSON object name an envelope
+/// key (`"logEvents"` or `"messageType"`).
+fn names_envelope_keys(b: &[u8]) -> bool {
+    let head = b.get(..b.len().min(4096)).unwrap_or_default();
+    memchr::memmem::find(head, b"\"logEvents\"").is_some()
+        || memchr::memmem::find(head, b"\"messageType\"").is_some()
 }
 
 fn has_envelope_key(tape: &[simd_json::Node<'_>]) -> bool {
