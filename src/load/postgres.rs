@@ -463,6 +463,7 @@ fn is_create_race(e: &tokio_postgres::Error) -> bool {
         let code = db.code();
         code == &SqlState::DUPLICATE_TABLE
             || code == &SqlState::DUPLICATE_SCHEMA
+            || code == &SqlState::DUPLICATE_OBJECT
             || code == &SqlState::UNIQUE_VIOLATION
                 && matches!(
                     db.constraint(),
@@ -576,13 +577,23 @@ macro_rules! retrying {
 /// its catalog insert; the statement (and the rest of its implicit
 /// transaction) then fails with a [create race](is_create_race), and runs
 /// again, now finding the objects.
+/// The advisory lock key that serialises cwl-copy's DDL ("cwlcopy").
+const DDL_LOCK_KEY: i64 = 0x0063_776c_636f_7079;
+
 async fn run_ddl(c: &mut Client, stmts: &[String]) -> Result<(), PgLoadError> {
     /// Reruns after a lost race; each one means another loader committed.
     const RACE_RERUNS: u32 = 3;
     for stmt in stmts {
+        // One simple query is one implicit transaction: the advisory lock
+        // makes concurrent loaders run their DDL one after the other, so
+        // `IF NOT EXISTS` sees the other's committed catalog rows instead
+        // of racing into 42P07 / 42710 / 23505. The reruns stay as a
+        // fallback for DDL run by other tools.
+        let locked =
+            format!("SELECT pg_advisory_xact_lock({DDL_LOCK_KEY});\n{stmt}");
         let mut reruns = 0;
         loop {
-            match c.batch_execute(stmt).await {
+            match c.batch_execute(&locked).await {
                 Ok(()) => break,
                 Err(e) if is_create_race(&e) && reruns < RACE_RERUNS => {
                     reruns += 1;
