@@ -61,10 +61,9 @@ impl ConvertScratch {
 pub struct ObjectOutput {
     /// CSV records, in event order.
     pub csv: Vec<u8>,
-    /// Rejected events and undecodable input, one JSON object per line:
-    /// `object`, `member`, `id`, `timestamp`, `kind`, `column`, `reason`,
-    /// `message`.
-    pub rejects: Vec<u8>,
+    /// Events the mapper rejected, with their reasons (undecodable input
+    /// is in `errors`).
+    pub rejects: Vec<RejectedEvent>,
     /// Event counts.
     pub counts: Counts,
     /// Decode counts.
@@ -84,17 +83,24 @@ impl ObjectOutput {
     }
 }
 
-#[derive(serde::Serialize)]
-struct RejectLine<'a> {
-    object: &'a str,
-    member: Option<u64>,
-    id: Option<&'a str>,
-    timestamp: Option<i64>,
-    kind: &'a str,
-    column: Option<&'a str>,
-    reason: &'a str,
-    message: Option<&'a str>,
-    offset: Option<u64>,
+/// An event the mapper rejected: where it came from, why, and the raw
+/// message, so nothing is dropped silently. Allocated only on the reject
+/// path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectedEvent {
+    /// Gzip member (or JSON document) index.
+    pub member: Option<u64>,
+    /// The event id.
+    pub id: Option<String>,
+    /// Event time in epoch milliseconds.
+    pub timestamp: Option<i64>,
+    /// The column at fault, if one is.
+    pub column: Option<String>,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The raw message.
+    pub message: String,
 }
 
 /// Turns objects into CSV rows with a [`Decoder`] and a [`Mapper`].
@@ -121,47 +127,22 @@ impl EventSink for Sink<'_> {
             MapOutcome::Filtered => out.counts.filtered_out += 1,
             MapOutcome::Rejected(r) => {
                 out.counts.rejected += 1;
-                let line = RejectLine {
-                    object: ev.object,
+                out.rejects.push(RejectedEvent {
                     member: ev.member,
-                    id: ev.id,
+                    id: ev.id.map(str::to_owned),
                     timestamp: ev.timestamp,
-                    kind: "rejected_event",
-                    column: r.column.as_deref(),
-                    reason: &r.reason,
-                    message: Some(ev.message),
-                    offset: None,
-                };
-                write_line(&mut out.rejects, &line);
+                    column: r.column,
+                    reason: r.reason,
+                    message: ev.message.to_owned(),
+                });
             }
         }
         Ok(())
     }
 
     fn reject(&mut self, e: Error) -> Result<(), Infallible> {
-        let loc = e.location();
-        let reason = e.kind().to_string();
-        let line = RejectLine {
-            object: &loc.object,
-            member: loc.member,
-            id: None,
-            timestamp: None,
-            kind: e.code(),
-            column: None,
-            reason: &reason,
-            message: None,
-            offset: Some(loc.member_offset),
-        };
-        write_line(&mut self.out.rejects, &line);
         self.out.errors.push(e);
         Ok(())
-    }
-}
-
-fn write_line(out: &mut Vec<u8>, line: &RejectLine<'_>) {
-    // Writing JSON into a Vec cannot fail: every field serialises.
-    if serde_json::to_writer(&mut *out, line).is_ok() {
-        out.push(b'\n');
     }
 }
 

@@ -16,7 +16,9 @@ pub mod fuzzing;
 mod map;
 mod write;
 
-pub use crate::convert::{ConvertScratch, Converter, Counts, ObjectOutput};
+pub use crate::convert::{
+    ConvertScratch, Converter, Counts, ObjectOutput, RejectedEvent,
+};
 pub use crate::decode::{
     inflate_members, DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
 };

@@ -76,27 +76,19 @@ pub(crate) struct LoadArgs {
 
 /// The converter's output as the loader takes it.
 fn object_rows(key: String, data: &[u8], o: ObjectOutput) -> ObjectRows {
-    let mut rejects = Vec::new();
-    for line in o.rejects.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["kind"] != "rejected_event" {
-            continue;
-        }
-        let reason = match v["column"].as_str() {
-            Some(c) => {
-                format!("column {c:?}: {}", v["reason"].as_str().unwrap_or(""))
-            }
-            None => v["reason"].as_str().unwrap_or("").to_owned(),
-        };
-        rejects.push(RejectRecord {
-            member: v["member"].as_u64(),
-            event_id: v["id"].as_str().map(str::to_owned),
-            reason,
-            message: v["message"].as_str().unwrap_or("").to_owned(),
-        });
-    }
+    let rejects = o
+        .rejects
+        .into_iter()
+        .map(|r| RejectRecord {
+            member: r.member,
+            event_id: r.id,
+            reason: match r.column {
+                Some(c) => format!("column {c:?}: {}", r.reason),
+                None => r.reason,
+            },
+            message: r.message,
+        })
+        .collect();
     let errors = o
         .errors
         .iter()

@@ -346,6 +346,60 @@ struct ConvertArgs {
     inputs: Vec<PathBuf>,
 }
 
+/// One line of `--rejects`: a rejected event, or undecodable input.
+#[derive(serde::Serialize)]
+struct RejectLine<'a> {
+    object: &'a str,
+    member: Option<u64>,
+    id: Option<&'a str>,
+    timestamp: Option<i64>,
+    kind: &'a str,
+    column: Option<&'a str>,
+    reason: &'a str,
+    message: Option<&'a str>,
+    offset: Option<u64>,
+}
+
+/// Writes an object's rejected events and decode errors as NDJSON.
+fn write_rejects(
+    w: &mut impl Write,
+    object: &str,
+    o: &ObjectOutput,
+) -> Result<()> {
+    for r in &o.rejects {
+        let line = RejectLine {
+            object,
+            member: r.member,
+            id: r.id.as_deref(),
+            timestamp: r.timestamp,
+            kind: "rejected_event",
+            column: r.column.as_deref(),
+            reason: &r.reason,
+            message: Some(&r.message),
+            offset: None,
+        };
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    for e in &o.errors {
+        let loc = e.location();
+        let line = RejectLine {
+            object: &loc.object,
+            member: loc.member,
+            id: None,
+            timestamp: None,
+            kind: e.code(),
+            column: None,
+            reason: &e.kind().to_string(),
+            message: None,
+            offset: Some(loc.member_offset),
+        };
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// A usage error: exit code 2.
 #[derive(Debug)]
 pub(crate) struct Usage(pub(crate) String);
@@ -474,10 +528,11 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
         },
         |i, result| -> Result<()> {
             let o = result?;
-            let rel = files
+            let (path, rel) = files
                 .get(i)
-                .map(|(_, rel)| rel.as_path())
-                .unwrap_or(Path::new(""));
+                .map_or((Path::new(""), Path::new("")), |(p, r)| {
+                    (p.as_path(), r.as_path())
+                });
             match &mut out {
                 Out::Stream(w) => {
                     w.write_all(&o.csv).context("writing CSV")?
@@ -497,7 +552,8 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
                 }
             }
             if let Some(r) = &mut rejects {
-                r.write_all(&o.rejects).context("writing rejects")?;
+                write_rejects(r, &path.to_string_lossy(), &o)
+                    .context("writing rejects")?;
             }
             for e in &o.errors {
                 let mut err = stderr.lock();
