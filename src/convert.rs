@@ -110,13 +110,15 @@ pub struct Converter {
     mapper: Mapper,
 }
 
-struct Sink<'m> {
+struct Sink<'m, F> {
     mapper: &'m Mapper,
     scratch: &'m mut MapScratch,
     out: &'m mut ObjectOutput,
+    /// Called with `out.csv` once it holds this many bytes.
+    flush: Option<(usize, F)>,
 }
 
-impl EventSink for Sink<'_> {
+impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
     type Error = Infallible;
 
     fn event(&mut self, ev: &LogEvent<'_>) -> Result<(), Infallible> {
@@ -135,6 +137,11 @@ impl EventSink for Sink<'_> {
                     reason: r.reason,
                     message: ev.message.to_owned(),
                 });
+            }
+        }
+        if let Some((at, flush)) = &mut self.flush {
+            if out.csv.len() >= *at {
+                flush(&mut out.csv);
             }
         }
         Ok(())
@@ -167,8 +174,37 @@ impl Converter {
         scratch: &mut ConvertScratch,
         out: &mut ObjectOutput,
     ) {
+        self.run::<fn(&mut Vec<u8>)>(object, data, scratch, out, None);
+    }
+
+    /// Like [`Converter::convert`], but hands the CSV over in pieces:
+    /// whenever `out.csv` holds `chunk_bytes` or more (whole records),
+    /// `flush` is called with it and must leave it empty (or take it and
+    /// put an empty buffer in its place). What is left at the end stays in
+    /// `out.csv`. Memory for one object's CSV is then bounded by
+    /// `chunk_bytes` plus one record, however large the object.
+    pub fn convert_chunked(
+        &self,
+        object: &str,
+        data: &[u8],
+        scratch: &mut ConvertScratch,
+        out: &mut ObjectOutput,
+        chunk_bytes: usize,
+        flush: impl FnMut(&mut Vec<u8>),
+    ) {
+        self.run(object, data, scratch, out, Some((chunk_bytes, flush)));
+    }
+
+    fn run<F: FnMut(&mut Vec<u8>)>(
+        &self,
+        object: &str,
+        data: &[u8],
+        scratch: &mut ConvertScratch,
+        out: &mut ObjectOutput,
+        flush: Option<(usize, F)>,
+    ) {
         let ConvertScratch { decode, map } = scratch;
-        let sink = Sink { mapper: &self.mapper, scratch: map, out };
+        let sink = Sink { mapper: &self.mapper, scratch: map, out, flush };
         let stats = match self.decoder.decode(object, data, decode, sink) {
             Ok(s) => s,
             Err(never) => match never {},

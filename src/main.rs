@@ -7,7 +7,7 @@
 //! - 3: some input was rejected (reported on stderr and in the summary).
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,15 +19,14 @@ use cwl_copy::{
     Variant,
 };
 
-// mimalloc: many short-lived per-object buffers across rayon threads;
-// glibc malloc's per-thread arenas grow RSS there. Binary only: the
-// library never picks an allocator for its users.
 #[cfg(feature = "loader")]
 mod load_cmd;
 mod ordered;
+use ordered::Piece;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// No custom global allocator: with buffers recycled per object (see
+// `convert`), mimalloc bought no speed and tripled peak RSS (BENCHMARKS.md,
+// "allocator"), so the system allocator stays.
 
 #[derive(Parser)]
 #[command(
@@ -458,6 +457,22 @@ fn progress(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// A recycled value from `spare`, or a new one.
+fn take_spare<T: Default>(spare: &std::sync::Mutex<Vec<T>>) -> T {
+    spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default()
+}
+
+/// Reads the whole of `path` into `buf`, reusing its capacity.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let mut f = File::open(path)?;
+    if let Ok(m) = f.metadata() {
+        buf.reserve(usize::try_from(m.len()).unwrap_or(0));
+    }
+    f.read_to_end(buf)?;
+    Ok(())
+}
+
 fn convert(args: &ConvertArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let mapper = match load_mapper(&args.columns, args.dialect) {
@@ -511,46 +526,93 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
     let mut stats = DecodeStats::default();
     let mut errors: Vec<Error> = Vec::new();
     let stderr = io::stderr();
-    // Objects are converted on the pool and written in input order as they
-    // complete, so the output is the same for any thread count and memory
-    // stays bounded by the window of objects in flight.
-    ordered::ordered_map(
+    // Objects are converted on the pool and written in input order, so the
+    // output is the same for any thread count. Each object's CSV streams
+    // out in chunks of CHUNK bytes; an object ahead of the one being
+    // written may hold two chunks and then waits, so memory is bounded by
+    // the window, not by the size of an object.
+    //
+    // Buffers are recycled: each worker reads into its own input buffer,
+    // and written chunks and outputs go back to `spare_*` for the next
+    // ones, so a run reaches its peak memory early and stays there.
+    const CHUNK: usize = 1 << 20;
+    let spare_chunks: std::sync::Mutex<Vec<Vec<u8>>> =
+        std::sync::Mutex::new(Vec::new());
+    let spare_outputs: std::sync::Mutex<Vec<ObjectOutput>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut dir_file: Option<(usize, BufWriter<File>)> = None;
+    ordered::ordered_stream(
         &pool,
         &files,
         threads * 2,
-        ConvertScratch::new,
-        |scratch, (path, _)| -> Result<ObjectOutput> {
-            let data = std::fs::read(path)
+        2,
+        || (ConvertScratch::new(), Vec::new()),
+        |(scratch, data), (path, _), emit| -> Result<ObjectOutput> {
+            read_into(path, data)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let mut o = ObjectOutput::default();
-            converter.convert(&path.to_string_lossy(), &data, scratch, &mut o);
+            let mut o = take_spare(&spare_outputs);
+            o.clear();
+            converter.convert_chunked(
+                &path.to_string_lossy(),
+                data,
+                scratch,
+                &mut o,
+                CHUNK,
+                |csv: &mut Vec<u8>| {
+                    let mut fresh = take_spare(&spare_chunks);
+                    fresh.clear();
+                    fresh.reserve(CHUNK + CHUNK / 8);
+                    std::mem::swap(csv, &mut fresh);
+                    emit(fresh);
+                },
+            );
             Ok(o)
         },
-        |i, result| -> Result<()> {
-            let o = result?;
+        |i, piece| -> Result<()> {
             let (path, rel) = files
                 .get(i)
                 .map_or((Path::new(""), Path::new("")), |(p, r)| {
                     (p.as_path(), r.as_path())
                 });
-            match &mut out {
-                Out::Stream(w) => {
-                    w.write_all(&o.csv).context("writing CSV")?
+            let (csv, end) = match piece {
+                Piece::Chunk(c) => (c, None),
+                Piece::End(o) => {
+                    let mut o = o?;
+                    (std::mem::take(&mut o.csv), Some(o))
                 }
+            };
+            match &mut out {
+                Out::Stream(w) => w.write_all(&csv).context("writing CSV")?,
                 Out::Dir(dir) => {
-                    let mut target = dir.join(rel).into_os_string();
-                    target.push(".csv");
-                    let target = PathBuf::from(target);
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent).with_context(
-                            || format!("creating {}", parent.display()),
-                        )?;
+                    if dir_file.as_ref().is_none_or(|(j, _)| *j != i) {
+                        let mut target = dir.join(rel).into_os_string();
+                        target.push(".csv");
+                        let target = PathBuf::from(target);
+                        if let Some(parent) = target.parent() {
+                            std::fs::create_dir_all(parent).with_context(
+                                || format!("creating {}", parent.display()),
+                            )?;
+                        }
+                        let f = File::create(&target).with_context(|| {
+                            format!("creating {}", target.display())
+                        })?;
+                        dir_file = Some((i, BufWriter::new(f)));
                     }
-                    std::fs::write(&target, &o.csv).with_context(|| {
-                        format!("writing {}", target.display())
-                    })?;
+                    if let Some((_, f)) = &mut dir_file {
+                        f.write_all(&csv).context("writing CSV")?;
+                        if end.is_some() {
+                            f.flush().context("writing CSV")?;
+                        }
+                    }
                 }
             }
+            let Some(mut o) = end else {
+                if let Ok(mut s) = spare_chunks.lock() {
+                    s.push(csv);
+                }
+                return Ok(());
+            };
+            o.csv = csv;
             if let Some(r) = &mut rejects {
                 write_rejects(r, &path.to_string_lossy(), &o)
                     .context("writing rejects")?;
@@ -562,7 +624,10 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
             }
             counts.add(&o.counts);
             stats.add(&o.decode);
-            errors.extend(o.errors);
+            errors.append(&mut o.errors);
+            if let Ok(mut s) = spare_outputs.lock() {
+                s.push(o);
+            }
             if let Some(bar) = &bar {
                 bar.inc(1);
                 let secs = started.elapsed().as_secs_f64().max(1e-9);

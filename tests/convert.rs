@@ -120,3 +120,103 @@ fn spec_errors_exit_2_with_line_and_column() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 5"), "{err}");
 }
+
+/// Objects whose CSV is several times the CLI's 1 MiB streaming chunk:
+/// the output is the same for any thread count, for `--out DIR` (one file
+/// per object) and for the library's one-shot [`Converter::convert`].
+#[test]
+fn large_objects_stream_in_chunks_with_identical_output() {
+    use cwl_copy::{
+        corpus, ColumnSpec, ConvertScratch, Converter, Decoder, Dialect,
+        Mapper, ObjectOutput,
+    };
+    let dir = tempdir();
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut rng = corpus::Rng::new(7);
+    let mut ts = 1_714_570_800_000;
+    let mut objects = Vec::new();
+    for i in 0..5 {
+        // 0.4 MB to ~4 MB of CSV: below, at and well over one chunk.
+        let members = [8, 25, 60, 3, 45][i];
+        let (obj, _) =
+            corpus::object(&mut rng, &mut ts, members, 60_000, i == 1);
+        let name = format!("obj-{i}");
+        std::fs::write(input.join(&name), &obj).unwrap();
+        objects.push((name, obj));
+    }
+    let spec_text = std::fs::read_to_string(spec()).unwrap();
+    let mapper = Mapper::new(
+        &ColumnSpec::from_toml(&spec_text).unwrap(),
+        Dialect::Postgres,
+    )
+    .unwrap();
+    let conv = Converter::new(Decoder::new(), mapper);
+    let mut scratch = ConvertScratch::new();
+    let mut want = Vec::new();
+    let mut per_object = Vec::new();
+    for (name, obj) in &objects {
+        let mut o = ObjectOutput::default();
+        let key = input.join(name);
+        conv.convert(&key.to_string_lossy(), obj, &mut scratch, &mut o);
+        assert!(o.errors.is_empty());
+        want.extend_from_slice(&o.csv);
+        per_object.push(o.csv);
+    }
+    assert!(want.len() > 8 << 20, "{} bytes of CSV", want.len());
+    let input_s = input.to_str().unwrap();
+    for t in ["1", "2", "3"] {
+        let (code, got, s, stderr) = convert(&["--threads", t, input_s]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            got == want,
+            "threads={t}: CSV differs from Converter::convert"
+        );
+        assert_eq!(s["reconciled"], true);
+    }
+    let out = dir.join("out/");
+    let (code, _, _, stderr) =
+        convert(&["--threads", "2", "--out", out.to_str().unwrap(), input_s]);
+    assert_eq!(code, 0, "{stderr}");
+    for ((name, _), csv) in objects.iter().zip(&per_object) {
+        let got = std::fs::read(out.join(format!("{name}.csv"))).unwrap();
+        assert!(&got == csv, "{name}.csv differs");
+    }
+}
+
+#[test]
+fn chunked_conversion_equals_one_shot() {
+    use cwl_copy::{
+        corpus, ColumnSpec, ConvertScratch, Converter, Decoder, Dialect,
+        Mapper, ObjectOutput,
+    };
+    let mut rng = corpus::Rng::new(11);
+    let mut ts = 1_714_570_800_000;
+    let (obj, _) = corpus::object(&mut rng, &mut ts, 6, 20_000, true);
+    let spec_text = std::fs::read_to_string(spec()).unwrap();
+    let mapper = Mapper::new(
+        &ColumnSpec::from_toml(&spec_text).unwrap(),
+        Dialect::Postgres,
+    )
+    .unwrap();
+    let conv = Converter::new(Decoder::new(), mapper);
+    let mut scratch = ConvertScratch::new();
+    let mut whole = ObjectOutput::default();
+    conv.convert("o", &obj, &mut scratch, &mut whole);
+    for chunk in [1, 100, 4096, 1 << 20] {
+        let mut pieces = Vec::new();
+        let mut o = ObjectOutput::default();
+        conv.convert_chunked("o", &obj, &mut scratch, &mut o, chunk, |c| {
+            assert!(c.len() >= chunk && c.ends_with(b"\n"));
+            pieces.push(std::mem::take(c));
+        });
+        if chunk == 1 {
+            // One flush per row.
+            assert_eq!(pieces.len() as u64, whole.counts.rows);
+        }
+        let mut all: Vec<u8> = pieces.concat();
+        all.extend_from_slice(&o.csv);
+        assert!(all == whole.csv, "chunk {chunk}");
+        assert_eq!(o.counts, whole.counts);
+    }
+}

@@ -22,7 +22,7 @@
 //! NUL is refused for both: PostgreSQL rejects it in text and Redshift
 //! silently cuts the row at it.
 
-use memchr::memchr;
+use memchr::{memchr, memchr3};
 
 /// The database a CSV file is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,7 +150,7 @@ impl RowWriter {
             }
         };
         self.separator(out);
-        if force || self.csv.should_quote(bytes) {
+        if force || needs_quotes(bytes) {
             write_quoted(out, bytes);
         } else {
             out.extend_from_slice(bytes);
@@ -178,28 +178,79 @@ impl RowWriter {
     }
 }
 
-/// Appends `"bytes"` with inner quotes doubled by `csv_core::quote`.
+/// True when a field must be quoted to be read back as itself: it holds
+/// the delimiter, the quote, CR or LF (csv-core's `QuoteStyle::Necessary`
+/// set for this configuration; the proptest below checks the two agree).
+fn needs_quotes(bytes: &[u8]) -> bool {
+    memchr3(b'"', b',', b'\n', bytes).is_some()
+        || memchr(b'\r', bytes).is_some()
+}
+
+/// Bytes with the high bit set in each lane of a `u64`.
+const HI: u64 = 0x8080_8080_8080_8080;
+/// `"` in every lane of a `u64`.
+const QUOTES: u64 = 0x2222_2222_2222_2222;
+
+/// True when one of the eight bytes of `w` is `"` (exact: SWAR zero-byte
+/// test on `w ^ QUOTES` without the borrow between lanes).
+fn has_quote(w: u64) -> bool {
+    let x = w ^ QUOTES;
+    !(((x & !HI).wrapping_add(!HI)) | x) & HI != 0
+}
+
+/// Appends `"bytes"` with inner quotes doubled.
+///
+/// This is `csv_core::quote`'s job, done here because it is the hot
+/// path: csv-core finds each quote with a `memchr` call, and a JSON
+/// message has one every few bytes. Eight bytes at a time, words without
+/// a quote are copied whole, the others byte by byte without a branch.
+/// `stages/write_csv` in `benches/stages.rs` and BENCHMARKS.md have the
+/// figures (2× csv-core on the corpus's messages); the tests below check
+/// the output against `csv_core::quote`.
 fn write_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     let start = out.len();
-    // csv-core's documented worst case: every byte a quote, plus the
-    // two enclosing quotes.
+    // Worst case: every byte a quote, plus the two enclosing quotes.
     let max = bytes.len().saturating_mul(2).saturating_add(2);
     out.resize(start.saturating_add(max), 0);
-    let written = match out.get_mut(start..) {
-        Some([open, body @ ..]) => {
-            *open = b'"';
-            let (_, _, n) = csv_core::quote(bytes, body, b'"', b'"', true);
-            match body.get_mut(n) {
-                Some(close) => {
-                    *close = b'"';
-                    n.saturating_add(2)
+    let Some(dst) = out.get_mut(start..) else {
+        return;
+    };
+    let mut j: usize = 0;
+    let put = |dst: &mut [u8], b: u8, j: &mut usize| {
+        // Write the byte and, speculatively, a second quote after it;
+        // keep the second only when the byte was a quote.
+        if let Some(pair) = dst.get_mut(*j..j.saturating_add(2)) {
+            pair.copy_from_slice(&[b, b'"']);
+        }
+        *j += 1 + usize::from(b == b'"');
+    };
+    if let Some(open) = dst.first_mut() {
+        *open = b'"';
+        j = 1;
+    }
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        match dst.get_mut(j..j.saturating_add(8)) {
+            Some(d) if !has_quote(w) => {
+                d.copy_from_slice(word);
+                j += 8;
+            }
+            _ => {
+                for &b in word {
+                    put(dst, b, &mut j);
                 }
-                None => n.saturating_add(1),
             }
         }
-        _ => 0,
-    };
-    out.truncate(start.saturating_add(written));
+    }
+    for &b in words.remainder() {
+        put(dst, b, &mut j);
+    }
+    if let Some(close) = dst.get_mut(j) {
+        *close = b'"';
+        j += 1;
+    }
+    out.truncate(start.saturating_add(j));
 }
 
 /// The longest prefix of `s` that is at most `max_bytes` long and ends on
@@ -389,8 +440,71 @@ mod tests {
         (out, kept, raws)
     }
 
+    /// `csv_core::quote` between quotes: the oracle for `write_quoted`.
+    fn csv_core_quoted(bytes: &[u8]) -> Vec<u8> {
+        let mut body = vec![0; bytes.len() * 2];
+        let (res, nin, n) =
+            csv_core::quote(bytes, &mut body, b'"', b'"', true);
+        assert_eq!(
+            (res, nin),
+            (csv_core::WriteResult::InputEmpty, bytes.len())
+        );
+        let mut want = vec![b'"'];
+        want.extend_from_slice(&body[..n]);
+        want.push(b'"');
+        want
+    }
+
+    #[test]
+    fn quoting_every_length_and_position() {
+        // Every length up to three words, with a quote at each position
+        // (and none, and all), after a prefix of every alignment.
+        let oracle = RowWriter::new(PG);
+        for len in 0..=24 {
+            for q in 0..=len + 1 {
+                let mut v: Vec<u8> =
+                    (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                if q < len {
+                    v[q] = b'"';
+                } else if q == len + 1 {
+                    v.fill(b'"');
+                }
+                for pre in 0..3 {
+                    let mut out = vec![b'x'; pre];
+                    write_quoted(&mut out, &v);
+                    assert_eq!(&out[..pre], &vec![b'x'; pre][..]);
+                    assert_eq!(out[pre..], csv_core_quoted(&v), "{v:?}");
+                }
+                assert_eq!(needs_quotes(&v), oracle.csv.should_quote(&v));
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn quoting_matches_csv_core(
+            v in prop::collection::vec(
+                prop_oneof![
+                    4 => Just(b'"'),
+                    1 => Just(b','),
+                    1 => Just(b'\r'),
+                    1 => Just(b'\n'),
+                    8 => any::<u8>(),
+                ],
+                0..80,
+            ),
+        ) {
+            let mut out = b"prefix".to_vec();
+            write_quoted(&mut out, &v);
+            prop_assert_eq!(&out[..6], b"prefix");
+            prop_assert_eq!(out[6..].to_vec(), csv_core_quoted(&v));
+            prop_assert_eq!(
+                needs_quotes(&v),
+                RowWriter::new(PG).csv.should_quote(&v)
+            );
+        }
+
         #[test]
         fn round_trip(
             rows in prop::collection::vec(
