@@ -529,13 +529,15 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
     // Objects are converted on the pool and written in input order, so the
     // output is the same for any thread count. Each object's CSV streams
     // out in chunks of CHUNK bytes; an object ahead of the one being
-    // written may hold two chunks and then waits, so memory is bounded by
-    // the window, not by the size of an object.
+    // written may queue AHEAD chunks (a typical Firehose object's CSV, so
+    // workers rarely wait) and then waits, so memory is bounded by
+    // `2 × threads × AHEAD` chunks, not by the size of an object.
     //
     // Buffers are recycled: each worker reads into its own input buffer,
     // and written chunks and outputs go back to `spare_*` for the next
     // ones, so a run reaches its peak memory early and stays there.
     const CHUNK: usize = 1 << 20;
+    const AHEAD: usize = 8;
     let spare_chunks: std::sync::Mutex<Vec<Vec<u8>>> =
         std::sync::Mutex::new(Vec::new());
     let spare_outputs: std::sync::Mutex<Vec<ObjectOutput>> =
@@ -545,7 +547,7 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
         &pool,
         &files,
         threads * 2,
-        2,
+        AHEAD,
         || (ConvertScratch::new(), Vec::new()),
         |(scratch, data), (path, _), emit| -> Result<ObjectOutput> {
             read_into(path, data)
