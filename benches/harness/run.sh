@@ -4,12 +4,15 @@
 #
 #   benches/harness/run.sh [--mb N] [--objects K] [--jq-objects J]
 #                          [--repeat R] [--load] [--markdown FILE] [--data DIR]
+#                          [--no-growth]
 #
 # Defaults: 1024 MB of inflated envelope JSON in 200 objects (env
 # CWL_BENCH_MB, CWL_BENCH_OBJECTS), jq on the first 10 objects (env
 # CWL_BENCH_JQ_OBJECTS), the floors and convert rows each the median of 3
 # runs (--repeat, env CWL_BENCH_REPEAT), corpus cached in bench-data/ (env CWL_BENCH_DATA;
 # git-ignored, never committed), binaries in $CARGO_TARGET_DIR or target/.
+# --no-growth skips the RSS row on a corpus four times the size (generated
+# and cached on first use: ~4 GB inflated, ~0.8 GB on disk).
 # --load adds the PostgreSQL rows: a full default-feature release build and
 # a throwaway PostgreSQL 15 (stock durability: fsync on, synchronous_commit
 # on) on a free 127.0.0.1 port, torn down on exit; their CPU s include the
@@ -38,6 +41,7 @@ REPEAT=${CWL_BENCH_REPEAT:-3}
 DATA=${CWL_BENCH_DATA:-$REPO/bench-data}
 MARKDOWN=
 LOAD=0
+GROWTH=1
 SPEC=$REPO/testdata/specs/integrated_user_log.toml
 
 usage() { sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed -n 's/^# \{0,1\}//p'; exit 2; }
@@ -50,6 +54,7 @@ while (($#)); do
         --data) DATA=$2; shift 2 ;;
         --markdown) MARKDOWN=$2; shift 2 ;;
         --load) LOAD=1; shift ;;
+        --no-growth) GROWTH=0; shift ;;
         -h|--help) usage ;;
         *) echo "run.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -232,6 +237,17 @@ INFLATED_QUARTER=$(inflated_of "${QUARTER[@]}")
 NOTE="RSS check: ${#QUARTER[@]} of $OBJECTS objects" \
     measure "cwl-copy convert --threads 2, first quarter" "$INFLATED_QUARTER" "@$OUT/q.json" \
     bash -c 'convert_ok "$@"' _ 2 "$OUT/q.csv" "$OUT/q.json" "${QUARTER[@]}"
+# … and on a corpus four times as large (generated and cached like the
+# first; its CSV goes to /dev/null: only memory is in question here).
+if ((GROWTH)); then
+    BIG=$DATA/corpus-$((MB * 4))mb-$((OBJECTS * 4))
+    note "corpus ×4: $BIG"
+    "$GEN" gen "$BIG" --mb $((MB * 4)) --objects $((OBJECTS * 4)) --seed 42 >/dev/null
+    RUNS=1 NOTE="RSS check: $((MB * 4)) MB in $((OBJECTS * 4)) objects, CSV to /dev/null" \
+        measure "cwl-copy convert --threads 2, corpus ×4" \
+        "$(sed -n 's/^inflated_bytes=//p' "$BIG/manifest")" "@$OUT/big.json" \
+        bash -c 'convert_ok "$@"' _ 2 /dev/null "$OUT/big.json" "$BIG/objects"
+fi
 
 # --- 3. the seed's jq pipeline, per object, on a subset -------------------------------
 # Stage 2 sees only the message, so @timestamp, @id and @log_stream (taken
@@ -453,6 +469,7 @@ def get(prefix):
     return next((d for d in data if d["name"].startswith(prefix)), None)
 t1, t2 = get("cwl-copy convert --threads 1"), get("cwl-copy convert --threads 2")
 q = get("cwl-copy convert --threads 2, first")
+big = get("cwl-copy convert --threads 2, corpus ×4")
 duck1 = get("duckdb read_json → CSV, 1")
 summary = []
 def verdict(ok): return "met" if ok else "NOT met"
@@ -482,6 +499,7 @@ if jq:
 if t2:
     s = f"peak RSS, convert 2 threads: {t2['rss']:.0f} MB (target ≤ 64 MB): {verdict(t2['rss'] <= 64)}"
     if q: s += f"; on a quarter of the corpus {q['rss']:.0f} MB"
+    if big: s += f"; on the corpus ×4 ({big['mb']:.0f} MB) {big['rss']:.0f} MB"
     summary.append(s)
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 load = open("/proc/loadavg").read().split()[:3]
