@@ -260,3 +260,15 @@ pub(crate) fn check_pruned(
         );
     }
 }
+
+/// The mapper's message parse alone, for `benches/stages.rs`: scans
+/// `message` for what `mapper` reads, as [`crate::Mapper::map`] does;
+/// the number of tape nodes, or `None` when it is not JSON.
+#[must_use]
+pub fn mapper_scan(
+    mapper: &crate::Mapper,
+    message: &str,
+    scratch: &mut crate::MapScratch,
+) -> Option<usize> {
+    mapper.scan_only(message, scratch)
+}

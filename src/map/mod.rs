@@ -433,6 +433,24 @@ impl Mapper {
         outcome
     }
 
+    /// The parse step of [`Mapper::map`] alone (for benches): the
+    /// number of tape nodes, or `None` when the message is not JSON.
+    pub(crate) fn scan_only(
+        &self,
+        message: &str,
+        scratch: &mut MapScratch,
+    ) -> Option<usize> {
+        let MapScratch { scan, tape, .. } = scratch;
+        let ScanScratch { arena, stack, starts } = scan;
+        let mut t: Tape<'_> =
+            std::mem::replace(tape, Tape(Vec::new())).reset();
+        let res =
+            scan::scan(message, &self.want, arena, stack, &mut t.0, starts);
+        let n = res.ok().map(|()| t.0.len());
+        *tape = t.reset();
+        n
+    }
+
     fn map_parsed<'a>(
         &self,
         ev: &LogEvent<'a>,
