@@ -73,8 +73,39 @@ pub(crate) struct Want {
 struct WantNode {
     /// Keep the whole value here.
     all: bool,
-    /// Member keys to descend into, and their trie nodes.
-    children: Vec<(Box<[u8]>, u32)>,
+    /// Member keys to descend into.
+    children: Vec<Child>,
+}
+
+/// A member key of a [`WantNode`] and its trie node.
+#[derive(Clone, Debug)]
+struct Child {
+    /// [`head`] of the key: most keys are told apart without a `memcmp`.
+    head: u64,
+    key: Box<[u8]>,
+    id: u32,
+}
+
+/// The first 8 bytes of `key`, zero-padded, as a little-endian word.
+fn head(key: &[u8]) -> u64 {
+    match key.first_chunk::<8>() {
+        Some(c) => u64::from_le_bytes(*c),
+        None => key.iter().rev().fold(0, |h, &b| (h << 8) | u64::from(b)),
+    }
+}
+
+/// [`head`] of the key `msg[from..to]`, read as one word when it can be.
+#[inline(always)]
+fn head_at(msg: &[u8], from: usize, to: usize) -> u64 {
+    let len = to.saturating_sub(from);
+    match msg.get(from..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(c) if len >= 8 => u64::from_le_bytes(*c),
+        Some(c) if len > 0 => {
+            u64::from_le_bytes(*c) & (u64::MAX >> (64 - 8 * len))
+        }
+        Some(_) => 0,
+        None => head(msg.get(from..to).unwrap_or_default()),
+    }
 }
 
 impl Want {
@@ -104,15 +135,19 @@ impl Want {
             let found = node
                 .children
                 .iter()
-                .find(|(k, _)| **k == *key)
-                .and_then(|&(_, c)| usize::try_from(c).ok());
+                .find(|c| *c.key == *key)
+                .and_then(|c| usize::try_from(c.id).ok());
             at = match found {
                 Some(c) => c,
                 None => {
                     let c = self.nodes.len();
                     let Ok(id) = u32::try_from(c) else { return };
                     if let Some(node) = self.nodes.get_mut(at) {
-                        node.children.push((key.into(), id));
+                        node.children.push(Child {
+                            head: head(key),
+                            key: key.into(),
+                            id,
+                        });
                     }
                     self.nodes.push(WantNode::default());
                     c
@@ -134,10 +169,19 @@ impl Want {
         }
     }
 
-    /// The child of `id` for member `key`.
-    fn child(&self, id: u32, key: &[u8]) -> Option<u32> {
+    /// The child of `id` for member `key`, whose [`head`] is `h`.
+    #[inline(always)]
+    fn child(&self, id: u32, key: &[u8], h: u64) -> Option<u32> {
         let node = self.nodes.get(usize::try_from(id).ok()?)?;
-        node.children.iter().find(|(k, _)| **k == *key).map(|&(_, c)| c)
+        for c in &node.children {
+            if c.head == h
+                && c.key.len() == key.len()
+                && (key.len() <= 8 || *c.key == *key)
+            {
+                return Some(c.id);
+            }
+        }
+        None
     }
 }
 
@@ -153,18 +197,31 @@ enum Mode {
     Node(u32),
 }
 
-/// A container being scanned.
+/// No tape node.
+const NONE: usize = usize::MAX;
+
+/// A container being scanned (or the top level).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Frame {
-    /// Its tape node, when kept.
-    node: Option<usize>,
+    /// Its tape node, or [`NONE`] when it is skipped.
+    node: usize,
     /// For an object, its own mode (keys are looked up in it); for an
     /// array, its elements' mode.
     mode: Mode,
     /// Kept members or elements.
     len: usize,
-    obj: bool,
+    kind: Kind,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Top,
+    Object,
+    Array,
+}
+
+const TOP: Frame =
+    Frame { node: NONE, mode: Mode::Skip, len: 0, kind: Kind::Top };
 
 /// Buffers [`scan`] reuses from message to message.
 #[derive(Debug, Default)]
@@ -208,7 +265,6 @@ pub(crate) fn scan<'b>(
     let mut s = Scanner {
         text: message,
         msg: message.as_bytes(),
-        pos: 0,
         free: arena.as_mut_slice(),
         want,
         tape,
@@ -221,7 +277,6 @@ pub(crate) fn scan<'b>(
 struct Scanner<'b, 'r> {
     text: &'b str,
     msg: &'b [u8],
-    pos: usize,
     /// The unused part of the arena.
     free: &'b mut [u8],
     want: &'r Want,
@@ -233,17 +288,18 @@ struct Scanner<'b, 'r> {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// The high bit of each byte of `w` that is `"`, `\` or below 0x20. Only
-/// the lowest flagged byte is exact (a borrow can flag bytes above it),
-/// which is all [`Scanner::string_end`] uses.
-#[inline]
-fn special(w: u64) -> u64 {
+/// The high bit of each byte of `w` that is `"`, `\` or below 0x20, and
+/// of each that is `"`. Only the lowest flagged byte is exact (a borrow
+/// can flag bytes above it), which is all [`string_end`] uses: when it is
+/// flagged in the second mask too, it is a quote.
+#[inline(always)]
+fn special(w: u64) -> (u64, u64) {
     let q = w ^ (LO * u64::from(b'"'));
     let b = w ^ (LO * u64::from(b'\\'));
-    let zq = q.wrapping_sub(LO) & !q;
+    let zq = q.wrapping_sub(LO) & !q & HI;
     let zb = b.wrapping_sub(LO) & !b;
     let ctl = w.wrapping_sub(LO * 0x20) & !w;
-    (zq | zb | ctl) & HI
+    (zq | ((zb | ctl) & HI), zq)
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
@@ -280,6 +336,54 @@ fn unicode_escape(msg: &[u8], at: usize) -> Result<(u32, usize), ScanError> {
     }
 }
 
+/// Validates the string in `msg` whose opening quote is at `start`;
+/// returns the offset of its closing quote and whether it has escapes.
+#[inline(always)]
+fn string_end(msg: &[u8], start: usize) -> Result<(usize, bool), ScanError> {
+    let mut i = start + 1;
+    let mut escaped = false;
+    loop {
+        let c = match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(chunk) => {
+                let (m, quote) = special(u64::from_le_bytes(*chunk));
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                // m's lowest set bit is the top bit of the byte.
+                let low = m & m.wrapping_neg();
+                i += (m.trailing_zeros() / 8) as usize;
+                if quote & low != 0 {
+                    return Ok((i, escaped));
+                }
+                msg.get(i).copied().unwrap_or(b'"')
+            }
+            None => match msg.get(i) {
+                Some(&c) => c,
+                None => return err(start, "unterminated string"),
+            },
+        };
+        match c {
+            b'"' => return Ok((i, escaped)),
+            b'\\' => {
+                escaped = true;
+                i = match msg.get(i + 1) {
+                    Some(
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't',
+                    ) => i + 2,
+                    Some(b'u') => unicode_escape(msg, i)?.1,
+                    Some(_) => return err(i, "invalid escape"),
+                    None => return err(start, "unterminated string"),
+                };
+            }
+            0..=0x1f => {
+                return err(i, "control character in string");
+            }
+            _ => i += 1,
+        }
+    }
+}
+
 #[inline]
 fn is_digit(b: Option<&u8>) -> bool {
     b.is_some_and(u8::is_ascii_digit)
@@ -287,171 +391,171 @@ fn is_digit(b: Option<&u8>) -> bool {
 
 impl<'b> Scanner<'b, '_> {
     fn run(&mut self) -> Result<(), ScanError> {
+        let msg = self.msg;
+        let mut pos = 0;
+        // The innermost open container; its parents are on the stack.
+        let mut top = TOP;
         let mut mode = self.want.mode(0);
         'value: loop {
-            self.skip_ws();
-            let start = self.pos;
-            match self.msg.get(start) {
+            pos = skip_ws(msg, pos);
+            let start = pos;
+            match msg.get(start) {
+                Some(b'"') => {
+                    let (end, escaped) = string_end(msg, start)?;
+                    if mode != Mode::Skip {
+                        let s = self.string(start, end, escaped)?;
+                        self.push(Node::String(s), start);
+                    }
+                    pos = end + 1;
+                }
+                Some(b'-' | b'0'..=b'9') => pos = self.number(start, mode)?,
                 Some(&c @ (b'{' | b'[')) => {
                     if self.stack.len() >= MAX_DEPTH {
                         return err(start, "nesting deeper than 1024");
                     }
                     let obj = c == b'{';
                     let node = match mode {
-                        Mode::Skip => None,
-                        _ => Some(
-                            self.push(Node::Array { len: 0, count: 0 }, start),
-                        ),
+                        Mode::Skip => NONE,
+                        _ => {
+                            self.push(Node::Array { len: 0, count: 0 }, start)
+                        }
                     };
-                    let inner = match mode {
-                        Mode::Node(_) if !obj => Mode::Skip,
-                        m => m,
+                    self.stack.push(top);
+                    top = Frame {
+                        node,
+                        mode: match mode {
+                            Mode::Node(_) if !obj => Mode::Skip,
+                            m => m,
+                        },
+                        len: 0,
+                        kind: if obj { Kind::Object } else { Kind::Array },
                     };
-                    self.stack.push(Frame { node, mode: inner, len: 0, obj });
-                    self.pos += 1;
-                    self.skip_ws();
+                    pos = skip_ws(msg, start + 1);
                     let close = if obj { b'}' } else { b']' };
-                    if self.msg.get(self.pos) != Some(&close) {
-                        mode = self.member()?;
+                    if msg.get(pos) != Some(&close) {
+                        (pos, mode) = self.member(&mut top, pos)?;
                         continue 'value;
                     }
-                    self.pos += 1;
-                    self.close();
+                    pos += 1;
+                    self.close(&mut top);
                 }
-                Some(b'"') => {
-                    let (end, escaped) = self.string_end(start)?;
-                    if mode != Mode::Skip {
-                        let s = if escaped {
-                            let n = self.unescape(start + 1, end)?;
-                            self.commit(n)?
-                        } else {
-                            self.borrowed(start + 1, end)?
-                        };
-                        self.push(Node::String(s), start);
-                    }
-                    self.pos = end + 1;
+                Some(b't') => {
+                    pos = self.literal(start, b"true", true.into(), mode)?;
                 }
-                Some(b't') => self.literal(b"true", true.into(), mode)?,
-                Some(b'f') => self.literal(b"false", false.into(), mode)?,
-                Some(b'n') => self.literal(b"null", StaticNode::Null, mode)?,
-                Some(b'-' | b'0'..=b'9') => self.number(mode)?,
+                Some(b'f') => {
+                    pos = self.literal(start, b"false", false.into(), mode)?;
+                }
+                Some(b'n') => {
+                    pos =
+                        self.literal(start, b"null", StaticNode::Null, mode)?;
+                }
                 Some(_) => return err(start, "expected a value"),
                 None => return err(start, "unexpected end of input"),
             }
             // After a value: a separator, a closer, or the end.
             loop {
-                self.skip_ws();
-                let Some(top) = self.stack.last() else {
-                    if self.pos < self.msg.len() {
-                        return err(self.pos, "trailing characters");
+                pos = skip_ws(msg, pos);
+                match (msg.get(pos), top.kind) {
+                    (_, Kind::Top) if pos < msg.len() => {
+                        return err(pos, "trailing characters");
                     }
-                    return Ok(());
-                };
-                match (self.msg.get(self.pos), top.obj) {
+                    (_, Kind::Top) => return Ok(()),
                     (Some(b','), _) => {
-                        self.pos += 1;
-                        self.skip_ws();
-                        mode = self.member()?;
+                        pos = skip_ws(msg, pos + 1);
+                        (pos, mode) = self.member(&mut top, pos)?;
                         continue 'value;
                     }
-                    (Some(b'}'), true) | (Some(b']'), false) => {
-                        self.pos += 1;
-                        self.close();
+                    (Some(b'}'), Kind::Object) | (Some(b']'), Kind::Array) => {
+                        pos += 1;
+                        self.close(&mut top);
                     }
-                    (None, _) => {
-                        return err(self.pos, "unexpected end of input")
+                    (None, _) => return err(pos, "unexpected end of input"),
+                    (Some(_), Kind::Object) => {
+                        return err(pos, "expected ',' or '}'");
                     }
-                    (Some(_), true) => {
-                        return err(self.pos, "expected ',' or '}'")
-                    }
-                    (Some(_), false) => {
-                        return err(self.pos, "expected ',' or ']'")
+                    (Some(_), Kind::Array) => {
+                        return err(pos, "expected ',' or ']'");
                     }
                 }
             }
         }
     }
 
-    /// Starts the next member of the innermost container (`pos` at its
-    /// first byte): for an object, reads the key and the `:`. Returns the
-    /// mode of the value that follows.
-    fn member(&mut self) -> Result<Mode, ScanError> {
-        let Some(top) = self.stack.last().copied() else {
-            return err(self.pos, "expected a value");
-        };
-        if !top.obj {
+    /// Starts the next member of `top` at `pos`: for an object, reads the
+    /// key and the `:`. Returns where the value starts and its mode.
+    #[inline(always)]
+    fn member(
+        &mut self,
+        top: &mut Frame,
+        pos: usize,
+    ) -> Result<(usize, Mode), ScanError> {
+        let msg = self.msg;
+        if top.kind != Kind::Object {
             if top.mode != Mode::Skip {
-                self.bump_len();
+                top.len += 1;
             }
-            return Ok(top.mode);
+            return Ok((pos, top.mode));
         }
-        let start = self.pos;
-        match self.msg.get(start) {
+        let start = pos;
+        match msg.get(start) {
             Some(b'"') => {}
             Some(_) => return err(start, "expected a string key"),
             None => return err(start, "unexpected end of input"),
         }
-        let (end, escaped) = self.string_end(start)?;
+        let (end, escaped) = string_end(msg, start)?;
         let mode = match top.mode {
             Mode::Skip => Mode::Skip,
             Mode::All => {
-                let key = if escaped {
-                    let n = self.unescape(start + 1, end)?;
-                    self.commit(n)?
-                } else {
-                    self.borrowed(start + 1, end)?
-                };
+                let key = self.string(start, end, escaped)?;
                 self.push(Node::String(key), start);
-                self.bump_len();
+                top.len += 1;
                 Mode::All
             }
             Mode::Node(id) => {
-                let (child, n) = if escaped {
+                let child = if escaped {
                     let n = self.unescape(start + 1, end)?;
                     let key = self.free.get(..n).unwrap_or_default();
-                    (self.want.child(id, key), n)
+                    match self.want.child(id, key, head(key)) {
+                        Some(c) => Some((c, self.commit(n, start)?)),
+                        None => None,
+                    }
                 } else {
-                    let key = self.msg.get(start + 1..end).unwrap_or_default();
-                    (self.want.child(id, key), 0)
+                    let key = msg.get(start + 1..end).unwrap_or_default();
+                    let h = head_at(msg, start + 1, end);
+                    match self.want.child(id, key, h) {
+                        Some(c) => Some((c, self.borrowed(start + 1, end)?)),
+                        None => None,
+                    }
                 };
                 match child {
-                    Some(c) => {
-                        let key = if escaped {
-                            self.commit(n)?
-                        } else {
-                            self.borrowed(start + 1, end)?
-                        };
+                    Some((c, key)) => {
                         self.push(Node::String(key), start);
-                        self.bump_len();
+                        top.len += 1;
                         self.want.mode(c)
                     }
                     None => Mode::Skip,
                 }
             }
         };
-        self.pos = end + 1;
-        self.skip_ws();
-        if self.msg.get(self.pos) != Some(&b':') {
-            return err(self.pos, "expected ':'");
+        let colon = skip_ws(msg, end + 1);
+        if msg.get(colon) != Some(&b':') {
+            return err(colon, "expected ':'");
         }
-        self.pos += 1;
-        Ok(mode)
+        Ok((colon + 1, mode))
     }
 
-    fn bump_len(&mut self) {
-        if let Some(top) = self.stack.last_mut() {
-            top.len += 1;
+    /// Closes `top`, filling in its tape node; its parent becomes `top`.
+    #[inline(always)]
+    fn close(&mut self, top: &mut Frame) {
+        let f = *top;
+        *top = self.stack.pop().unwrap_or(TOP);
+        if f.node == NONE {
+            return;
         }
-    }
-
-    /// Closes the innermost container, filling in its tape node.
-    fn close(&mut self) {
-        let Some(f) = self.stack.pop() else { return };
-        let Some(i) = f.node else { return };
-        let count = self.tape.len().saturating_sub(i + 1);
+        let count = self.tape.len().saturating_sub(f.node + 1);
         let len = f.len;
-        if let Some(n) = self.tape.get_mut(i) {
-            *n = if f.obj {
+        if let Some(n) = self.tape.get_mut(f.node) {
+            *n = if f.kind == Kind::Object {
                 Node::Object { len, count }
             } else {
                 Node::Array { len, count }
@@ -460,6 +564,7 @@ impl<'b> Scanner<'b, '_> {
     }
 
     /// Appends a node starting at `start`; returns its index.
+    #[inline(always)]
     fn push(&mut self, node: Node<'b>, start: usize) -> usize {
         self.tape.push(node);
         // The length was checked to fit in u32.
@@ -467,77 +572,40 @@ impl<'b> Scanner<'b, '_> {
         self.tape.len() - 1
     }
 
-    #[inline]
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.msg.get(self.pos) {
-            self.pos += 1;
-        }
-    }
-
     fn literal(
         &mut self,
+        start: usize,
         word: &'static [u8],
         node: StaticNode,
         mode: Mode,
-    ) -> Result<(), ScanError> {
-        let start = self.pos;
+    ) -> Result<usize, ScanError> {
         if self.msg.get(start..start + word.len()) != Some(word) {
             return err(start, "invalid literal");
         }
         if mode != Mode::Skip {
             self.push(Node::Static(node), start);
         }
-        self.pos = start + word.len();
-        Ok(())
+        Ok(start + word.len())
     }
 
-    /// Validates the string whose opening quote is at `start`; returns
-    /// the offset of its closing quote and whether it has escapes.
-    #[inline]
-    fn string_end(&self, start: usize) -> Result<(usize, bool), ScanError> {
-        let msg = self.msg;
-        let mut i = start + 1;
-        let mut escaped = false;
-        loop {
-            let c = match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-                Some(chunk) => {
-                    let m = special(u64::from_le_bytes(*chunk));
-                    if m == 0 {
-                        i += 8;
-                        continue;
-                    }
-                    // m's lowest set bit is the top bit of the byte.
-                    i += (m.trailing_zeros() / 8) as usize;
-                    msg.get(i).copied().unwrap_or(b'"')
-                }
-                None => match msg.get(i) {
-                    Some(&c) => c,
-                    None => return err(start, "unterminated string"),
-                },
-            };
-            match c {
-                b'"' => return Ok((i, escaped)),
-                b'\\' => {
-                    escaped = true;
-                    i = match msg.get(i + 1) {
-                        Some(
-                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r'
-                            | b't',
-                        ) => i + 2,
-                        Some(b'u') => unicode_escape(msg, i)?.1,
-                        Some(_) => return err(i, "invalid escape"),
-                        None => return err(start, "unterminated string"),
-                    };
-                }
-                0..=0x1f => {
-                    return err(i, "control character in string");
-                }
-                _ => i += 1,
-            }
+    /// The string whose quotes are at `start` and `end`, unescaped.
+    #[inline(always)]
+    fn string(
+        &mut self,
+        start: usize,
+        end: usize,
+        escaped: bool,
+    ) -> Result<&'b str, ScanError> {
+        if escaped {
+            let n = self.unescape(start + 1, end)?;
+            self.commit(n, start)
+        } else {
+            self.borrowed(start + 1, end)
         }
     }
 
     /// The message text between `from` and `to` (no escapes in it).
+    #[inline(always)]
     fn borrowed(&self, from: usize, to: usize) -> Result<&'b str, ScanError> {
         let text: &'b str = self.text;
         text.get(from..to).map_or_else(|| err(from, "string is not UTF-8"), Ok)
@@ -598,8 +666,7 @@ impl<'b> Scanner<'b, '_> {
     }
 
     /// Takes the first `n` bytes of the free arena as a string.
-    fn commit(&mut self, n: usize) -> Result<&'b str, ScanError> {
-        let at = self.pos;
+    fn commit(&mut self, n: usize, at: usize) -> Result<&'b str, ScanError> {
         let free = std::mem::take(&mut self.free);
         let Some((piece, rest)) = free.split_at_mut_checked(n) else {
             return err(at, "unescape arena too small");
@@ -610,14 +677,22 @@ impl<'b> Scanner<'b, '_> {
             .map_or_else(|_| err(at, "unescaped string is not UTF-8"), Ok)
     }
 
-    fn number(&mut self, mode: Mode) -> Result<(), ScanError> {
+    /// Scans the number at `start`; returns the offset past it.
+    #[inline(always)]
+    fn number(
+        &mut self,
+        start: usize,
+        mode: Mode,
+    ) -> Result<usize, ScanError> {
         let msg = self.msg;
-        let start = self.pos;
         let mut i = start;
         let neg = msg.get(i) == Some(&b'-');
         if neg {
             i += 1;
         }
+        // The significand's digits, as long as they fit.
+        let mut sig = 0u64;
+        let mut digits = 0usize;
         match msg.get(i) {
             Some(b'0') => {
                 i += 1;
@@ -625,64 +700,120 @@ impl<'b> Scanner<'b, '_> {
                     return err(i, "leading zero in number");
                 }
             }
-            Some(b'1'..=b'9') => {
+            Some(&d @ b'1'..=b'9') => {
+                sig = u64::from(d - b'0');
+                digits = 1;
                 i += 1;
-                while is_digit(msg.get(i)) {
+                while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+                    sig =
+                        sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                    digits += 1;
                     i += 1;
                 }
             }
             _ => return err(i, "expected a digit"),
         }
-        let int_digits = i - start - usize::from(neg);
+        let int_digits = digits;
+        let mut frac_digits = 0usize;
         let mut float = false;
-        let mut exp = false;
+        let mut exp: Option<i64> = None;
         if msg.get(i) == Some(&b'.') {
             i += 1;
             if !is_digit(msg.get(i)) {
                 return err(i, "expected a digit after '.'");
             }
-            while is_digit(msg.get(i)) {
+            while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+                sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                if sig != 0 {
+                    digits += 1;
+                }
+                frac_digits += 1;
                 i += 1;
             }
             float = true;
         }
         if let Some(b'e' | b'E') = msg.get(i) {
             i += 1;
-            if let Some(b'+' | b'-') = msg.get(i) {
-                i += 1;
-            }
+            let eneg = match msg.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
             if !is_digit(msg.get(i)) {
                 return err(i, "expected a digit in the exponent");
             }
-            while is_digit(msg.get(i)) {
+            let mut e = 0i64;
+            while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+                e = (e * 10 + i64::from(d - b'0')).min(1 << 32);
                 i += 1;
             }
+            exp = Some(if eneg { -e } else { e });
             float = true;
-            exp = true;
         }
-        self.pos = i;
         // Only an exponent or 309 integer digits can overflow f64.
-        if mode == Mode::Skip && !exp && int_digits < 309 {
-            return Ok(());
+        if mode == Mode::Skip && exp.is_none() && int_digits < 309 {
+            return Ok(i);
         }
-        let lexeme = self.text.get(start..i).unwrap_or("0");
-        let node = if float {
-            None
-        } else {
+        let node = if !float && digits <= 19 {
+            // `sig` is exact.
+            if neg {
+                0i64.checked_sub_unsigned(sig).map(StaticNode::I64)
+            } else {
+                Some(StaticNode::U64(sig))
+            }
+        } else if !float {
             integer(msg.get(start + usize::from(neg)..i).unwrap_or(&[]), neg)
+        } else if float && digits <= 19 && sig <= 1 << 53 {
+            // Clinger's fast path: both operands are exact, so one
+            // correctly rounded operation gives the correctly rounded
+            // value.
+            let e10 = exp.unwrap_or(0) - frac_digits as i64;
+            let f = sig as f64;
+            let f = match usize::try_from(e10.unsigned_abs()) {
+                Ok(k) if e10 >= 0 => POW10.get(k).map(|p| f * p),
+                Ok(k) => POW10.get(k).map(|p| f / p),
+                Err(_) => None,
+            };
+            f.map(|f| StaticNode::F64(if neg { -f } else { f }))
+        } else {
+            None
         };
         let node = match node {
             Some(n) => n,
-            None => match lexeme.parse::<f64>() {
-                Ok(f) if f.is_finite() => StaticNode::F64(f),
-                _ => return err(start, "number out of range"),
-            },
+            None => {
+                let lexeme = self.text.get(start..i).unwrap_or("0");
+                match lexeme.parse::<f64>() {
+                    Ok(f) if f.is_finite() => StaticNode::F64(f),
+                    _ => return err(start, "number out of range"),
+                }
+            }
         };
         if mode != Mode::Skip {
             self.push(Node::Static(node), start);
         }
-        Ok(())
+        Ok(i)
     }
+}
+
+/// Powers of ten exactly representable as `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+    1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The offset of the first non-whitespace byte from `pos`.
+#[inline(always)]
+fn skip_ws(msg: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = msg.get(pos) {
+        pos += 1;
+    }
+    pos
 }
 
 /// An integer's node, as simd-json gives it: `U64` for non-negative,

@@ -154,8 +154,10 @@ fn swar_flags_the_first_special_byte() {
             if pos < 7 {
                 w[7] = b'"';
             }
-            let m = special(u64::from_le_bytes(w));
+            let (m, quote) = special(u64::from_le_bytes(w));
             let first = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+            let low = m & m.wrapping_neg();
+            assert_eq!(quote & low != 0, first.is_some_and(|f| w[f] == b'"'));
             let is_special = b == b'"' || b == b'\\' || b < 0x20;
             let want = if is_special {
                 Some(pos)
@@ -167,6 +169,31 @@ fn swar_flags_the_first_special_byte() {
             assert_eq!(first, want, "byte {b:#x} at {pos}");
         }
     }
+}
+
+#[test]
+fn key_heads() {
+    let msg = b"\"abcdefghijk\"";
+    for from in 0..msg.len() {
+        for to in from..=msg.len() {
+            let key = &msg[from..to];
+            assert_eq!(head_at(msg, from, to), head(key), "{from}..{to}");
+        }
+    }
+    assert_eq!(head(b""), 0);
+    assert_eq!(head(b"ab"), 0x6261);
+    let mut w = Want::nothing();
+    for k in ["path", "tags", "latency_ms", "latency_mx", "", "a"] {
+        w.add([Step::Key(k)]);
+    }
+    let child = |k: &str| w.child(0, k.as_bytes(), head(k.as_bytes()));
+    assert_eq!(child("path"), Some(1));
+    assert_eq!(child("latency_mx"), Some(4));
+    assert_eq!(child(""), Some(5));
+    assert_eq!(child("a"), Some(6));
+    assert_eq!(child("pat"), None);
+    assert_eq!(child("path\0"), None);
+    assert_eq!(child("latency_my"), None);
 }
 
 /// Each invalid text, with the offset and reason of its error.
