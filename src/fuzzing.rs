@@ -65,3 +65,210 @@ pub fn object(input: &[u8]) {
         "libdeflate and zlib-rs disagree ({v:?})"
     );
 }
+
+/// The `fuzz_scan` invariant. The first byte picks which of the
+/// document's paths are wanted; the rest, when UTF-8, is the message:
+/// the scanner accepts it iff `serde_json` and simd-json do, a keep-all
+/// scan gives simd-json's tape, and every wanted path looks up the same value on
+/// the pruned tape as on the full one (see [`scan_checked`]).
+pub fn scan(input: &[u8]) {
+    let Some((&pick, data)) = input.split_first() else { return };
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut k = 0u32;
+    let _ = scan_checked(text, &mut |_| {
+        k += 1;
+        (u32::from(pick) >> (k % 8)) & 1 == 1
+    });
+}
+
+/// Scans `text` whole and pruned, checking the scanner against
+/// `serde_json` (acceptance) and simd-json (acceptance, the full tape); `wanted`
+/// picks, among the document's paths (in tape order), those to prune by.
+/// Returns whether `text` is JSON.
+#[must_use]
+pub fn scan_checked(
+    text: &str,
+    wanted: &mut dyn FnMut(usize) -> bool,
+) -> bool {
+    use crate::map::path::{Path, Segment};
+    use crate::map::scan::{scan, Want};
+
+    let oracle = serde_json::from_str::<serde_json::Value>(text);
+    let too_deep = matches!(
+        &oracle,
+        Err(e) if e.to_string().starts_with("recursion limit exceeded")
+    );
+    let (mut arena, mut stack) = (Vec::new(), Vec::new());
+    let (mut full, mut full_starts) = (Vec::new(), Vec::new());
+    let res = scan(
+        text,
+        &Want::everything(),
+        &mut arena,
+        &mut stack,
+        &mut full,
+        &mut full_starts,
+    );
+    if !too_deep {
+        assert_eq!(
+            res.is_ok(),
+            oracle.is_ok(),
+            "{text:?}: scan {res:?}, serde_json {oracle:?}"
+        );
+    }
+    // simd-json (what the mapper used before) agrees too.
+    let mut copy = text.as_bytes().to_vec();
+    let simd = simd_json::to_tape(&mut copy);
+    assert_eq!(
+        res.is_ok(),
+        simd.is_ok(),
+        "{text:?}: scan {res:?}, simd-json {:?}",
+        simd.as_ref().map(|_| ())
+    );
+    let (Ok(()), Ok(simd)) = (res, simd) else { return false };
+    assert_eq!(full.len(), full_starts.len());
+    assert_eq!(
+        format!("{:?}", simd.0),
+        format!("{full:?}"),
+        "{text:?}: keep-all scan differs from simd-json"
+    );
+    // Every path of the document, in tape order, then some that miss.
+    let mut paths = Vec::new();
+    let mut walk = vec![(0usize, Vec::new())];
+    while let Some((i, prefix)) = walk.pop() {
+        if paths.len() >= 256 {
+            break;
+        }
+        let mut j = i + 1;
+        match full.get(i) {
+            Some(simd_json::Node::Object { len, .. }) => {
+                for _ in 0..*len {
+                    let Some(simd_json::Node::String(k)) = full.get(j) else {
+                        break;
+                    };
+                    let mut p: Vec<Segment> = prefix.clone();
+                    p.push(Segment::Key((*k).to_owned()));
+                    walk.push((j + 1, p));
+                    j = crate::map::path::skip(&full, j + 1).unwrap_or(j);
+                }
+            }
+            Some(simd_json::Node::Array { len, .. }) => {
+                for n in 0..*len {
+                    let mut p: Vec<Segment> = prefix.clone();
+                    p.push(Segment::Index(n));
+                    walk.push((j, p));
+                    j = crate::map::path::skip(&full, j).unwrap_or(j);
+                }
+            }
+            _ => {}
+        }
+        if !prefix.is_empty() {
+            paths.push(Path { segments: prefix });
+        }
+    }
+    let mut picked: Vec<Path> = (0..paths.len())
+        .filter(|&i| wanted(i))
+        .filter_map(|i| paths.get(i).cloned())
+        .collect();
+    for p in [&["zz"][..], &["a", "zz"], &[""]] {
+        let segments = p.iter().map(|k| Segment::Key((*k).into())).collect();
+        picked.push(Path { segments });
+    }
+    check_pruned(text, &full, &full_starts, &picked);
+    true
+}
+
+/// Scans `text` (valid JSON whose keep-all tape is `full`, `full_starts`)
+/// wanting `paths`; each of them must give the same value on both tapes,
+/// with the same number lexemes.
+pub(crate) fn check_pruned(
+    text: &str,
+    full: &[simd_json::Node<'_>],
+    full_starts: &[u32],
+    paths: &[crate::map::path::Path],
+) {
+    use crate::map::convert::{write_json, Lexemes, NulPolicy};
+    use crate::map::path::Segment;
+    use crate::map::scan::{scan, Step, Want};
+    use simd_json::Node;
+
+    let mut want = Want::nothing();
+    for p in paths {
+        want.add(p.segments.iter().map(|s| match s {
+            Segment::Key(k) => Step::Key(k),
+            Segment::Index(_) => Step::Index,
+        }));
+    }
+    let (mut arena, mut stack) = (Vec::new(), Vec::new());
+    let (mut tape, mut starts) = (Vec::new(), Vec::new());
+    let res =
+        scan(text, &want, &mut arena, &mut stack, &mut tape, &mut starts);
+    assert_eq!(res, Ok(()), "{text:?}: the pruned scan failed");
+    assert!(tape.len() <= full.len());
+    assert_eq!(tape.len(), starts.len());
+    let subtree = |nodes: &[Node<'_>], i: usize| {
+        let end = crate::map::path::skip(nodes, i).unwrap_or(i);
+        format!("{:?}", nodes.get(i..end))
+    };
+    let json = |nodes: &[Node<'_>], starts: &[u32], i: usize| {
+        let mut out = Vec::new();
+        let lex = Lexemes::new(starts, text.as_bytes());
+        let _ = write_json(nodes, i, Some(lex), NulPolicy::Strip, &mut out);
+        out
+    };
+    let full_tape = simd_json::Tape(full.to_vec());
+    let pruned_tape = simd_json::Tape(tape.clone());
+    for p in paths {
+        let a = p.lookup(full);
+        let b = p.lookup(&tape);
+        assert_eq!(a.is_some(), b.is_some(), "{text:?}: {p:?}");
+        if let (Some(a), Some(b)) = (a, b) {
+            assert_eq!(subtree(full, a), subtree(&tape, b), "{text:?}: {p:?}");
+            assert_eq!(
+                json(full, full_starts, a),
+                json(&tape, &starts, b),
+                "{text:?}: {p:?}"
+            );
+        }
+        // The filter's lookups.
+        let get = |t: &simd_json::Tape<'_>| {
+            let mut v = Some(t.as_value());
+            for s in &p.segments {
+                v = v.and_then(|v| match s {
+                    Segment::Key(k) => v.get(k.as_str()),
+                    Segment::Index(n) => v.get_idx(*n),
+                });
+            }
+            format!("{v:?}")
+        };
+        assert_eq!(get(&full_tape), get(&pruned_tape), "{text:?}: {p:?}");
+    }
+    // Number lexemes: the text where each kept number starts is that
+    // number.
+    for (i, n) in tape.iter().enumerate() {
+        let Node::Static(s) = n else { continue };
+        let v = match *s {
+            simd_json::StaticNode::I64(v) => v as f64,
+            simd_json::StaticNode::U64(v) => v as f64,
+            simd_json::StaticNode::F64(v) => v,
+            _ => continue,
+        };
+        let lex = Lexemes::new(&starts, text.as_bytes()).number(i);
+        assert_eq!(
+            lex.and_then(|l| l.parse::<f64>().ok()),
+            Some(v),
+            "{text:?}: node {i}"
+        );
+    }
+}
+
+/// The mapper's message parse alone, for `benches/stages.rs`: scans
+/// `message` for what `mapper` reads, as [`crate::Mapper::map`] does;
+/// the number of tape nodes, or `None` when it is not JSON.
+#[must_use]
+pub fn mapper_scan(
+    mapper: &crate::Mapper,
+    message: &str,
+    scratch: &mut crate::MapScratch,
+) -> Option<usize> {
+    mapper.scan_only(message, scratch)
+}

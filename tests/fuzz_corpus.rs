@@ -24,3 +24,38 @@ fn regressions_and_fixtures_hold_the_fuzz_invariants() {
     }
     assert!(n > 20);
 }
+
+/// `fuzz_scan`'s findings (fuzz/regressions/fuzz_scan-*) and every message
+/// of the fixtures hold the scanner's invariant.
+#[test]
+fn scan_regressions_and_fixture_messages_hold_the_scan_invariant() {
+    use cwl_copy::{Decoder, FnSink, LogEvent, Scratch};
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(root.join("fuzz/regressions")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("fuzz_scan") {
+            fuzzing::scan(&std::fs::read(&path).unwrap());
+        }
+    }
+    let mut messages = 0;
+    for entry in std::fs::read_dir(root.join("testdata/firehose")).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let _ = Decoder::new().decode(
+            "fixture",
+            &data,
+            &mut Scratch::new(),
+            FnSink::new(
+                |e: &LogEvent<'_>| -> Result<(), ()> {
+                    let _ =
+                        fuzzing::scan_checked(e.message, &mut |i| i % 2 == 0);
+                    messages += 1;
+                    Ok(())
+                },
+                |_| Ok(()),
+            ),
+        );
+    }
+    assert!(messages > 50, "{messages}");
+}

@@ -231,49 +231,19 @@ pub(crate) fn f64_to_i64(f: f64) -> Option<i64> {
     Some(f as i64)
 }
 
-/// Finds the source text of tape nodes from simd-json's stage-1
-/// structural indexes.
-///
-/// Stage 1 records the offset of every structural character and of the
-/// first byte of every scalar, in document order. Apart from `:` `,` `]`
-/// and `}`, each entry starts exactly one tape node, and tape nodes are in
-/// the same order, so the k-th such entry is where node k starts. The
-/// message bytes themselves are untouched (simd-json unescapes strings in
-/// our scratch copy only), so a number's lexeme can be read back from the
-/// message.
+/// Finds the source text of tape nodes: `starts[i]` is the offset in
+/// the message where tape node `i` starts (the scanner records it, see
+/// `scan::scan`), so a number's lexeme can be read back from the message.
 #[derive(Clone, Copy)]
 pub(crate) struct Lexemes<'a> {
-    structurals: &'a [u32],
+    starts: &'a [u32],
     message: &'a [u8],
-    next: usize,
 }
 
 impl<'a> Lexemes<'a> {
-    /// A cursor before node 0.
-    pub(crate) fn new(structurals: &'a [u32], message: &'a [u8]) -> Self {
-        Lexemes { structurals, message, next: 0 }
-    }
-
-    /// The offset in the message where the next node starts.
-    fn next_start(&mut self) -> Option<usize> {
-        loop {
-            let at =
-                usize::try_from(*self.structurals.get(self.next)?).ok()?;
-            self.next += 1;
-            match self.message.get(at)? {
-                b':' | b',' | b']' | b'}' => continue,
-                _ => return Some(at),
-            }
-        }
-    }
-
-    /// Moves the cursor so that the next node is `node`.
-    fn seek(&mut self, node: usize) -> Option<()> {
-        self.next = 0;
-        for _ in 0..node {
-            self.next_start()?;
-        }
-        Some(())
+    /// Node offsets `starts` into `message`.
+    pub(crate) fn new(starts: &'a [u32], message: &'a [u8]) -> Self {
+        Lexemes { starts, message }
     }
 
     /// The number lexeme starting at `at`, if it is one.
@@ -294,9 +264,7 @@ impl<'a> Lexemes<'a> {
 
     /// The lexeme of the number at tape node `node`.
     pub(crate) fn number(&self, node: usize) -> Option<&'a str> {
-        let mut c = *self;
-        c.seek(node)?;
-        let at = c.next_start()?;
+        let at = usize::try_from(*self.starts.get(node)?).ok()?;
         self.number_at(at)
     }
 }
@@ -381,7 +349,7 @@ pub(crate) fn write_json_string(
 /// keys in input order, numbers as their source lexeme (canonical
 /// `itoa`/`ryu` text if the lexeme cannot be found).
 ///
-/// Recursion depth is bounded by simd-json's maximum nesting depth.
+/// Recursion depth is bounded by the scanner's maximum nesting depth.
 pub(crate) fn write_json(
     nodes: &[Node<'_>],
     node: usize,
@@ -389,19 +357,17 @@ pub(crate) fn write_json(
     nul: NulPolicy,
     out: &mut Vec<u8>,
 ) -> Result<(), NulFound> {
-    let mut lex = lexemes.and_then(|mut l| l.seek(node).map(|()| l));
-    write_node(nodes, node, &mut lex, nul, out).map(|_| ())
+    write_node(nodes, node, lexemes, nul, out).map(|_| ())
 }
 
 /// Writes node `i` and everything under it; returns the next node index.
 fn write_node(
     nodes: &[Node<'_>],
     i: usize,
-    lex: &mut Option<Lexemes<'_>>,
+    lex: Option<Lexemes<'_>>,
     nul: NulPolicy,
     out: &mut Vec<u8>,
 ) -> Result<usize, NulFound> {
-    let start = lex.as_mut().and_then(Lexemes::next_start);
     let Some(n) = nodes.get(i) else {
         out.extend_from_slice(b"null");
         return Ok(i.saturating_add(1));
@@ -416,7 +382,6 @@ fn write_node(
                     out.push(b',');
                 }
                 // The key: a string node of its own.
-                let _ = lex.as_mut().and_then(Lexemes::next_start);
                 if let Some(Node::String(key)) = nodes.get(next) {
                     write_json_string(key, nul, out)?;
                 } else {
@@ -443,18 +408,14 @@ fn write_node(
         Node::Static(StaticNode::Bool(false)) => {
             out.extend_from_slice(b"false");
         }
-        Node::Static(num) => {
-            let lexeme =
-                lex.as_ref().zip(start).and_then(|(l, at)| l.number_at(at));
-            match lexeme {
-                Some(text) => out.extend_from_slice(text.as_bytes()),
-                None => {
-                    if !write_number(num, out) {
-                        out.extend_from_slice(b"null");
-                    }
+        Node::Static(num) => match lex.and_then(|l| l.number(i)) {
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            None => {
+                if !write_number(num, out) {
+                    out.extend_from_slice(b"null");
                 }
             }
-        }
+        },
     }
     Ok(next)
 }
@@ -590,20 +551,29 @@ mod tests {
         assert_eq!(out, br#""ab""#);
     }
 
+    /// Scans `json` whole, as the mapper does for `@message` as `json`.
+    fn scanned(json: &str) -> (Vec<Node<'_>>, Vec<u32>) {
+        let arena = Box::leak(Box::new(Vec::new()));
+        let (mut tape, mut starts) = (Vec::new(), Vec::new());
+        crate::map::scan::scan(
+            json,
+            &crate::map::scan::Want::everything(),
+            arena,
+            &mut Vec::new(),
+            &mut tape,
+            &mut starts,
+        )
+        .unwrap();
+        (tape, starts)
+    }
+
     /// Parses `json` the way the mapper does and returns its compact
     /// re-serialisation.
     fn compact(json: &str) -> String {
-        let mut buf = json.as_bytes().to_vec();
-        let len = buf.len();
-        buf.resize(len + simd_json::INPUT_PADDING, b' ');
-        let mut buffers = simd_json::Buffers::new(0);
-        let mut tape = simd_json::Tape::null();
-        simd_json::fill_tape_padded(&mut buf, len, &mut buffers, &mut tape)
-            .unwrap();
-        let lex = Lexemes::new(buffers.structural_indexes(), json.as_bytes());
+        let (tape, starts) = scanned(json);
+        let lex = Lexemes::new(&starts, json.as_bytes());
         let mut out = Vec::new();
-        write_json(&tape.0, 0, Some(lex), NulPolicy::Reject, &mut out)
-            .unwrap();
+        write_json(&tape, 0, Some(lex), NulPolicy::Reject, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -639,14 +609,9 @@ mod tests {
     #[test]
     fn subtree_lexemes_after_escapes() {
         let json = r#"{"x":"\"\\\u0031,2","y":[1.10,{"z":"}]:,"}],"w":-0.0}"#;
-        let mut buf = json.as_bytes().to_vec();
-        let len = buf.len();
-        buf.resize(len + simd_json::INPUT_PADDING, b' ');
-        let mut buffers = simd_json::Buffers::new(0);
-        let mut tape = simd_json::Tape::null();
-        simd_json::fill_tape_padded(&mut buf, len, &mut buffers, &mut tape)
-            .unwrap();
-        let lex = Lexemes::new(buffers.structural_indexes(), json.as_bytes());
+        let (tape, starts) = scanned(json);
+        let tape = simd_json::Tape(tape);
+        let lex = Lexemes::new(&starts, json.as_bytes());
         let y = crate::map::path::Path::parse("y").unwrap();
         let i = y.lookup(&tape.0).unwrap();
         let mut out = Vec::new();
@@ -748,27 +713,15 @@ mod tests {
         /// strings, escapes and whitespace come before it.
         #[test]
         fn lexemes_survive((raw, want) in json_value()) {
+            let (tape, starts) = scanned(&raw);
+            prop_assert_eq!(starts.len(), tape.len());
+            // The same tape as simd-json's.
             let mut buf = raw.as_bytes().to_vec();
-            let len = buf.len();
-            buf.resize(len + simd_json::INPUT_PADDING, b' ');
-            let mut buffers = simd_json::Buffers::new(0);
-            let mut tape = simd_json::Tape::null();
-            if simd_json::fill_tape_padded(
-                &mut buf, len, &mut buffers, &mut tape).is_err()
-            {
-                // Some lexemes (1e400-like) may not parse; none here do.
-                prop_assert!(false, "did not parse: {}", raw);
-            }
-            let idx = buffers.structural_indexes();
-            let openers = idx
-                .iter()
-                .filter(|&&i| !matches!(
-                    raw.as_bytes()[i as usize], b':' | b',' | b']' | b'}'))
-                .count();
-            prop_assert_eq!(openers, tape.0.len());
-            let lex = Lexemes::new(idx, raw.as_bytes());
+            let full = simd_json::to_tape(&mut buf).unwrap();
+            prop_assert_eq!(format!("{:?}", full.0), format!("{:?}", tape));
+            let lex = Lexemes::new(&starts, raw.as_bytes());
             let mut out = Vec::new();
-            write_json(&tape.0, 0, Some(lex), NulPolicy::Reject, &mut out)
+            write_json(&tape, 0, Some(lex), NulPolicy::Reject, &mut out)
                 .unwrap();
             prop_assert_eq!(String::from_utf8(out).unwrap(), want);
         }

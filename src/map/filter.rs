@@ -165,6 +165,20 @@ impl FilterPattern {
         matches!(self.kind, Kind::Json(_))
     }
 
+    /// The selectors of a JSON pattern (`$.a[0].b` is `[Key("a"),
+    /// Index(0), Key("b")]`), in pattern order: what matching reads.
+    pub(crate) fn json_selectors(&self) -> Vec<&[Step]> {
+        let mut out = Vec::new();
+        if let Kind::Json(expr) = &self.kind {
+            expr.conds(&mut |c| {
+                if let Subject::Json(steps) = &c.subject {
+                    out.push(steps.as_slice());
+                }
+            });
+        }
+        out
+    }
+
     /// Evaluates the pattern on one log message.
     ///
     /// `json` is the message parsed with simd-json's tape API, or `None`
@@ -251,6 +265,15 @@ impl Expr {
         }
     }
 
+    fn conds<'e>(&'e self, f: &mut dyn FnMut(&'e Cond)) {
+        match self {
+            Expr::Cond(c) => f(c),
+            Expr::And(v) | Expr::Or(v) => {
+                v.iter().for_each(|e| e.conds(f));
+            }
+        }
+    }
+
     fn conds_mut(&mut self, f: &mut dyn FnMut(&mut Cond)) {
         match self {
             Expr::Cond(c) => f(c),
@@ -280,8 +303,10 @@ enum Subject {
 
 /// One step of a JSON selector.
 #[derive(Debug, Clone)]
-enum Step {
+pub(crate) enum Step {
+    /// An object member.
     Key(Box<str>),
+    /// An array element, from 0.
     Index(usize),
 }
 

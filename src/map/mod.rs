@@ -2,17 +2,25 @@
 //! or says why not. The spec format and the conversion rules are
 //! documented on [`ColumnSpec`].
 //!
+//! # Parsing
+//!
+//! A message is parsed only as far as the spec reads it: `scan` validates
+//! the whole message in one pass but puts on its simd-json tape only the
+//! members the columns' paths and the filter's selectors name (all of it
+//! for `@message` as `json`).
+//!
 //! # Number lexemes
 //!
-//! simd-json's tape keeps numbers only as `i64`/`u64`/`f64`. The source
-//! text of a number (`1.50`, `1e3`, `-0`, 30 digits) is recovered from
-//! stage-1 structural indexes (see `convert::Lexemes`), so `text` and
-//! `json` columns keep it. Where that fails, the number is written
+//! A tape keeps numbers only as `i64`/`u64`/`f64`. The source text of a
+//! number (`1.50`, `1e3`, `-0`, 30 digits) is read back from the offset
+//! where the scanner found its node (see `convert::Lexemes`), so `text`
+//! and `json` columns keep it. Where that fails, the number is written
 //! canonically with `itoa`/`ryu` instead.
 
 pub(crate) mod convert;
 pub(crate) mod filter;
 pub(crate) mod path;
+pub(crate) mod scan;
 pub(crate) mod spec;
 
 use std::fmt::Write as _;
@@ -22,6 +30,7 @@ use simd_json::{Node, StaticNode, Tape};
 
 use self::convert::{Lexemes, NulPolicy};
 use self::filter::FilterPattern;
+use self::scan::{ScanError, ScanScratch, Want};
 use self::spec::{Column, Kind, Meta, NonJson, OnMismatch, Source};
 pub use self::spec::{ColumnSpec, SpecError};
 use crate::decode::LogEvent;
@@ -69,6 +78,8 @@ pub struct Mapper {
     parse: bool,
     /// Some column reads the message JSON.
     columns_need_json: bool,
+    /// What the columns and the filter read from the message.
+    want: Want,
 }
 
 impl std::fmt::Debug for Mapper {
@@ -85,8 +96,7 @@ impl std::fmt::Debug for Mapper {
 /// Buffers [`Mapper::map`] reuses from event to event: once they have
 /// grown to the largest message, mapping does not allocate.
 pub struct MapScratch {
-    json: Vec<u8>,
-    buffers: simd_json::Buffers,
+    scan: ScanScratch,
     tape: Tape<'static>,
     text: Vec<u8>,
     writer: RowWriter,
@@ -97,8 +107,7 @@ impl MapScratch {
     #[must_use = "scratch space is only useful when passed to Mapper::map"]
     pub fn new() -> MapScratch {
         MapScratch {
-            json: Vec::new(),
-            buffers: simd_json::Buffers::new(0),
+            scan: ScanScratch::default(),
             tape: Tape(Vec::new()),
             text: Vec::new(),
             writer: RowWriter::new(Dialect::Postgres),
@@ -279,6 +288,7 @@ impl Mapper {
         let columns_need_json = spec.columns.iter().any(Column::needs_json);
         let parse = columns_need_json
             || filter.as_ref().is_some_and(FilterPattern::needs_json);
+        let want = want(spec, filter.as_ref());
         Ok(Mapper {
             dialect,
             table: spec.table.clone(),
@@ -288,6 +298,7 @@ impl Mapper {
             columns: spec.columns.clone(),
             parse,
             columns_need_json,
+            want,
         })
     }
 
@@ -389,7 +400,8 @@ impl Mapper {
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
-        let MapScratch { json, buffers, tape, text, writer } = scratch;
+        let MapScratch { scan, tape, text, writer } = scratch;
+        let ScanScratch { arena, stack, starts } = scan;
         if writer.dialect() != self.dialect {
             *writer = RowWriter::new(self.dialect);
         }
@@ -397,11 +409,9 @@ impl Mapper {
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
         let parsed = if self.parse {
-            json.clear();
-            json.extend_from_slice(ev.message.as_bytes());
-            let len = json.len();
-            json.resize(len.saturating_add(simd_json::INPUT_PADDING), b' ');
-            Some(simd_json::fill_tape_padded(json, len, buffers, &mut t))
+            Some(scan::scan(
+                ev.message, &self.want, arena, stack, &mut t.0, starts,
+            ))
         } else {
             None
         };
@@ -409,10 +419,7 @@ impl Mapper {
             let doc = match &parsed {
                 Some(Ok(())) => Some(Json {
                     tape: &t,
-                    lexemes: Lexemes::new(
-                        buffers.structural_indexes(),
-                        ev.message.as_bytes(),
-                    ),
+                    lexemes: Lexemes::new(starts, ev.message.as_bytes()),
                 }),
                 _ => None,
             };
@@ -426,11 +433,29 @@ impl Mapper {
         outcome
     }
 
+    /// The parse step of [`Mapper::map`] alone (for benches): the
+    /// number of tape nodes, or `None` when the message is not JSON.
+    pub(crate) fn scan_only(
+        &self,
+        message: &str,
+        scratch: &mut MapScratch,
+    ) -> Option<usize> {
+        let MapScratch { scan, tape, .. } = scratch;
+        let ScanScratch { arena, stack, starts } = scan;
+        let mut t: Tape<'_> =
+            std::mem::replace(tape, Tape(Vec::new())).reset();
+        let res =
+            scan::scan(message, &self.want, arena, stack, &mut t.0, starts);
+        let n = res.ok().map(|()| t.0.len());
+        *tape = t.reset();
+        n
+    }
+
     fn map_parsed<'a>(
         &self,
         ev: &LogEvent<'a>,
         doc: Option<Json<'a>>,
-        parse_error: Option<&simd_json::Error>,
+        parse_error: Option<&ScanError>,
         text: &mut Vec<u8>,
         w: &mut RowWriter,
         out: &mut Vec<u8>,
@@ -699,6 +724,30 @@ impl Mapper {
             }
         }
     }
+}
+
+/// The trie of what `spec` and `filter` read from a message.
+fn want(spec: &ColumnSpec, filter: Option<&FilterPattern>) -> Want {
+    let mut want = Want::nothing();
+    for c in &spec.columns {
+        match &c.source {
+            Source::Path(p) => want.add(p.segments.iter().map(|s| match s {
+                path::Segment::Key(k) => scan::Step::Key(k),
+                path::Segment::Index(_) => scan::Step::Index,
+            })),
+            Source::Meta(Meta::Message) if c.needs_json() => {
+                want.add(std::iter::empty());
+            }
+            Source::Meta(_) => {}
+        }
+    }
+    for sel in filter.map(FilterPattern::json_selectors).unwrap_or_default() {
+        want.add(sel.iter().map(|s| match s {
+            filter::Step::Key(k) => scan::Step::Key(k),
+            filter::Step::Index(_) => scan::Step::Index,
+        }));
+    }
+    want
 }
 
 fn bool_text(b: bool) -> &'static str {

@@ -1,0 +1,203 @@
+//! Criterion benches of the map stage's parts, one event at a time, on
+//! the messages of the generated corpus (see `benches/decode.rs`) with
+//! `testdata/specs/integrated_user_log.toml`:
+//!
+//! * `stages/message_parse/simd_json_full_tape`: what the mapper did
+//!   before issue #5 (copy, pad, full simd-json tape), the baseline for
+//! * `stages/message_parse/scan_pruned`: the mapper's validating scan
+//!   into a pruned tape;
+//! * `stages/filter`: the spec's JSON filter pattern on parsed messages;
+//! * `stages/map`: all of `Mapper::map`;
+//! * `stages/write_csv`: `RowWriter` writing each message as a field.
+//!
+//! `cargo bench --no-default-features --bench stages` (add `-- --quick`
+//! for a fast look).
+
+// Benches fail loudly: a panic is the right response to a broken setup.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use cwl_copy::corpus::{self, Rng};
+use cwl_copy::{
+    ColumnSpec, Decoder, Dialect, FilterPattern, FnSink, LogEvent, MapOutcome,
+    MapScratch, Mapper, RowWriter, Scratch,
+};
+
+/// One owned event: id, timestamp, message.
+type Event = (String, Option<i64>, String);
+
+fn events() -> Vec<Event> {
+    let mut rng = Rng::new(42);
+    let mut ts = 1_714_568_707_123;
+    // 100 members of ~58 KB inflated each (~6 MB of envelopes).
+    let (data, _) = corpus::object(&mut rng, &mut ts, 100, 58 * 1024, true);
+    let mut out = Vec::new();
+    let _stats = Decoder::new()
+        .decode(
+            "bench",
+            &data,
+            &mut Scratch::new(),
+            FnSink::new(
+                |e: &LogEvent<'_>| -> Result<(), ()> {
+                    out.push((
+                        e.id.unwrap_or_default().to_owned(),
+                        e.timestamp,
+                        e.message.to_owned(),
+                    ));
+                    Ok(())
+                },
+                |_| Err(()),
+            ),
+        )
+        .unwrap();
+    out
+}
+
+fn spec() -> (ColumnSpec, String) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/specs/integrated_user_log.toml"
+    ))
+    .unwrap();
+    (ColumnSpec::from_toml(&text).unwrap(), text)
+}
+
+fn stages(c: &mut Criterion) {
+    let events = events();
+    let bytes: u64 = events.iter().map(|e| e.2.len() as u64).sum();
+    let (spec, text) = spec();
+    let mapper = Mapper::new(&spec, Dialect::Postgres).unwrap();
+    let mut g = c.benchmark_group("stages");
+    g.throughput(Throughput::Bytes(bytes));
+    g.sample_size(20).measurement_time(Duration::from_secs(6));
+
+    // The messages that are JSON, as both parsers see them.
+    let mut scratch = MapScratch::new();
+    let json = events
+        .iter()
+        .filter(|e| {
+            cwl_copy::fuzzing::mapper_scan(&mapper, &e.2, &mut scratch)
+                .is_some()
+        })
+        .count();
+    assert!(json > events.len() * 9 / 10, "{json} of {}", events.len());
+
+    g.bench_function("message_parse/simd_json_full_tape", |b| {
+        let mut copy = Vec::new();
+        let mut buffers = simd_json::Buffers::new(0);
+        let mut tape = simd_json::Tape::null();
+        b.iter(|| {
+            let mut ok = 0;
+            for (_, _, m) in &events {
+                copy.clear();
+                copy.extend_from_slice(m.as_bytes());
+                let len = copy.len();
+                copy.resize(len + simd_json::INPUT_PADDING, b' ');
+                let mut t =
+                    std::mem::replace(&mut tape, simd_json::Tape::null())
+                        .reset();
+                if simd_json::fill_tape_padded(
+                    &mut copy,
+                    len,
+                    &mut buffers,
+                    &mut t,
+                )
+                .is_ok()
+                {
+                    ok += 1;
+                }
+                tape = t.reset();
+            }
+            assert_eq!(ok, json);
+        })
+    });
+    g.bench_function("message_parse/scan_pruned", |b| {
+        b.iter(|| {
+            let mut ok = 0;
+            for (_, _, m) in &events {
+                let n =
+                    cwl_copy::fuzzing::mapper_scan(&mapper, m, &mut scratch);
+                ok += usize::from(n.is_some());
+            }
+            assert_eq!(ok, json);
+        })
+    });
+
+    // The filter alone, on tapes parsed beforehand.
+    let pattern = text
+        .lines()
+        .find_map(|l| l.strip_prefix("filter = '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .unwrap();
+    let filter = FilterPattern::parse(pattern).unwrap();
+    let mut copies: Vec<Vec<u8>> =
+        events.iter().map(|e| e.2.as_bytes().to_vec()).collect();
+    let tapes: Vec<(&str, Option<simd_json::Tape<'_>>)> = copies
+        .iter_mut()
+        .zip(&events)
+        .map(|(c, e)| (e.2.as_str(), simd_json::to_tape(c).ok()))
+        .collect();
+    let matching = tapes
+        .iter()
+        .filter(|(m, t)| filter.matches(m, t.as_ref().map(|t| t.as_value())))
+        .count();
+    assert!(matching > 0 && matching < events.len());
+    g.bench_function("filter/json_pattern", |b| {
+        b.iter(|| {
+            let n = tapes
+                .iter()
+                .filter(|(m, t)| {
+                    filter.matches(m, t.as_ref().map(|t| t.as_value()))
+                })
+                .count();
+            assert_eq!(n, matching);
+        })
+    });
+
+    let mut out = Vec::new();
+    let rows = events
+        .iter()
+        .filter(|e| {
+            let mut ev = LogEvent::from_message("bench", &e.2);
+            ev.id = Some(&e.0);
+            ev.timestamp = e.1;
+            matches!(mapper.map(&ev, &mut scratch, &mut out), MapOutcome::Row)
+        })
+        .count();
+    assert_eq!(rows, matching);
+    g.bench_function("map/integrated_user_log", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut n = 0;
+            for (id, ts, m) in &events {
+                let mut ev = LogEvent::from_message("bench", m);
+                ev.id = Some(id);
+                ev.timestamp = *ts;
+                if let MapOutcome::Row =
+                    mapper.map(&ev, &mut scratch, &mut out)
+                {
+                    n += 1;
+                }
+            }
+            assert_eq!(n, rows);
+        })
+    });
+
+    g.bench_function("write_csv/message_field", |b| {
+        let mut w = RowWriter::new(Dialect::Postgres);
+        b.iter(|| {
+            out.clear();
+            for (_, _, m) in &events {
+                w.field(&mut out, m).unwrap();
+                w.end_row(&mut out);
+            }
+            assert!(out.len() as u64 > bytes);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

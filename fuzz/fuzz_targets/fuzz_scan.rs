@@ -1,0 +1,9 @@
+//! Any bytes as a message: the mapper's scanner never panics, accepts it
+//! iff `serde_json` and simd-json do, gives simd-json's tape when it keeps
+//! everything, and pruned lookups agree with full-tape lookups
+//! (`cwl_copy::fuzzing::scan`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| cwl_copy::fuzzing::scan(data));

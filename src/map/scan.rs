@@ -1,0 +1,834 @@
+//! One validating pass over a message that builds a pruned tape.
+//!
+//! The mapper reads a handful of paths from each message (the columns'
+//! `source` paths and the filter's selectors). Instead of a full
+//! simd-json tape, [`scan`] builds a [`Node`] tape of just what a [`Want`]
+//! names: at an object, a key that is a child of the current [`Want`]
+//! node is kept (key node, then its value), any other member is skipped.
+//! A path that ends at a value keeps that whole value. The result is a
+//! valid simd-json tape of the pruned document (`len` counts kept
+//! members, `count` kept nodes), so `Path::lookup`, `tape::Value::get`
+//! and `convert::write_json` work on it unchanged.
+//!
+//! Skipped values are still validated: the scanner accepts exactly the
+//! RFC 8259 JSON texts (any top-level value, surrounding whitespace),
+//! with lone UTF-16 surrogates in `\u` escapes, numbers that overflow
+//! `f64` and nesting deeper than [`MAX_DEPTH`] rejected, as `serde_json`
+//! and simd-json reject them.
+//!
+//! Strings without a backslash borrow the message; the others are
+//! unescaped into an arena the caller owns, pre-sized to the message
+//! length (unescaping never lengthens a string), carved with
+//! `split_at_mut`. Numbers get the [`StaticNode`] simd-json gives with
+//! `big-int-as-float`: `U64` for integers from 0 to `u64::MAX`, `I64` for
+//! negative integers from `i64::MIN`, `F64` otherwise (correctly rounded).
+//! Beside the tape, the offset where each node starts in the message, so
+//! a number's source text can be read back (`convert::Lexemes`).
+
+use std::fmt;
+
+use simd_json::{Node, StaticNode};
+
+/// Deepest nesting of arrays and objects accepted (simd-json's default).
+pub(crate) const MAX_DEPTH: usize = 1024;
+
+/// Why a message is not JSON: where, and what was expected there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ScanError {
+    /// Byte offset in the message.
+    pub(crate) offset: usize,
+    /// What is wrong there.
+    pub(crate) reason: &'static str,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid JSON at byte {}: {}", self.offset, self.reason)
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+fn err<T>(offset: usize, reason: &'static str) -> Result<T, ScanError> {
+    Err(ScanError { offset, reason })
+}
+
+/// One step of a wanted path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step<'s> {
+    /// An object member, by its unescaped key.
+    Key(&'s str),
+    /// An array element: the whole array is kept.
+    Index,
+}
+
+/// The paths a mapper reads, compiled into a trie.
+#[derive(Clone, Debug)]
+pub(crate) struct Want {
+    /// Node 0 is the root.
+    nodes: Vec<WantNode>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct WantNode {
+    /// Keep the whole value here.
+    all: bool,
+    /// Member keys to descend into.
+    children: Vec<Child>,
+}
+
+/// A member key of a [`WantNode`] and its trie node.
+#[derive(Clone, Debug)]
+struct Child {
+    /// [`head`] of the key: most keys are told apart without a `memcmp`.
+    head: u64,
+    key: Box<[u8]>,
+    id: u32,
+}
+
+/// The first 8 bytes of `key`, zero-padded, as a little-endian word.
+fn head(key: &[u8]) -> u64 {
+    match key.first_chunk::<8>() {
+        Some(c) => u64::from_le_bytes(*c),
+        None => key.iter().rev().fold(0, |h, &b| (h << 8) | u64::from(b)),
+    }
+}
+
+/// [`head`] of the key `msg[from..to]`, read as one word when it can be.
+#[inline(always)]
+fn head_at(msg: &[u8], from: usize, to: usize) -> u64 {
+    let len = to.saturating_sub(from);
+    match msg.get(from..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(c) if len >= 8 => u64::from_le_bytes(*c),
+        Some(c) if len > 0 => {
+            u64::from_le_bytes(*c) & (u64::MAX >> (64 - 8 * len))
+        }
+        Some(_) => 0,
+        None => head(msg.get(from..to).unwrap_or_default()),
+    }
+}
+
+impl Want {
+    /// Wants nothing: the scan only validates (and keeps the root's type).
+    pub(crate) fn nothing() -> Want {
+        Want { nodes: vec![WantNode::default()] }
+    }
+
+    /// Wants the whole message: a full parse.
+    pub(crate) fn everything() -> Want {
+        Want { nodes: vec![WantNode { all: true, children: Vec::new() }] }
+    }
+
+    /// Adds a path; an empty one wants the whole message.
+    pub(crate) fn add<'s>(
+        &mut self,
+        steps: impl IntoIterator<Item = Step<'s>>,
+    ) {
+        let mut at = 0usize;
+        for step in steps {
+            let Some(node) = self.nodes.get_mut(at) else { return };
+            if node.all {
+                return;
+            }
+            let Step::Key(key) = step else { break };
+            let key = key.as_bytes();
+            let found = node
+                .children
+                .iter()
+                .find(|c| *c.key == *key)
+                .and_then(|c| usize::try_from(c.id).ok());
+            at = match found {
+                Some(c) => c,
+                None => {
+                    let c = self.nodes.len();
+                    let Ok(id) = u32::try_from(c) else { return };
+                    if let Some(node) = self.nodes.get_mut(at) {
+                        node.children.push(Child {
+                            head: head(key),
+                            key: key.into(),
+                            id,
+                        });
+                    }
+                    self.nodes.push(WantNode::default());
+                    c
+                }
+            };
+        }
+        if let Some(node) = self.nodes.get_mut(at) {
+            node.all = true;
+            node.children.clear();
+        }
+    }
+
+    /// The mode for a value at trie node `id`.
+    fn mode(&self, id: u32) -> Mode {
+        match usize::try_from(id).ok().and_then(|i| self.nodes.get(i)) {
+            Some(n) if n.all => Mode::All,
+            Some(_) => Mode::Node(id),
+            None => Mode::Skip,
+        }
+    }
+
+    /// The child of `id` for member `key`, whose [`head`] is `h`.
+    #[inline(always)]
+    fn child(&self, id: u32, key: &[u8], h: u64) -> Option<u32> {
+        let node = self.nodes.get(usize::try_from(id).ok()?)?;
+        for c in &node.children {
+            if c.head == h
+                && c.key.len() == key.len()
+                && (key.len() <= 8 || *c.key == *key)
+            {
+                return Some(c.id);
+            }
+        }
+        None
+    }
+}
+
+/// How a value is scanned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Validated only; nothing goes on the tape.
+    Skip,
+    /// Kept whole.
+    All,
+    /// Kept, pruned by this trie node (containers keep only the members
+    /// it names; arrays keep no elements).
+    Node(u32),
+}
+
+/// No tape node.
+const NONE: usize = usize::MAX;
+
+/// A container being scanned (or the top level).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame {
+    /// Its tape node, or [`NONE`] when it is skipped.
+    node: usize,
+    /// For an object, its own mode (keys are looked up in it); for an
+    /// array, its elements' mode.
+    mode: Mode,
+    /// Kept members or elements.
+    len: usize,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Top,
+    Object,
+    Array,
+}
+
+const TOP: Frame =
+    Frame { node: NONE, mode: Mode::Skip, len: 0, kind: Kind::Top };
+
+/// Buffers [`scan`] reuses from message to message.
+#[derive(Debug, Default)]
+pub(crate) struct ScanScratch {
+    /// Unescaped strings.
+    pub(crate) arena: Vec<u8>,
+    /// Open containers.
+    pub(crate) stack: Vec<Frame>,
+    /// Where each tape node starts in the message.
+    pub(crate) starts: Vec<u32>,
+}
+
+/// Scans `message`, replacing `tape` with the pruned tape of what `want`
+/// names and `starts` with each node's offset in `message`.
+///
+/// Strings borrow `message` or, when they hold escapes, `arena`, which is
+/// grown to the message length (and never shrunk, so a warm scan does not
+/// allocate).
+///
+/// # Errors
+///
+/// A [`ScanError`] when `message` is not one JSON text; `tape` and
+/// `starts` then hold a partial result.
+pub(crate) fn scan<'b>(
+    message: &'b str,
+    want: &Want,
+    arena: &'b mut Vec<u8>,
+    stack: &mut Vec<Frame>,
+    tape: &mut Vec<Node<'b>>,
+    starts: &mut Vec<u32>,
+) -> Result<(), ScanError> {
+    tape.clear();
+    starts.clear();
+    stack.clear();
+    if u32::try_from(message.len()).is_err() {
+        return err(0, "message longer than 4 GiB");
+    }
+    if arena.len() < message.len() {
+        arena.resize(message.len(), 0);
+    }
+    let mut s = Scanner {
+        text: message,
+        msg: message.as_bytes(),
+        free: arena.as_mut_slice(),
+        want,
+        tape,
+        starts,
+        stack,
+    };
+    s.run()
+}
+
+struct Scanner<'b, 'r> {
+    text: &'b str,
+    msg: &'b [u8],
+    /// The unused part of the arena.
+    free: &'b mut [u8],
+    want: &'r Want,
+    tape: &'r mut Vec<Node<'b>>,
+    starts: &'r mut Vec<u32>,
+    stack: &'r mut Vec<Frame>,
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is `"`, `\` or below 0x20, and
+/// of each that is `"`. Only the lowest flagged byte is exact (a borrow
+/// can flag bytes above it), which is all [`string_end`] uses: when it is
+/// flagged in the second mask too, it is a quote.
+#[inline(always)]
+fn special(w: u64) -> (u64, u64) {
+    let q = w ^ (LO * u64::from(b'"'));
+    let b = w ^ (LO * u64::from(b'\\'));
+    let zq = q.wrapping_sub(LO) & !q & HI;
+    let zb = b.wrapping_sub(LO) & !b;
+    let ctl = w.wrapping_sub(LO * 0x20) & !w;
+    (zq | ((zb | ctl) & HI), zq)
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in b.get(..4)? {
+        v = v * 16 + char::from(c).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// The code point of the `\u` escape at `at` (the backslash) and the
+/// offset just past it (past both halves of a surrogate pair).
+fn unicode_escape(msg: &[u8], at: usize) -> Result<(u32, usize), ScanError> {
+    let hi = msg
+        .get(at + 2..)
+        .and_then(hex4)
+        .map_or_else(|| err(at, "invalid \\u escape"), Ok)?;
+    match hi {
+        0xD800..=0xDBFF => {
+            let lo = match msg.get(at + 6..at + 8) {
+                Some(b"\\u") => msg.get(at + 8..).and_then(hex4),
+                _ => None,
+            };
+            match lo {
+                Some(lo @ 0xDC00..=0xDFFF) => Ok((
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                    at + 12,
+                )),
+                _ => err(at, "lone surrogate in \\u escape"),
+            }
+        }
+        0xDC00..=0xDFFF => err(at, "lone surrogate in \\u escape"),
+        _ => Ok((hi, at + 6)),
+    }
+}
+
+/// Validates the string in `msg` whose opening quote is at `start`;
+/// returns the offset of its closing quote and whether it has escapes.
+#[inline(always)]
+fn string_end(msg: &[u8], start: usize) -> Result<(usize, bool), ScanError> {
+    let mut i = start + 1;
+    let mut escaped = false;
+    loop {
+        let c = match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(chunk) => {
+                let (m, quote) = special(u64::from_le_bytes(*chunk));
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                // m's lowest set bit is the top bit of the byte.
+                let low = m & m.wrapping_neg();
+                i += (m.trailing_zeros() / 8) as usize;
+                if quote & low != 0 {
+                    return Ok((i, escaped));
+                }
+                msg.get(i).copied().unwrap_or(b'"')
+            }
+            None => match msg.get(i) {
+                Some(&c) => c,
+                None => return err(start, "unterminated string"),
+            },
+        };
+        match c {
+            b'"' => return Ok((i, escaped)),
+            b'\\' => {
+                escaped = true;
+                i = match msg.get(i + 1) {
+                    Some(
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't',
+                    ) => i + 2,
+                    Some(b'u') => unicode_escape(msg, i)?.1,
+                    Some(_) => return err(i, "invalid escape"),
+                    None => return err(start, "unterminated string"),
+                };
+            }
+            0..=0x1f => {
+                return err(i, "control character in string");
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+#[inline]
+fn is_digit(b: Option<&u8>) -> bool {
+    b.is_some_and(u8::is_ascii_digit)
+}
+
+impl<'b> Scanner<'b, '_> {
+    fn run(&mut self) -> Result<(), ScanError> {
+        let msg = self.msg;
+        let mut pos = 0;
+        // The innermost open container; its parents are on the stack.
+        let mut top = TOP;
+        let mut mode = self.want.mode(0);
+        'value: loop {
+            pos = skip_ws(msg, pos);
+            let start = pos;
+            match msg.get(start) {
+                Some(b'"') => {
+                    let (end, escaped) = string_end(msg, start)?;
+                    if mode != Mode::Skip {
+                        let s = self.string(start, end, escaped)?;
+                        self.push(Node::String(s), start);
+                    }
+                    pos = end + 1;
+                }
+                Some(b'-' | b'0'..=b'9') => pos = self.number(start, mode)?,
+                Some(&c @ (b'{' | b'[')) => {
+                    if self.stack.len() >= MAX_DEPTH {
+                        return err(start, "nesting deeper than 1024");
+                    }
+                    let obj = c == b'{';
+                    let node = match mode {
+                        Mode::Skip => NONE,
+                        _ => {
+                            self.push(Node::Array { len: 0, count: 0 }, start)
+                        }
+                    };
+                    self.stack.push(top);
+                    top = Frame {
+                        node,
+                        mode: match mode {
+                            Mode::Node(_) if !obj => Mode::Skip,
+                            m => m,
+                        },
+                        len: 0,
+                        kind: if obj { Kind::Object } else { Kind::Array },
+                    };
+                    pos = skip_ws(msg, start + 1);
+                    let close = if obj { b'}' } else { b']' };
+                    if msg.get(pos) != Some(&close) {
+                        (pos, mode) = self.member(&mut top, pos)?;
+                        continue 'value;
+                    }
+                    pos += 1;
+                    self.close(&mut top);
+                }
+                Some(b't') => {
+                    pos = self.literal(start, b"true", true.into(), mode)?;
+                }
+                Some(b'f') => {
+                    pos = self.literal(start, b"false", false.into(), mode)?;
+                }
+                Some(b'n') => {
+                    pos =
+                        self.literal(start, b"null", StaticNode::Null, mode)?;
+                }
+                Some(_) => return err(start, "expected a value"),
+                None => return err(start, "unexpected end of input"),
+            }
+            // After a value: a separator, a closer, or the end.
+            loop {
+                pos = skip_ws(msg, pos);
+                match (msg.get(pos), top.kind) {
+                    (_, Kind::Top) if pos < msg.len() => {
+                        return err(pos, "trailing characters");
+                    }
+                    (_, Kind::Top) => return Ok(()),
+                    (Some(b','), _) => {
+                        pos = skip_ws(msg, pos + 1);
+                        (pos, mode) = self.member(&mut top, pos)?;
+                        continue 'value;
+                    }
+                    (Some(b'}'), Kind::Object) | (Some(b']'), Kind::Array) => {
+                        pos += 1;
+                        self.close(&mut top);
+                    }
+                    (None, _) => return err(pos, "unexpected end of input"),
+                    (Some(_), Kind::Object) => {
+                        return err(pos, "expected ',' or '}'");
+                    }
+                    (Some(_), Kind::Array) => {
+                        return err(pos, "expected ',' or ']'");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the next member of `top` at `pos`: for an object, reads the
+    /// key and the `:`. Returns where the value starts and its mode.
+    #[inline(always)]
+    fn member(
+        &mut self,
+        top: &mut Frame,
+        pos: usize,
+    ) -> Result<(usize, Mode), ScanError> {
+        let msg = self.msg;
+        if top.kind != Kind::Object {
+            if top.mode != Mode::Skip {
+                top.len += 1;
+            }
+            return Ok((pos, top.mode));
+        }
+        let start = pos;
+        match msg.get(start) {
+            Some(b'"') => {}
+            Some(_) => return err(start, "expected a string key"),
+            None => return err(start, "unexpected end of input"),
+        }
+        let (end, escaped) = string_end(msg, start)?;
+        let mode = match top.mode {
+            Mode::Skip => Mode::Skip,
+            Mode::All => {
+                let key = self.string(start, end, escaped)?;
+                self.push(Node::String(key), start);
+                top.len += 1;
+                Mode::All
+            }
+            Mode::Node(id) => {
+                let child = if escaped {
+                    let n = self.unescape(start + 1, end)?;
+                    let key = self.free.get(..n).unwrap_or_default();
+                    match self.want.child(id, key, head(key)) {
+                        Some(c) => Some((c, self.commit(n, start)?)),
+                        None => None,
+                    }
+                } else {
+                    let key = msg.get(start + 1..end).unwrap_or_default();
+                    let h = head_at(msg, start + 1, end);
+                    match self.want.child(id, key, h) {
+                        Some(c) => Some((c, self.borrowed(start + 1, end)?)),
+                        None => None,
+                    }
+                };
+                match child {
+                    Some((c, key)) => {
+                        self.push(Node::String(key), start);
+                        top.len += 1;
+                        self.want.mode(c)
+                    }
+                    None => Mode::Skip,
+                }
+            }
+        };
+        let colon = skip_ws(msg, end + 1);
+        if msg.get(colon) != Some(&b':') {
+            return err(colon, "expected ':'");
+        }
+        Ok((colon + 1, mode))
+    }
+
+    /// Closes `top`, filling in its tape node; its parent becomes `top`.
+    #[inline(always)]
+    fn close(&mut self, top: &mut Frame) {
+        let f = *top;
+        *top = self.stack.pop().unwrap_or(TOP);
+        if f.node == NONE {
+            return;
+        }
+        let count = self.tape.len().saturating_sub(f.node + 1);
+        let len = f.len;
+        if let Some(n) = self.tape.get_mut(f.node) {
+            *n = if f.kind == Kind::Object {
+                Node::Object { len, count }
+            } else {
+                Node::Array { len, count }
+            };
+        }
+    }
+
+    /// Appends a node starting at `start`; returns its index.
+    #[inline(always)]
+    fn push(&mut self, node: Node<'b>, start: usize) -> usize {
+        self.tape.push(node);
+        // The length was checked to fit in u32.
+        self.starts.push(u32::try_from(start).unwrap_or(u32::MAX));
+        self.tape.len() - 1
+    }
+
+    fn literal(
+        &mut self,
+        start: usize,
+        word: &'static [u8],
+        node: StaticNode,
+        mode: Mode,
+    ) -> Result<usize, ScanError> {
+        if self.msg.get(start..start + word.len()) != Some(word) {
+            return err(start, "invalid literal");
+        }
+        if mode != Mode::Skip {
+            self.push(Node::Static(node), start);
+        }
+        Ok(start + word.len())
+    }
+
+    /// The string whose quotes are at `start` and `end`, unescaped.
+    #[inline(always)]
+    fn string(
+        &mut self,
+        start: usize,
+        end: usize,
+        escaped: bool,
+    ) -> Result<&'b str, ScanError> {
+        if escaped {
+            let n = self.unescape(start + 1, end)?;
+            self.commit(n, start)
+        } else {
+            self.borrowed(start + 1, end)
+        }
+    }
+
+    /// The message text between `from` and `to` (no escapes in it).
+    #[inline(always)]
+    fn borrowed(&self, from: usize, to: usize) -> Result<&'b str, ScanError> {
+        let text: &'b str = self.text;
+        text.get(from..to).map_or_else(|| err(from, "string is not UTF-8"), Ok)
+    }
+
+    /// Unescapes the validated string body `from..to` into the start of
+    /// the free arena; returns its length (not yet committed).
+    fn unescape(
+        &mut self,
+        from: usize,
+        to: usize,
+    ) -> Result<usize, ScanError> {
+        let full = || err(from, "unescape arena too small");
+        let mut w = 0usize;
+        let mut i = from;
+        while i < to {
+            let run =
+                memchr::memchr(b'\\', self.msg.get(i..to).unwrap_or(&[]))
+                    .unwrap_or(to - i);
+            let src = self.msg.get(i..i + run).unwrap_or_default();
+            let Some(dst) = self.free.get_mut(w..w + run) else {
+                return full();
+            };
+            dst.copy_from_slice(src);
+            w += run;
+            i += run;
+            if i >= to {
+                break;
+            }
+            let (ch, next) = match self.msg.get(i + 1) {
+                Some(b'"') => ('"', i + 2),
+                Some(b'\\') => ('\\', i + 2),
+                Some(b'/') => ('/', i + 2),
+                Some(b'b') => ('\u{8}', i + 2),
+                Some(b'f') => ('\u{c}', i + 2),
+                Some(b'n') => ('\n', i + 2),
+                Some(b'r') => ('\r', i + 2),
+                Some(b't') => ('\t', i + 2),
+                Some(b'u') => {
+                    let (cp, next) = unicode_escape(self.msg, i)?;
+                    match char::from_u32(cp) {
+                        Some(c) => (c, next),
+                        None => return err(i, "invalid \\u escape"),
+                    }
+                }
+                _ => return err(i, "invalid escape"),
+            };
+            let mut utf8 = [0u8; 4];
+            let enc = ch.encode_utf8(&mut utf8).as_bytes();
+            let Some(dst) = self.free.get_mut(w..w + enc.len()) else {
+                return full();
+            };
+            dst.copy_from_slice(enc);
+            w += enc.len();
+            i = next;
+        }
+        Ok(w)
+    }
+
+    /// Takes the first `n` bytes of the free arena as a string.
+    fn commit(&mut self, n: usize, at: usize) -> Result<&'b str, ScanError> {
+        let free = std::mem::take(&mut self.free);
+        let Some((piece, rest)) = free.split_at_mut_checked(n) else {
+            return err(at, "unescape arena too small");
+        };
+        self.free = rest;
+        let piece: &'b [u8] = piece;
+        std::str::from_utf8(piece)
+            .map_or_else(|_| err(at, "unescaped string is not UTF-8"), Ok)
+    }
+
+    /// Scans the number at `start`; returns the offset past it.
+    #[inline(always)]
+    fn number(
+        &mut self,
+        start: usize,
+        mode: Mode,
+    ) -> Result<usize, ScanError> {
+        let msg = self.msg;
+        let mut i = start;
+        let neg = msg.get(i) == Some(&b'-');
+        if neg {
+            i += 1;
+        }
+        // The significand's digits, as long as they fit.
+        let mut sig = 0u64;
+        let mut digits = 0usize;
+        match msg.get(i) {
+            Some(b'0') => {
+                i += 1;
+                if is_digit(msg.get(i)) {
+                    return err(i, "leading zero in number");
+                }
+            }
+            Some(&d @ b'1'..=b'9') => {
+                sig = u64::from(d - b'0');
+                digits = 1;
+                i += 1;
+                while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+                    sig =
+                        sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                    digits += 1;
+                    i += 1;
+                }
+            }
+            _ => return err(i, "expected a digit"),
+        }
+        let int_digits = digits;
+        let mut frac_digits = 0usize;
+        let mut float = false;
+        let mut exp: Option<i64> = None;
+        if msg.get(i) == Some(&b'.') {
+            i += 1;
+            if !is_digit(msg.get(i)) {
+                return err(i, "expected a digit after '.'");
+            }
+            while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+                sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                if sig != 0 {
+                    digits += 1;
+                }
+                frac_digits += 1;
+                i += 1;
+            }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = msg.get(i) {
+            i += 1;
+            let eneg = match msg.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
+            if !is_digit(msg.get(i)) {
+                return err(i, "expected a digit in the exponent");
+            }
+            let mut e = 0i64;
+            while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+                e = (e * 10 + i64::from(d - b'0')).min(1 << 32);
+                i += 1;
+            }
+            exp = Some(if eneg { -e } else { e });
+            float = true;
+        }
+        // Only an exponent or 309 integer digits can overflow f64.
+        if mode == Mode::Skip && exp.is_none() && int_digits < 309 {
+            return Ok(i);
+        }
+        let node = if !float && digits <= 19 {
+            // `sig` is exact.
+            if neg {
+                0i64.checked_sub_unsigned(sig).map(StaticNode::I64)
+            } else {
+                Some(StaticNode::U64(sig))
+            }
+        } else if !float {
+            integer(msg.get(start + usize::from(neg)..i).unwrap_or(&[]), neg)
+        } else if float && digits <= 19 && sig <= 1 << 53 {
+            // Clinger's fast path: both operands are exact, so one
+            // correctly rounded operation gives the correctly rounded
+            // value.
+            let e10 = exp.unwrap_or(0) - frac_digits as i64;
+            let f = sig as f64;
+            let f = match usize::try_from(e10.unsigned_abs()) {
+                Ok(k) if e10 >= 0 => POW10.get(k).map(|p| f * p),
+                Ok(k) => POW10.get(k).map(|p| f / p),
+                Err(_) => None,
+            };
+            f.map(|f| StaticNode::F64(if neg { -f } else { f }))
+        } else {
+            None
+        };
+        let node = match node {
+            Some(n) => n,
+            None => {
+                let lexeme = self.text.get(start..i).unwrap_or("0");
+                match lexeme.parse::<f64>() {
+                    Ok(f) if f.is_finite() => StaticNode::F64(f),
+                    _ => return err(start, "number out of range"),
+                }
+            }
+        };
+        if mode != Mode::Skip {
+            self.push(Node::Static(node), start);
+        }
+        Ok(i)
+    }
+}
+
+/// Powers of ten exactly representable as `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+    1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The offset of the first non-whitespace byte from `pos`.
+#[inline(always)]
+fn skip_ws(msg: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = msg.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// An integer's node, as simd-json gives it: `U64` for non-negative,
+/// `I64` for negative, `None` beyond them (then it is an `F64`).
+fn integer(digits: &[u8], neg: bool) -> Option<StaticNode> {
+    let mut v = 0u64;
+    for &d in digits {
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    if neg {
+        0i64.checked_sub_unsigned(v).map(StaticNode::I64)
+    } else {
+        Some(StaticNode::U64(v))
+    }
+}
+
+#[cfg(test)]
+mod tests;
