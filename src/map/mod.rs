@@ -516,7 +516,12 @@ impl Mapper {
                 }
             };
         }
-        match self.write_value(col, val, doc, text, w, out) {
+        // A valid JSON text holds no raw NUL (control characters are not
+        // allowed in its strings, nor anywhere else), and unescaped
+        // strings live in scratch, not in the message: so text borrowed
+        // from a message that parsed needs no NUL check.
+        let json_text = doc.map(|_| ev.message.as_bytes().as_ptr_range());
+        match self.write_value(col, val, doc, json_text, text, w, out) {
             Ok(()) => Ok(()),
             Err(Fail::Mismatch(m)) => match col.on_mismatch {
                 OnMismatch::Null => {
@@ -535,11 +540,13 @@ impl Mapper {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_value<'a>(
         &self,
         col: &Column,
         val: Val<'a>,
         doc: Option<Json<'a>>,
+        json_text: Option<std::ops::Range<*const u8>>,
         text: &mut Vec<u8>,
         w: &mut RowWriter,
         out: &mut Vec<u8>,
@@ -551,7 +558,15 @@ impl Mapper {
             Conv::InText => std::str::from_utf8(text)
                 .map_err(|_| Fail::Mismatch("not valid UTF-8"))?,
         };
-        if memchr(0, s.as_bytes()).is_some() {
+        let in_json = |s: &str| {
+            let r = s.as_bytes().as_ptr_range();
+            json_text.as_ref().is_some_and(|m| {
+                matches!(conv, Conv::Borrowed(_))
+                    && m.start <= r.start
+                    && r.end <= m.end
+            })
+        };
+        if !in_json(s) && memchr(0, s.as_bytes()).is_some() {
             if self.nul == NulPolicy::Reject {
                 return Err(Fail::Nul);
             }
@@ -580,7 +595,8 @@ impl Mapper {
             }
             _ => {}
         }
-        w.field(out, s).map_err(|e| match e {
+        // `s` holds no NUL now: checked, stripped or known.
+        w.field_without_nul(out, s).map_err(|e| match e {
             FieldError::Nul { .. } => Fail::Nul,
             _ => Fail::Marker,
         })

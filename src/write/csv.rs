@@ -136,10 +136,21 @@ impl RowWriter {
         out: &mut Vec<u8>,
         value: &str,
     ) -> Result<(), FieldError> {
-        let bytes = value.as_bytes();
-        if let Some(offset) = memchr(0, bytes) {
+        if let Some(offset) = memchr(0, value.as_bytes()) {
             return Err(FieldError::Nul { offset });
         }
+        self.field_without_nul(out, value)
+    }
+
+    /// [`RowWriter::field`] for a value the caller knows holds no NUL
+    /// (the mapper checks, strips or knows it), saving a second scan.
+    pub(crate) fn field_without_nul(
+        &mut self,
+        out: &mut Vec<u8>,
+        value: &str,
+    ) -> Result<(), FieldError> {
+        let bytes = value.as_bytes();
+        debug_assert!(memchr(0, bytes).is_none());
         let force = match self.dialect {
             Dialect::Postgres => bytes.is_empty() || bytes == b"\\.",
             Dialect::Redshift => {
@@ -182,6 +193,13 @@ impl RowWriter {
 /// the delimiter, the quote, CR or LF (csv-core's `QuoteStyle::Necessary`
 /// set for this configuration; the proptest below checks the two agree).
 fn needs_quotes(bytes: &[u8]) -> bool {
+    // Short fields (ids, numbers, times) are done before a memchr call
+    // would have set up.
+    if bytes.len() < 32 {
+        return bytes
+            .iter()
+            .any(|&b| matches!(b, b'"' | b',' | b'\n' | b'\r'));
+    }
     memchr3(b'"', b',', b'\n', bytes).is_some()
         || memchr(b'\r', bytes).is_some()
 }
