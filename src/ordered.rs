@@ -68,59 +68,18 @@ where
     T: Sync,
     R: Send,
 {
-    let workers = pool.current_num_threads().max(1);
-    let window = window.max(workers);
-    let next = AtomicUsize::new(0);
-    let permits = Permits {
-        free: Mutex::new(window),
-        ready: Condvar::new(),
-        closed: AtomicBool::new(false),
-    };
-    let (tx, rx) = sync_channel::<(usize, R)>(window);
-    let (next, permits, new_scratch, work) =
-        (&next, &permits, &new_scratch, &work);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            pool.scope(|ps| {
-                for _ in 0..workers {
-                    let tx = tx.clone();
-                    ps.spawn(move |_| {
-                        let mut scratch = new_scratch();
-                        while permits.acquire() {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(item) = items.get(i) else { break };
-                            if tx.send((i, work(&mut scratch, item))).is_err()
-                            {
-                                break;
-                            }
-                        }
-                    });
-                }
-                drop(tx);
-            });
-        });
-        let mut pending = BTreeMap::new();
-        let mut want = 0usize;
-        let mut result = Ok(());
-        'recv: for (i, r) in rx.iter() {
-            pending.insert(i, r);
-            while let Some(r) = pending.remove(&want) {
-                if let Err(e) = consume(want, r) {
-                    result = Err(e);
-                    break 'recv;
-                }
-                want += 1;
-                permits.release();
-            }
-            if want == items.len() {
-                break;
-            }
-        }
-        // Wake and stop the workers (on error, or when all is consumed).
-        permits.close();
-        drop(rx);
-        result
-    })
+    ordered_stream::<T, S, std::convert::Infallible, R, E>(
+        pool,
+        items,
+        window,
+        1,
+        new_scratch,
+        |s, item, _| work(s, item),
+        |i, piece| match piece {
+            Piece::End(r) => consume(i, r),
+            Piece::Chunk(never) => match never {},
+        },
+    )
 }
 
 /// A piece of one item's output: a chunk, or the end with its result.

@@ -121,15 +121,23 @@ fn spec_errors_exit_2_with_line_and_column() {
     assert!(err.contains("line 5"), "{err}");
 }
 
+/// The library's converter for the spec the CLI tests use.
+fn integrated_converter() -> cwl_copy::Converter {
+    use cwl_copy::{ColumnSpec, Converter, Decoder, Dialect, Mapper};
+    let text = std::fs::read_to_string(spec()).unwrap();
+    let spec = ColumnSpec::from_toml(&text).unwrap();
+    Converter::new(
+        Decoder::new(),
+        Mapper::new(&spec, Dialect::Postgres).unwrap(),
+    )
+}
+
 /// Objects whose CSV is several times the CLI's 1 MiB streaming chunk:
 /// the output is the same for any thread count, for `--out DIR` (one file
 /// per object) and for the library's one-shot [`Converter::convert`].
 #[test]
 fn large_objects_stream_in_chunks_with_identical_output() {
-    use cwl_copy::{
-        corpus, ColumnSpec, ConvertScratch, Converter, Decoder, Dialect,
-        Mapper, ObjectOutput,
-    };
+    use cwl_copy::{corpus, ConvertScratch, ObjectOutput};
     let dir = tempdir();
     let input = dir.join("in");
     std::fs::create_dir_all(&input).unwrap();
@@ -145,13 +153,7 @@ fn large_objects_stream_in_chunks_with_identical_output() {
         std::fs::write(input.join(&name), &obj).unwrap();
         objects.push((name, obj));
     }
-    let spec_text = std::fs::read_to_string(spec()).unwrap();
-    let mapper = Mapper::new(
-        &ColumnSpec::from_toml(&spec_text).unwrap(),
-        Dialect::Postgres,
-    )
-    .unwrap();
-    let conv = Converter::new(Decoder::new(), mapper);
+    let conv = integrated_converter();
     let mut scratch = ConvertScratch::new();
     let mut want = Vec::new();
     let mut per_object = Vec::new();
@@ -186,20 +188,11 @@ fn large_objects_stream_in_chunks_with_identical_output() {
 
 #[test]
 fn chunked_conversion_equals_one_shot() {
-    use cwl_copy::{
-        corpus, ColumnSpec, ConvertScratch, Converter, Decoder, Dialect,
-        Mapper, ObjectOutput,
-    };
+    use cwl_copy::{corpus, ConvertScratch, ObjectOutput};
     let mut rng = corpus::Rng::new(11);
     let mut ts = 1_714_570_800_000;
     let (obj, _) = corpus::object(&mut rng, &mut ts, 6, 20_000, true);
-    let spec_text = std::fs::read_to_string(spec()).unwrap();
-    let mapper = Mapper::new(
-        &ColumnSpec::from_toml(&spec_text).unwrap(),
-        Dialect::Postgres,
-    )
-    .unwrap();
-    let conv = Converter::new(Decoder::new(), mapper);
+    let conv = integrated_converter();
     let mut scratch = ConvertScratch::new();
     let mut whole = ObjectOutput::default();
     conv.convert("o", &obj, &mut scratch, &mut whole);
