@@ -18,7 +18,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-readonly PG_BIN=/usr/lib/postgresql/15/bin
+# shellcheck source=scripts/pg.sh
+source scripts/pg.sh
+readonly PG_BIN
 readonly MOTO_VERSION=5.2.1
 readonly START_TIMEOUT_S=60
 
@@ -29,33 +31,13 @@ die() {
     printf 'test.sh: error: %s\n' "$*" >&2
     exit 1
 }
-as_root() {
-    if [[ $(id -u) == 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null; then
-        sudo "$@"
-    else
-        die "need root to run: $*"
-    fi
-}
 
 # ---------------------------------------------------------------------------
 # Provisioning: PostgreSQL 15 binaries, moto[server], rustfmt/clippy.
 # ---------------------------------------------------------------------------
 section "Provisioning tools"
 
-if [[ ! -x $PG_BIN/initdb ]]; then
-    echo "PostgreSQL 15 not found at $PG_BIN; installing with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    # Don't let the package create and start its own cluster on :5432.
-    as_root mkdir -p /etc/postgresql-common
-    echo 'create_main_cluster = false' |
-        as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
-    as_root apt-get update -q
-    as_root apt-get install -y -q --no-install-recommends postgresql-15 ||
-        as_root apt-get install -y -q --no-install-recommends postgresql
-    [[ -x $PG_BIN/initdb ]] || die "no $PG_BIN/initdb after installing"
-fi
+pg_install
 echo "postgres: $("$PG_BIN/postgres" --version)"
 
 PYTHON=${PYTHON:-python3}
@@ -85,8 +67,6 @@ fi
 # Services, torn down by the EXIT trap whatever happens next.
 # ---------------------------------------------------------------------------
 TMP=
-PG_DATA=
-PG_STARTED=
 MOTO_PID=
 
 cleanup() {
@@ -102,15 +82,7 @@ cleanup() {
         kill -9 "$MOTO_PID" 2>/dev/null
         wait "$MOTO_PID" 2>/dev/null
     fi
-    if [[ -n $PG_STARTED && -f $PG_DATA/postmaster.pid ]]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 stop \
-            >/dev/null 2>&1
-        if [[ -f $PG_DATA/postmaster.pid ]]; then
-            local pid
-            pid=$(head -n1 "$PG_DATA/postmaster.pid")
-            [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
-        fi
-    fi
+    pg_stop
     if [[ -n $TMP && -d $TMP ]]; then
         if [[ ${CWL_TEST_KEEP_TMP:-} == 1 ]]; then
             echo "test.sh: kept $TMP" >&2
@@ -131,59 +103,26 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-free_port() {
-    "$PY" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 TMP=$(mktemp -d /tmp/cwl-copy-test.XXXXXX)
 chmod 755 "$TMP"
-if [[ $(id -u) == 0 ]]; then
-    PG_RUNAS=postgres
-    chown postgres: "$TMP"
-    # cd: postgres may not be able to read the caller's working directory.
-    as_pg() { (cd "$TMP" && runuser -u postgres -- "$@"); }
-else
-    PG_RUNAS=
-    as_pg() { "$@"; }
-fi
+# pg.sh's free-port chooser serves moto too.
+PG_PYTHON=$PY
 
 section "Starting PostgreSQL 15"
-PG_DATA=$TMP/data
-as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 \
-    --locale=C.UTF-8 --no-sync >"$TMP/initdb.log" 2>&1 ||
-    { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-PG_PORT=
-for attempt in 1 2 3; do
-    port=$(free_port)
-    # fsync=off: a throwaway cluster; crash tests restart the server, they
-    # don't crash the OS. synchronous_commit stays on: a committed
-    # transaction must survive `pg_ctl restart -m immediate`.
-    PG_STARTED=1
-    if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$TMP/postgres.log" -w \
-        -t "$START_TIMEOUT_S" -o "-c listen_addresses=127.0.0.1 -p $port \
--k $TMP -c fsync=off -c full_page_writes=off" start >/dev/null; then
-        PG_PORT=$port
-        break
-    fi
-    echo "postgres did not start on port $port (attempt $attempt)" >&2
-done
-[[ -n $PG_PORT ]] ||
-    { tail -n 30 "$TMP/postgres.log" >&2; die "postgres did not start"; }
-deadline=$((SECONDS + START_TIMEOUT_S))
-until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres; do
-    ((SECONDS < deadline)) ||
-        { tail -n 30 "$TMP/postgres.log" >&2; die "postgres not ready"; }
-    sleep 0.1
-done
+PG_START_ATTEMPTS=3
+PG_START_TIMEOUT_S=$START_TIMEOUT_S
+PG_WAIT_READY=1
+PG_LOG_TAIL=30
+# fsync=off: a throwaway cluster; crash tests restart the server, they
+# don't crash the OS. synchronous_commit stays on: a committed
+# transaction must survive `pg_ctl restart -m immediate`.
+pg_start "$TMP" "$TMP/data" -c fsync=off -c full_page_writes=off
 echo "postgres ready on 127.0.0.1:$PG_PORT (data: $PG_DATA)"
 
 section "Starting moto $MOTO_VERSION (S3/SQS emulator)"
 MOTO_PORT=
 for attempt in 1 2 3; do
-    port=$(free_port)
+    port=$(pg_free_port)
     "$PY" -m moto.server -H 127.0.0.1 -p "$port" \
         >>"$TMP/moto.log" 2>&1 </dev/null &
     MOTO_PID=$!
@@ -223,7 +162,7 @@ export CWL_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres
 export CWL_TEST_PG_BIN=$PG_BIN
 export CWL_TEST_PG_DATA=$PG_DATA
-export CWL_TEST_PG_LOG=$TMP/postgres.log
+export CWL_TEST_PG_LOG=$PG_LOG
 export CWL_TEST_PG_RUNAS=$PG_RUNAS
 export CWL_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing

@@ -107,23 +107,13 @@ RESULTS=$OUT/results.tsv
 : >"$RESULTS"
 
 # --- PostgreSQL, torn down by the EXIT trap ----------------------------------
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_DATA=
-PG_STARTED=
-as_pg() { "$@"; }
+# shellcheck source=../../scripts/pg.sh
+source "$REPO/scripts/pg.sh"
 cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM HUP
-    if [[ -n $PG_STARTED && -f $PG_DATA/postmaster.pid ]]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 stop \
-            >/dev/null 2>&1
-        if [[ -f $PG_DATA/postmaster.pid ]]; then
-            local pid
-            pid=$(head -n1 "$PG_DATA/postmaster.pid")
-            [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
-        fi
-    fi
+    pg_stop
     [[ ${CWL_BENCH_KEEP_TMP:-} == 1 ]] && echo "kept $OUT" >&2 || rm -rf "$OUT"
     exit "$rc"
 }
@@ -310,19 +300,9 @@ if ((LOAD)); then
     SMALL=$DATA/small-1000
     "$GEN" small "$SMALL" --objects 1000 --seed 7 >/dev/null
     SMALL_INFLATED=$(sed -n 's/^inflated_bytes=//p' "$SMALL/manifest")
-    if [[ $(id -u) == 0 ]]; then
-        chown postgres: "$OUT"
-        as_pg() { (cd "$OUT" && runuser -u postgres -- "$@"); }
-    fi
-    PG_DATA=$OUT/pgdata
-    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 \
-        --locale=C.UTF-8 --no-sync >"$OUT/initdb.log" 2>&1 ||
-        { cat "$OUT/initdb.log" >&2; die "initdb failed"; }
-    PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    PG_STARTED=1
-    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$OUT/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $OUT -c max_wal_size=4GB" start >/dev/null ||
-        { tail -n 20 "$OUT/postgres.log" >&2; die "postgres did not start"; }
+    # One port, no pg_isready poll, last 20 log lines on failure: pg.sh's
+    # defaults. Stock durability: only the WAL may grow.
+    pg_start "$OUT" "$OUT/pgdata" -c max_wal_size=4GB
     PG="host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres"
     psqlc() { psql -X -q -v ON_ERROR_STOP=1 "$PG" "$@"; }
     # The server's CPU seconds so far: the postmaster with its reaped
