@@ -396,9 +396,15 @@ def rows(p):
 probe, jqr = rows(f"{out}/probe.csv"), rows(f"{out}/jq.csv")
 # Columns jq can produce: user_id, path, status, latency_ms, tags, message.
 cols = [3, 4, 5, 6, 7, 8]
-same = sum(1 for a, b in zip(probe, jqr) if [a[i] for i in cols] == [b[i] for i in cols])
+def norm(r):
+    # latency_ms is a float column: 423.0 (ours) and 423 (jq) are one value.
+    v = [r[i] for i in cols]
+    try: v[3] = float(v[3]) if v[3] != "" else v[3]
+    except ValueError: pass
+    return v
+same = sum(1 for a, b in zip(probe, jqr) if norm(a) == norm(b))
 print(f"- jq subset: {len(jqr)} rows vs cwl-copy {len(probe)} on the same objects; "
-      f"{same} rows agree on user_id, path, status, latency_ms, tags, message "
+      f"{same} rows agree on user_id, path, status, latency_ms (as a number), tags, message "
       f"(jq cannot reach @timestamp, @id, @log_stream: stage 2 sees the message only)")
 if have_duck:
     t1 = rows(f"{out}/t1.csv")
