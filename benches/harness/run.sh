@@ -300,6 +300,8 @@ if ((LOAD)); then
     SMALL=$DATA/small-1000
     "$GEN" small "$SMALL" --objects 1000 --seed 7 >/dev/null
     SMALL_INFLATED=$(sed -n 's/^inflated_bytes=//p' "$SMALL/manifest")
+    # Debian's PostgreSQL 15 is installed when missing, as test.sh does.
+    pg_install
     # One port, no pg_isready poll, last 20 log lines on failure: pg.sh's
     # defaults. Stock durability: only the WAL may grow.
     pg_start "$OUT" "$OUT/pgdata" -c max_wal_size=4GB
