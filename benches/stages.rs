@@ -2,6 +2,11 @@
 //! the messages of the generated corpus (see `benches/decode.rs`) with
 //! `testdata/specs/integrated_user_log.toml`:
 //!
+//! * `stages/envelope_parse/plain_envelopes`: the decoder on the same
+//!   envelopes already inflated and concatenated (`Variant::Json`): no
+//!   inflate, but finding each document's end (the gzip path gets it from
+//!   the member boundary), simd-json tape of each envelope, unescaping
+//!   its messages, events out;
 //! * `stages/message_parse/simd_json_full_tape`: what the mapper did
 //!   before issue #5 (copy, pad, full simd-json tape), the baseline for
 //! * `stages/message_parse/scan_pruned`: the mapper's validating scan
@@ -21,8 +26,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cwl_copy::corpus::{self, Rng};
 use cwl_copy::{
-    ColumnSpec, Decoder, Dialect, FilterPattern, FnSink, LogEvent, MapOutcome,
-    MapScratch, Mapper, RowWriter, Scratch,
+    ColumnSpec, Decoder, DecoderBuilder, Dialect, FilterPattern, FnSink,
+    LogEvent, MapOutcome, MapScratch, Mapper, RowWriter, Scratch, Variant,
 };
 
 /// One owned event: id, timestamp, message.
@@ -55,6 +60,15 @@ fn events() -> Vec<Event> {
     out
 }
 
+/// The same 100 envelopes, inflated and concatenated.
+fn envelopes() -> Vec<u8> {
+    let mut rng = Rng::new(42);
+    let mut ts = 1_714_568_707_123;
+    (0..100)
+        .flat_map(|_| corpus::envelope(&mut rng, &mut ts, 58 * 1024))
+        .collect()
+}
+
 fn spec() -> (ColumnSpec, String) {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -62,6 +76,40 @@ fn spec() -> (ColumnSpec, String) {
     ))
     .unwrap();
     (ColumnSpec::from_toml(&text).unwrap(), text)
+}
+
+/// Envelope parse alone: plain envelopes, events counted.
+fn envelope_parse(c: &mut Criterion) {
+    let docs = envelopes();
+    let mut e = c.benchmark_group("stages/envelope_parse");
+    e.throughput(Throughput::Bytes(docs.len() as u64));
+    e.sample_size(20).measurement_time(Duration::from_secs(6));
+    let dec = DecoderBuilder::new().variant(Variant::Json).build();
+    let mut scratch = Scratch::new();
+    let mut count = |scratch: &mut Scratch| {
+        let mut n = 0u64;
+        let _stats = dec
+            .decode(
+                "bench",
+                &docs,
+                scratch,
+                FnSink::new(
+                    |_: &LogEvent<'_>| -> Result<(), ()> {
+                        n += 1;
+                        Ok(())
+                    },
+                    |_| Err(()),
+                ),
+            )
+            .unwrap();
+        n
+    };
+    let want = count(&mut scratch);
+    assert!(want > 10_000);
+    e.bench_function("plain_envelopes", |b| {
+        b.iter(|| assert_eq!(count(&mut scratch), want));
+    });
+    e.finish();
 }
 
 fn stages(c: &mut Criterion) {
@@ -199,5 +247,5 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages);
+criterion_group!(benches, envelope_parse, stages);
 criterion_main!(benches);
