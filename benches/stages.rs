@@ -86,7 +86,7 @@ fn envelope_parse(c: &mut Criterion) {
     e.sample_size(20).measurement_time(Duration::from_secs(6));
     let dec = DecoderBuilder::new().variant(Variant::Json).build();
     let mut scratch = Scratch::new();
-    let mut count = |scratch: &mut Scratch| {
+    let count = |scratch: &mut Scratch| {
         let mut n = 0u64;
         let _stats = dec
             .decode(
