@@ -512,24 +512,13 @@ impl Server {
         cmd
     }
 
-    fn run(mut cmd: std::process::Command) {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-    }
-
     fn start() -> Server {
         let root = tempdir();
         let runas = std::env::var("CWL_TEST_PG_RUNAS").unwrap_or_default();
         if !runas.is_empty() {
             let mut chown = std::process::Command::new("chown");
             chown.arg("-R").arg(format!("{runas}:")).arg(&root);
-            Server::run(chown);
+            crate::support::run_ok(chown);
         }
         let mut server = Server { root, port: 0 };
         let mut initdb = server.command("initdb");
@@ -538,7 +527,7 @@ impl Server {
             .arg(server.root.join("data"))
             .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
             .args(["--locale=C.UTF-8", "--no-sync"]);
-        Server::run(initdb);
+        crate::support::run_ok(initdb);
         // A free port, as test.sh picks them; another process may take it
         // between the probe and the start, hence the attempts.
         for attempt in 1..=3 {
@@ -586,7 +575,7 @@ impl Server {
         // stdout and stderr, and `output()` never sees them close.
         cmd.arg("-l").arg(self.root.join("log"));
         cmd.args(["-t", "60", "-m", mode, "restart"]);
-        Server::run(cmd);
+        crate::support::run_ok(cmd);
     }
 
     fn url(&self) -> String {

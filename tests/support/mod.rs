@@ -136,6 +136,12 @@ pub fn pg_ctl(args: &[&str]) {
     let log = env("CWL_TEST_PG_LOG");
     cmd.args(["-D", &data, "-l", &log, "-w"]).args(args);
     cmd.stdin(Stdio::null());
+    run_ok(cmd);
+}
+
+/// Runs `cmd` to completion and panics, with its output, unless it
+/// succeeds.
+pub fn run_ok(mut cmd: Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
