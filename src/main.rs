@@ -26,7 +26,7 @@ use ordered::Piece;
 
 // No custom global allocator: with buffers recycled per object (see
 // `convert`), mimalloc bought no speed and tripled peak RSS (BENCHMARKS.md,
-// "allocator"), so the system allocator stays.
+// "Convert streams CSV in chunks, recycles buffers, system allocator").
 
 #[derive(Parser)]
 #[command(
