@@ -89,6 +89,10 @@ enum Command {
         /// Write a JSON summary of the run to this file.
         #[arg(long, value_name = "FILE")]
         summary_json: Option<PathBuf>,
+        /// Worker threads (default: one per CPU); the output is the same
+        /// for any number.
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
         /// Files or directories (walked recursively, in sorted order).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
@@ -137,8 +141,8 @@ fn run() -> Result<ExitCode> {
             }
             r => r,
         },
-        Command::Decode { opts, summary_json, paths } => {
-            decode(&opts, summary_json.as_deref(), &paths)
+        Command::Decode { opts, summary_json, threads, paths } => {
+            decode(&opts, summary_json.as_deref(), threads, &paths)
         }
         Command::Convert(args) => convert(&args),
     }
@@ -244,57 +248,109 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Worker threads: `threads`, or one per CPU.
+fn pool(threads: Option<usize>) -> Result<(rayon::ThreadPool, usize)> {
+    let threads = threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        })
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting worker threads")?;
+    Ok((pool, threads))
+}
+
 fn decode(
     opts: &DecodeOpts,
     summary: Option<&Path>,
+    threads: Option<usize>,
     paths: &[PathBuf],
 ) -> Result<ExitCode> {
+    const CHUNK: usize = 1 << 20;
+    const AHEAD: usize = 8;
     let files = walk(paths)?;
     let decoder = opts.decoder();
-    let mut scratch = Scratch::new();
+    let (pool, threads) = pool(threads)?;
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let stderr = io::stderr();
     let mut stats = DecodeStats::default();
     let mut errors: Vec<Error> = Vec::new();
-    for file in &files {
-        let data = std::fs::read(file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let name = file.to_string_lossy();
-        let mut on_event = |ev: &LogEvent<'_>| -> io::Result<()> {
-            let env = ev.envelope;
-            serde_json::to_writer(
-                &mut out,
-                &EventOut {
-                    object: ev.object,
-                    member: ev.member,
-                    log_group: env.map(|e| e.log_group),
-                    log_stream: env.map(|e| e.log_stream),
-                    owner: env.map(|e| e.owner),
-                    id: ev.id,
-                    timestamp: ev.timestamp,
-                    message: ev.message,
-                },
-            )?;
-            out.write_all(b"\n")
-        };
-        let mut on_reject = |e: Error| -> io::Result<()> {
-            let mut err = stderr.lock();
-            serde_json::to_writer(&mut err, &ErrorOut::new(&e))?;
-            err.write_all(b"\n")?;
-            errors.push(e);
+    // As in `convert`: objects decode on the pool, their JSON lines stream
+    // out in input order in chunks, so the output is the same for any
+    // thread count. An object's errors go to stderr after its events.
+    ordered::ordered_stream(
+        &pool,
+        &files,
+        threads * 2,
+        AHEAD,
+        || (Scratch::new(), Vec::new()),
+        |(scratch, data), file, emit| -> Result<(DecodeStats, Vec<Error>)> {
+            read_into(file, data)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let name = file.to_string_lossy();
+            let mut lines = Vec::with_capacity(CHUNK + CHUNK / 8);
+            let mut errs = Vec::new();
+            let on_event = |ev: &LogEvent<'_>| -> io::Result<()> {
+                let env = ev.envelope;
+                serde_json::to_writer(
+                    &mut lines,
+                    &EventOut {
+                        object: ev.object,
+                        member: ev.member,
+                        log_group: env.map(|e| e.log_group),
+                        log_stream: env.map(|e| e.log_stream),
+                        owner: env.map(|e| e.owner),
+                        id: ev.id,
+                        timestamp: ev.timestamp,
+                        message: ev.message,
+                    },
+                )?;
+                lines.push(b'\n');
+                if lines.len() >= CHUNK {
+                    emit(std::mem::replace(
+                        &mut lines,
+                        Vec::with_capacity(CHUNK + CHUNK / 8),
+                    ));
+                }
+                Ok(())
+            };
+            let on_reject = |e: Error| -> io::Result<()> {
+                errs.push(e);
+                Ok(())
+            };
+            let s = decoder
+                .decode(
+                    &name,
+                    data,
+                    scratch,
+                    cwl_copy::FnSink::new(on_event, on_reject),
+                )
+                .context("formatting events")?;
+            emit(lines);
+            Ok((s, errs))
+        },
+        |_, piece| -> Result<()> {
+            match piece {
+                Piece::Chunk(lines) => {
+                    out.write_all(&lines).context("writing events")?;
+                }
+                Piece::End(r) => {
+                    let (s, errs) = r?;
+                    for e in &errs {
+                        let mut err = stderr.lock();
+                        serde_json::to_writer(&mut err, &ErrorOut::new(e))?;
+                        err.write_all(b"\n")?;
+                    }
+                    stats.add(&s);
+                    errors.extend(errs);
+                }
+            }
             Ok(())
-        };
-        let s = decoder
-            .decode(
-                &name,
-                &data,
-                &mut scratch,
-                cwl_copy::FnSink::new(&mut on_event, &mut on_reject),
-            )
-            .context("writing events")?;
-        stats.add(&s);
-    }
+        },
+    )?;
     out.flush().context("writing events")?;
     if let Some(path) = summary {
         let summary = DecodeSummary {
@@ -485,16 +541,7 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
     };
     let converter = Converter::new(args.opts.decoder(), mapper);
     let files = walk_rooted(&args.inputs)?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        })
-        .max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting worker threads")?;
+    let (pool, threads) = pool(args.threads)?;
     let mut out = match &args.out {
         None => Out::Stream(Box::new(BufWriter::with_capacity(
             1 << 20,

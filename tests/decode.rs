@@ -170,6 +170,43 @@ fn directory_walk_is_sorted_and_complete() {
 }
 
 #[test]
+fn output_is_identical_for_any_thread_count() {
+    // Good and bad objects, and objects whose events outgrow the 1 MiB
+    // chunk in which workers hand lines over: stdout, stderr, exit code
+    // and summary counts equal the one-thread run's.
+    let dir = tempdir();
+    let mut rng = cwl_copy::corpus::Rng::new(3);
+    let mut ts = 1_714_570_800_000;
+    for (i, members) in [30, 2, 45].into_iter().enumerate() {
+        let (obj, _) = cwl_copy::corpus::object(
+            &mut rng,
+            &mut ts,
+            members,
+            60_000,
+            i == 0,
+        );
+        std::fs::write(dir.join(format!("big-{i}")), obj).unwrap();
+    }
+    let inputs =
+        [root().join("testdata/firehose"), root().join("testdata/bad"), dir];
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let one = decode(&["--threads", "1"], &inputs);
+    assert_eq!(one.code, 3, "{}", one.stderr);
+    // About 7 MB of JSON lines: several chunks.
+    assert!(one.events.len() > 5_000, "{}", one.events.len());
+    assert!(!one.stderr.is_empty());
+    for t in ["2", "3", "8"] {
+        let many = decode(&["--threads", t], &inputs);
+        assert_eq!(many.code, one.code);
+        assert!(many.events == one.events, "threads {t}: events differ");
+        assert_eq!(many.stderr, one.stderr, "threads {t}");
+        for k in ["objects", "members", "events", "inflated_bytes", "errors"] {
+            assert_eq!(many.summary[k], one.summary[k], "threads {t}: {k}");
+        }
+    }
+}
+
+#[test]
 fn forced_variant_matches_auto() {
     let p = root().join("testdata/firehose/decompressed-ndjson");
     let auto = decode(&[], &[&p]);
