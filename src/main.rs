@@ -240,6 +240,14 @@ struct DecodeSummary<'a> {
     errors: Vec<ErrorOut<'a>>,
 }
 
+/// Writes a run summary as pretty JSON to `path`.
+fn write_summary(path: &Path, summary: &impl serde::Serialize) -> Result<()> {
+    let f = File::create(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    serde_json::to_writer_pretty(BufWriter::new(f), summary)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Peak resident set size of this process, from /proc (Linux).
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -365,10 +373,7 @@ fn decode(
             peak_rss_bytes: peak_rss(),
             errors: errors.iter().map(ErrorOut::new).collect(),
         };
-        let f = File::create(path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(f), &summary)
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_summary(path, &summary)?;
     }
     Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
@@ -729,10 +734,7 @@ fn convert(args: &ConvertArgs) -> Result<ExitCode> {
             peak_rss_bytes: peak_rss(),
             errors: errors.iter().map(ErrorOut::new).collect(),
         };
-        let f = File::create(path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(f), &summary)
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_summary(path, &summary)?;
     }
     Ok(if errors.is_empty() && counts.rejected == 0 {
         ExitCode::SUCCESS

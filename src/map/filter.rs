@@ -654,6 +654,13 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 /// Recursive-descent parser over the pattern; `pos` is a byte offset.
+/// A parser of one operand of [`Parser::parse_chain`].
+type SubParser<'a> = fn(
+    &mut Parser<'a>,
+    Mode,
+    &mut Vec<(Box<str>, usize)>,
+) -> Result<Expr, FilterError>;
+
 struct Parser<'a> {
     src: &'a str,
     pos: usize,
@@ -971,19 +978,7 @@ impl<'a> Parser<'a> {
         mode: Mode,
         names: &mut Vec<(Box<str>, usize)>,
     ) -> Result<Expr, FilterError> {
-        let mut alts = vec![self.parse_and(mode, names)?];
-        loop {
-            self.skip_ws();
-            if !self.eat("||") {
-                break;
-            }
-            alts.push(self.parse_and(mode, names)?);
-        }
-        Ok(if alts.len() == 1 {
-            alts.pop().unwrap_or(Expr::Or(Vec::new()))
-        } else {
-            Expr::Or(alts)
-        })
+        self.parse_chain("||", Self::parse_and, Expr::Or, mode, names)
     }
 
     fn parse_and(
@@ -991,18 +986,30 @@ impl<'a> Parser<'a> {
         mode: Mode,
         names: &mut Vec<(Box<str>, usize)>,
     ) -> Result<Expr, FilterError> {
-        let mut all = vec![self.parse_unary(mode, names)?];
+        self.parse_chain("&&", Self::parse_unary, Expr::And, mode, names)
+    }
+
+    /// `operand (op operand)*`: one operand stands alone, more are joined
+    /// by `join`.
+    fn parse_chain(
+        &mut self,
+        op: &str,
+        operand: SubParser<'a>,
+        join: fn(Vec<Expr>) -> Expr,
+        mode: Mode,
+        names: &mut Vec<(Box<str>, usize)>,
+    ) -> Result<Expr, FilterError> {
+        let mut items = vec![operand(self, mode, names)?];
         loop {
             self.skip_ws();
-            if !self.eat("&&") {
+            if !self.eat(op) {
                 break;
             }
-            all.push(self.parse_unary(mode, names)?);
+            items.push(operand(self, mode, names)?);
         }
-        Ok(if all.len() == 1 {
-            all.pop().unwrap_or(Expr::And(Vec::new()))
-        } else {
-            Expr::And(all)
+        Ok(match items.len() {
+            1 => items.pop().unwrap_or_else(|| join(Vec::new())),
+            _ => join(items),
         })
     }
 
