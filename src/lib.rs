@@ -30,5 +30,6 @@ pub use crate::map::{
 };
 pub use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};
 
-#[cfg(feature = "loader")]
 pub mod load;
+pub mod ordered;
+pub mod sql;

@@ -1,4 +1,5 @@
-//! Parallel map with in-order delivery and bounded memory, for the CLI.
+//! Parallel map with in-order delivery and bounded memory: the engine of
+//! `decode`, `convert` and the loader.
 //!
 //! Workers on a rayon pool take items in input order (an atomic cursor)
 //! and hand results to the caller's thread, which consumes them strictly
@@ -55,8 +56,8 @@ impl Permits {
 /// Runs `work` on every item on `pool` (one scratch `S` per worker) and
 /// calls `consume` with each result in input order on this thread. Stops
 /// at the first error from `consume` and returns it.
-#[cfg_attr(not(feature = "loader"), allow(dead_code))]
-pub(crate) fn ordered_map<T, S, R, E>(
+
+pub fn ordered_map<T, S, R, E>(
     pool: &rayon::ThreadPool,
     items: &[T],
     window: usize,
@@ -84,7 +85,7 @@ where
 
 /// A piece of one item's output: a chunk, or the end with its result.
 #[derive(Debug)]
-pub(crate) enum Piece<C, R> {
+pub enum Piece<C, R> {
     /// Part of the output, in order.
     Chunk(C),
     /// The item is done.
@@ -98,7 +99,7 @@ pub(crate) enum Piece<C, R> {
 /// then waits, so memory is bounded by `window × depth` chunks however
 /// large one item's output is. `consume` sees every item's chunks and
 /// then its [`Piece::End`], items in input order.
-pub(crate) fn ordered_stream<T, S, C, R, E>(
+pub fn ordered_stream<T, S, C, R, E>(
     pool: &rayon::ThreadPool,
     items: &[T],
     window: usize,

@@ -1,35 +1,57 @@
-//! Load: converted objects → PostgreSQL, exactly once (feature `loader`).
+//! Load: objects from a source → converted on rayon → merged batches into
+//! a target, exactly once.
 //!
-//! The converter (S3 object or file → CSV rows) hands this module one
-//! [`ObjectRows`] per object. A [`Batcher`] groups them by bytes, count or
-//! age; [`PgLoader::load_batch`] loads each batch in one transaction that
-//! claims the objects' keys in the ledger, streams their CSV through
-//! `COPY … FROM STDIN`, records rejected events and undecodable ranges in
-//! the quarantine, and commits. A [`LoadSummary`] adds up the batches and
-//! checks that every event is accounted for.
+//! [`run`] is the loader: a [`Source`] yields [`ObjectRef`]s (local files,
+//! S3 listings; later SQS notifications); the ledger is asked in bulk
+//! which of them the target already holds, and those are skipped before a
+//! byte is read; the rest are read (S3 objects downloaded ahead with
+//! bounded concurrency, see [`Prefetcher`]) and converted on a rayon pool
+//! in input order; a [`Batcher`] merges the converted objects into batches
+//! by bytes, count or age; and the [`Target`] loads each batch in one
+//! transaction with its ledger rows. A [`LoadSummary`] adds it all up and
+//! [reconciles](LoadSummary::reconcile).
 //!
-//! Connection settings come from a libpq-style conninfo string plus the
-//! `PG*` environment variables and `~/.pgpass`: see [`PgSettings`].
+//! The listing half ([`source`]: inputs, local files) builds without the
+//! `loader` feature, for `decode` and `convert`; the rest needs it.
 
+pub mod source;
+
+#[cfg(feature = "loader")]
 mod batch;
-mod ledger;
+#[cfg(feature = "loader")]
 mod pgconn;
-mod postgres;
+#[cfg(feature = "loader")]
+mod run;
+#[cfg(feature = "loader")]
 mod summary;
+#[cfg(feature = "loader")]
+pub mod target;
 
+#[cfg(feature = "loader")]
 pub use self::batch::{BatchLimits, Batcher};
-pub use self::ledger::{
-    quote_columns, quote_ident, IdentError, LedgerTables, TableName,
-    DEFAULT_LEDGER_TABLE, DEFAULT_QUARANTINE_TABLE,
-};
+#[cfg(feature = "loader")]
 pub use self::pgconn::{
     ConnError, PassFile, PasswordSource, PgHost, PgSettings, SslMode,
 };
-pub use self::postgres::{
-    BatchOutcome, CopyTarget, KeyList, LoaderOptions, PgLoadError, PgLoader,
-    RetryPolicy,
+#[cfg(feature = "loader")]
+pub use self::run::{
+    default_s3_concurrency, list_inputs, object_rows, run, ListOptions,
+    Listing, LoadConfig, LoadError, Progress, Source,
 };
+#[cfg(feature = "loader")]
+pub use self::source::{Fetched, Prefetcher};
+pub use self::source::{Input, Location, ObjectRef, SourceError};
+#[cfg(feature = "loader")]
 pub use self::summary::{LoadSummary, ReconcileError};
+#[cfg(feature = "loader")]
+pub use self::target::{
+    BatchOutcome, CopyTarget, KeyList, LoaderOptions, PgLoadError, PgLoader,
+    PgTarget, RetryPolicy, Target, TargetInfo,
+};
+pub use crate::sql::{
+    quote_columns, quote_ident, IdentError, LedgerTables, TableName,
+    DEFAULT_LEDGER_TABLE, DEFAULT_QUARANTINE_TABLE,
+};
 
 /// One converted object, ready to load.
 ///
@@ -38,13 +60,14 @@ pub use self::summary::{LoadSummary, ReconcileError};
 /// beyond streaming it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectRows {
-    /// S3 key or file path; the ledger's unique key.
+    /// The object's ledger key ([`ObjectRef::ledger_key`]).
     pub key: String,
     /// Object size in bytes, as stored.
     pub size: u64,
     /// S3 ETag, if known.
     pub etag: Option<String>,
-    /// Hex digest of the object bytes (computed by the converter).
+    /// `sha256:` and the hex SHA-256 of the object's bytes as stored: the
+    /// ledger recognises a copied or moved object by it.
     pub content_hash: String,
     /// CSV records for this object, in the target table's column order,
     /// PostgreSQL CSV dialect, each record ending in a newline.

@@ -1,6 +1,6 @@
 //! Totals of a load run, and the check that they add up.
 
-use super::postgres::BatchOutcome;
+use super::target::{BatchOutcome, TargetInfo};
 
 /// Totals of a load run. Serialize it for `--summary json`.
 ///
@@ -10,8 +10,22 @@ use super::postgres::BatchOutcome;
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[must_use = "a summary should be reconciled and reported"]
 pub struct LoadSummary {
+    /// Where the rows, ledger rows and quarantined input went.
+    pub target: TargetInfo,
     /// Objects offered to the loader (listed, notified or given).
     pub objects_seen: u64,
+    /// Objects listed (local files found, S3 objects listed); equals
+    /// `objects_seen` for a listing.
+    pub objects_listed: u64,
+    /// Objects skipped before download because the ledger had them (the
+    /// same count as `objects_skipped_already_loaded`).
+    pub objects_skipped_ledger: u64,
+    /// Objects deleted between listing and download.
+    pub objects_vanished: u64,
+    /// Their names.
+    pub vanished: Vec<String>,
+    /// Bytes downloaded from S3 (objects as stored).
+    pub bytes_downloaded: u64,
     /// Objects skipped before download because the ledger had them.
     pub objects_skipped_already_loaded: u64,
     /// Objects this run committed.
@@ -62,10 +76,12 @@ pub enum ReconcileError {
         /// Duplicate events skipped.
         duplicate_events: u64,
     },
-    /// `objects_seen != already loaded + loaded + duplicate + failed`.
+    /// `objects_seen != already loaded + loaded + duplicate + failed +
+    /// vanished`.
     #[error(
         "objects do not reconcile: {seen} seen != {already} already loaded \
-         + {loaded} loaded + {duplicate} duplicate + {failed} failed"
+         + {loaded} loaded + {duplicate} duplicate + {failed} failed + \
+         {vanished} vanished"
     )]
     Objects {
         /// Objects seen.
@@ -78,6 +94,8 @@ pub enum ReconcileError {
         duplicate: u64,
         /// Objects failed.
         failed: u64,
+        /// Objects deleted after listing.
+        vanished: u64,
     },
 }
 
@@ -130,6 +148,7 @@ impl LoadSummary {
             self.objects_loaded,
             self.objects_skipped_duplicate,
             self.objects_failed,
+            self.objects_vanished,
         ]
         .iter()
         .try_fold(0u64, |a, b| a.checked_add(*b));
@@ -140,6 +159,7 @@ impl LoadSummary {
                 loaded: self.objects_loaded,
                 duplicate: self.objects_skipped_duplicate,
                 failed: self.objects_failed,
+                vanished: self.objects_vanished,
             });
         }
         Ok(())

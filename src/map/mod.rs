@@ -23,7 +23,6 @@ pub(crate) mod path;
 pub(crate) mod scan;
 pub(crate) mod spec;
 
-use std::fmt::Write as _;
 
 use memchr::memchr;
 use simd_json::{Node, StaticNode, Tape};
@@ -319,74 +318,9 @@ impl Mapper {
         self.columns.iter().map(|c| c.name.as_str())
     }
 
-    /// The `COPY` options that read exactly the CSV this mapper writes.
-    ///
-    /// PostgreSQL: `WITH (FORMAT csv)` (NULL is the default unquoted empty
-    /// field). Redshift: `FORMAT CSV NULL AS '\N' TIMEFORMAT 'auto'`
-    /// (never `EMPTYASNULL`, which would turn `""` into NULL).
-    #[must_use = "this getter has no side effect"]
-    pub fn copy_options(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Postgres => "WITH (FORMAT csv)",
-            Dialect::Redshift => "FORMAT CSV NULL AS '\\N' TIMEFORMAT 'auto'",
-        }
-    }
-
-    /// A whole `COPY` statement: `COPY "table" ("a","b") FROM {from}
-    /// {options}`. For PostgreSQL pass `"STDIN"`; for Redshift the quoted
-    /// S3 location and credentials (`'s3://…' IAM_ROLE '…'`), to which the
-    /// caller may append `MANIFEST`, `GZIP` and the like.
-    #[must_use = "this builds a string and has no other effect"]
-    pub fn copy_statement(&self, from: &str) -> String {
-        let mut s = String::from("COPY ");
-        push_ident(&mut s, &self.table);
-        s.push_str(" (");
-        for (i, c) in self.columns.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            push_ident(&mut s, &c.name);
-        }
-        let _ = write!(s, ") FROM {from} {}", self.copy_options());
-        s
-    }
-
-    /// `CREATE TABLE` for the spec's table, identifiers quoted.
-    ///
-    /// | type      | PostgreSQL         | Redshift           |
-    /// |-----------|--------------------|--------------------|
-    /// | text      | `text`             | `varchar(max_bytes)` |
-    /// | int       | `bigint`           | `bigint`           |
-    /// | float     | `double precision` | `float8`           |
-    /// | bool      | `boolean`          | `boolean`          |
-    /// | timestamp | `timestamptz`      | `timestamptz`      |
-    /// | json      | `jsonb`            | `super`            |
-    #[must_use = "this builds a string and has no other effect"]
-    pub fn create_table_sql(&self) -> String {
-        let pg = self.dialect == Dialect::Postgres;
-        let mut s = String::from("CREATE TABLE IF NOT EXISTS ");
-        push_ident(&mut s, &self.table);
-        s.push_str(" (");
-        for (i, c) in self.columns.iter().enumerate() {
-            s.push_str(if i > 0 { ",\n  " } else { "\n  " });
-            push_ident(&mut s, &c.name);
-            s.push(' ');
-            match (c.kind, pg) {
-                (Kind::Text { .. }, true) => s.push_str("text"),
-                (Kind::Text { max_bytes, .. }, false) => {
-                    let _ = write!(s, "varchar({max_bytes})");
-                }
-                (Kind::Int, _) => s.push_str("bigint"),
-                (Kind::Float, true) => s.push_str("double precision"),
-                (Kind::Float, false) => s.push_str("float8"),
-                (Kind::Bool, _) => s.push_str("boolean"),
-                (Kind::Timestamp { .. }, _) => s.push_str("timestamptz"),
-                (Kind::Json { .. }, true) => s.push_str("jsonb"),
-                (Kind::Json { .. }, false) => s.push_str("super"),
-            }
-        }
-        s.push_str("\n)");
-        s
+    /// The validated columns, in row order.
+    pub(crate) fn columns(&self) -> &[Column] {
+        &self.columns
     }
 
     /// Maps one event, appending a CSV record to `out` on
@@ -772,13 +706,6 @@ fn bool_text(b: bool) -> &'static str {
     } else {
         "false"
     }
-}
-
-/// Appends `name` as a double-quoted SQL identifier.
-fn push_ident(s: &mut String, name: &str) {
-    s.push('"');
-    s.push_str(&name.replace('"', "\"\""));
-    s.push('"');
 }
 
 /// The value of `col` in `ev`.

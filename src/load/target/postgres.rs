@@ -64,17 +64,16 @@ use futures_util::SinkExt;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use super::ledger::{quote_columns, quote_ident, IdentError, LedgerTables};
-use super::pgconn::{driver_detail, ConnError, PgSettings};
-use super::{ObjectRows, TableName};
+use crate::load::pgconn::{driver_detail, ConnError, PgSettings};
+use crate::load::ObjectRows;
+use crate::sql::{
+    self, dedup, quote_columns, quote_ident, IdentError, LedgerTables,
+    TableName,
+};
 
 /// Largest `CopyData` message sent: big objects go out as zero-copy
 /// slices of this size.
 const COPY_CHUNK: usize = 4 << 20;
-
-/// Name of the `--dedup-events` staging table (temporary, per
-/// transaction).
-const STAGE_TABLE: &str = "cwl_copy_stage";
 
 /// How many keys an error message lists before "and N more".
 const KEYS_SHOWN: usize = 5;
@@ -274,6 +273,7 @@ pub struct CopyTarget {
     columns: Vec<String>,
     dedup_on: Option<String>,
     column_list: String,
+    ledger_name: String,
 }
 
 impl CopyTarget {
@@ -291,11 +291,16 @@ impl CopyTarget {
             return Err(IdentError::Empty);
         }
         let column_list = quote_columns(columns)?;
+        let ledger_name = match table.schema() {
+            Some(s) => format!("{s}.{}", table.name()),
+            None => table.name().to_owned(),
+        };
         Ok(CopyTarget {
             table,
             columns: columns.to_vec(),
             dedup_on: None,
             column_list,
+            ledger_name,
         })
     }
 
@@ -310,6 +315,26 @@ impl CopyTarget {
         quote_ident(id_column)?;
         self.dedup_on = Some(id_column.to_owned());
         Ok(self)
+    }
+
+    /// The name the ledger records this target's objects under:
+    /// `schema.table` as given, until [`CopyTarget::set_ledger_name`] sets
+    /// the name the server resolved (see [`PgLoader::resolve_table`]), so
+    /// that `events` and `public.events` share one ledger.
+    #[must_use]
+    pub fn ledger_name(&self) -> &str {
+        &self.ledger_name
+    }
+
+    /// Sets [`CopyTarget::ledger_name`].
+    pub fn set_ledger_name(&mut self, name: String) {
+        self.ledger_name = name;
+    }
+
+    /// The quoted column list, `"a", "b"`.
+    #[must_use]
+    pub fn column_list(&self) -> &str {
+        &self.column_list
     }
 
     /// The table.
@@ -605,13 +630,32 @@ async fn run_ddl(c: &mut Client, stmts: &[String]) -> Result<(), PgLoadError> {
     Ok(())
 }
 
+async fn resolve(
+    c: &mut Client,
+    quoted: &str,
+) -> Result<Option<String>, PgLoadError> {
+    let row = c
+        .query_one(sql::RESOLVE_TABLE_SQL, &[&quoted])
+        .await
+        .map_err(sql_err("table lookup", &[]))?;
+    row.try_get::<_, Option<String>>(0).map_err(sql_err("table lookup", &[]))
+}
+
+async fn query_bool(c: &mut Client, q: &str) -> Result<bool, PgLoadError> {
+    let row = c.query_one(q, &[]).await.map_err(sql_err("query", &[]))?;
+    row.try_get::<_, bool>(0).map_err(sql_err("query", &[]))
+}
+
 async fn lookup_keys(
     c: &mut Client,
     sql: &str,
     keys: &[String],
+    target: &str,
 ) -> Result<HashSet<String>, PgLoadError> {
-    let rows =
-        c.query(sql, &[&keys]).await.map_err(sql_err("ledger lookup", &[]))?;
+    let rows = c
+        .query(sql, &[&keys, &target])
+        .await
+        .map_err(sql_err("ledger lookup", &[]))?;
     rows.iter()
         .map(|r| r.try_get::<_, String>(0))
         .collect::<Result<HashSet<String>, _>>()
@@ -720,16 +764,8 @@ impl PgLoader {
         target: &CopyTarget,
     ) -> Result<(), PgLoadError> {
         let Some(col) = target.dedup_column() else { return Ok(()) };
-        let mut name = format!("{}_{col}_cwl_key", target.table().name());
-        while name.len() > 63 {
-            name.pop();
-        }
-        let sql = format!(
-            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
-            quote_ident(&name)?,
-            target.table(),
-            quote_ident(col)?
-        );
+        quote_ident(col)?;
+        let sql = dedup::unique_index(target.table(), col);
         self.create_table(&sql).await
     }
 
@@ -741,21 +777,68 @@ impl PgLoader {
     /// [`PgLoadError::Sql`] if the query fails (e.g. no ledger table).
     pub async fn already_loaded(
         &mut self,
+        target: &CopyTarget,
         keys: &[String],
     ) -> Result<HashSet<String>, PgLoadError> {
-        if keys.is_empty() {
-            return Ok(HashSet::new());
-        }
+        /// Keys asked about in one query.
+        const CHUNK: usize = 10_000;
         let sql = self.options.tables.loaded_sql();
+        let name = target.ledger_name();
+        let mut set = HashSet::new();
+        for keys in keys.chunks(CHUNK) {
+            let PgLoader { conn, options, retries } = &mut *self;
+            let (found, _) = retrying!(
+                *conn,
+                &options.retry,
+                retries,
+                "ledger lookup",
+                |c, _n| lookup_keys(c, &sql, keys, name)
+            )?;
+            set.extend(found);
+        }
+        Ok(set)
+    }
+
+    /// The canonical `schema.table` that `table` resolves to on the
+    /// server (through `search_path` when unqualified), or `None` when
+    /// there is no such table.
+    ///
+    /// # Errors
+    ///
+    /// [`PgLoadError::Sql`] if the query fails.
+    pub async fn resolve_table(
+        &mut self,
+        table: &TableName,
+    ) -> Result<Option<String>, PgLoadError> {
+        let quoted = table.to_string();
         let PgLoader { conn, options, retries } = self;
-        let (set, _) = retrying!(
+        let (name, _) = retrying!(
             *conn,
             &options.retry,
             retries,
-            "ledger lookup",
-            |c, _n| lookup_keys(c, &sql, keys)
+            "table lookup",
+            |c, _n| resolve(c, &quoted)
         )?;
-        Ok(set)
+        Ok(name)
+    }
+
+    /// Whether the ledger table has the per-target layout (a ledger made
+    /// by an older cwl-copy has no `target` column).
+    ///
+    /// # Errors
+    ///
+    /// [`PgLoadError::Sql`] if the query fails.
+    pub async fn ledger_is_current(&mut self) -> Result<bool, PgLoadError> {
+        let sql = self.options.tables.has_target_column_sql();
+        let PgLoader { conn, options, retries } = self;
+        let (yes, _) = retrying!(
+            *conn,
+            &options.retry,
+            retries,
+            "ledger check",
+            |c, _n| query_bool(c, &sql)
+        )?;
+        Ok(yes)
     }
 
     /// Loads `batch` into `target` in one transaction, exactly once per
@@ -916,6 +999,7 @@ async fn try_load(
                 &arrays.filtered,
                 &arrays.rejected,
                 &batch_id,
+                &target.ledger_name(),
             ],
         )
         .await
@@ -934,7 +1018,10 @@ async fn try_load(
             .filter(|k| !claimed.contains(*k))
             .collect();
         earlier = tx
-            .query(&tables.committed_by_batch_sql(), &[&unclaimed, &batch_id])
+            .query(
+                &tables.committed_by_batch_sql(),
+                &[&unclaimed, &batch_id, &target.ledger_name()],
+            )
             .await
             .map_err(err("ledger check"))?
             .iter()
@@ -958,24 +1045,17 @@ async fn try_load(
     let expected = to_copy.iter().fold(0u64, |a, o| a.saturating_add(o.rows));
 
     // 2. COPY.
-    let stage = match target.dedup_column() {
-        Some(_) => Some(quote_ident(STAGE_TABLE)?),
-        None => None,
-    };
+    let stage = target.dedup_column().map(|_| dedup::stage());
     let has_data = to_copy.iter().any(|o| !o.csv.is_empty());
     let mut copied = 0u64;
     let mut inserted = 0u64;
     if has_data {
-        if let Some(stage) = &stage {
-            let create = format!(
-                "CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {} FROM \
-                 {} WITH NO DATA",
-                target.column_list, target.table
-            );
+        if stage.is_some() {
+            let create = dedup::create_stage(&target.table, &target.column_list);
             tx.batch_execute(&create).await.map_err(err("create staging"))?;
         }
         let into = match &stage {
-            Some(s) => format!("pg_temp.{s}"),
+            Some(s) => s.clone(),
             None => target.table.to_string(),
         };
         let sink = tx
@@ -1008,14 +1088,9 @@ async fn try_load(
         });
     }
     if has_data {
-        if let (Some(stage), Some(id)) = (&stage, target.dedup_column()) {
-            let insert = format!(
-                "INSERT INTO {} ({cols}) SELECT {cols} FROM pg_temp.{stage} \
-                 ON CONFLICT ({}) DO NOTHING",
-                target.table,
-                quote_ident(id)?,
-                cols = target.column_list,
-            );
+        if let (Some(_), Some(id)) = (&stage, target.dedup_column()) {
+            let insert =
+                dedup::insert_new(&target.table, &target.column_list, id);
             inserted =
                 tx.execute(&insert, &[]).await.map_err(err("dedup insert"))?;
         }
@@ -1040,6 +1115,7 @@ async fn try_load(
                 &q.reasons,
                 &q.messages,
                 &batch_id,
+                &target.ledger_name(),
             ],
         )
         .await

@@ -1,0 +1,358 @@
+//! `cwl-copy convert`: CSV rows for the spec's table, objects in
+//! parallel, output identical for any thread count.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cwl_copy::ordered::{self, Piece};
+use cwl_copy::{
+    ConvertScratch, Converter, Counts, DecodeStats, Dialect, Error,
+    ObjectOutput,
+};
+
+use crate::args::{self, DecodeOpts, Objects, SourceOpts, Usage};
+use crate::decode::ErrorOut;
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct ConvertArgs {
+    #[command(flatten)]
+    opts: DecodeOpts,
+    #[command(flatten)]
+    source: SourceOpts,
+    /// The column spec (TOML).
+    #[arg(long, value_name = "SPEC")]
+    columns: PathBuf,
+    /// `-` (the default) or a FILE for one CSV stream; an existing
+    /// directory (or a path ending in `/`) for one CSV per object.
+    #[arg(long, value_name = "FILE|DIR|-")]
+    out: Option<PathBuf>,
+    /// CSV dialect: postgres or redshift.
+    #[arg(long, default_value = "postgres", value_parser = args::parse_dialect)]
+    dialect: Dialect,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write a JSON summary of the run to this file.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+    /// Write rejected events and undecodable input here, as NDJSON.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+    /// Files, directories (walked recursively, in sorted order) or
+    /// s3://bucket/prefix/ (listed in key order).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+}
+
+/// One line of `--rejects`: a rejected event, or undecodable input.
+#[derive(serde::Serialize)]
+struct RejectLine<'a> {
+    object: &'a str,
+    member: Option<u64>,
+    id: Option<&'a str>,
+    timestamp: Option<i64>,
+    kind: &'a str,
+    column: Option<&'a str>,
+    reason: &'a str,
+    message: Option<&'a str>,
+    offset: Option<u64>,
+}
+
+/// Writes an object's rejected events and decode errors as NDJSON.
+fn write_rejects(
+    w: &mut impl Write,
+    object: &str,
+    o: &ObjectOutput,
+) -> Result<()> {
+    for r in &o.rejects {
+        let line = RejectLine {
+            object,
+            member: r.member,
+            id: r.id.as_deref(),
+            timestamp: r.timestamp,
+            kind: "rejected_event",
+            column: r.column.as_deref(),
+            reason: &r.reason,
+            message: Some(&r.message),
+            offset: None,
+        };
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    for e in &o.errors {
+        let loc = e.location();
+        let line = RejectLine {
+            object: &loc.object,
+            member: loc.member,
+            id: None,
+            timestamp: None,
+            kind: e.code(),
+            column: None,
+            reason: &e.kind().to_string(),
+            message: None,
+            offset: Some(loc.member_offset),
+        };
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+enum Out {
+    Stream(Box<dyn Write>),
+    Dir(PathBuf),
+}
+
+#[derive(serde::Serialize)]
+struct ConvertSummary<'a> {
+    objects: u64,
+    members: u64,
+    envelopes: u64,
+    control_messages: u64,
+    #[serde(flatten)]
+    counts: Counts,
+    reconciled: bool,
+    whitespace_bytes: u64,
+    input_bytes: u64,
+    inflated_bytes: u64,
+    threads: usize,
+    elapsed_seconds: f64,
+    peak_rss_bytes: Option<u64>,
+    errors: Vec<ErrorOut<'a>>,
+}
+
+fn progress(total: u64) -> Option<indicatif::ProgressBar> {
+    if !io::IsTerminal::is_terminal(&io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{bar:30} {bytes}/{total_bytes} read  {msg}  [{elapsed}, eta {eta}]",
+    )
+    .ok()?;
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// A recycled value from `spare`, or a new one.
+fn take_spare<T: Default>(spare: &std::sync::Mutex<Vec<T>>) -> T {
+    spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default()
+}
+
+pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let spec = args::read_spec(&args.columns, None)?;
+    let mapper = args::mapper(&args.columns, &spec, args.dialect)?;
+    let table = cwl_copy::sql::TableName::new(None, spec.table())
+        .map_err(|e| Usage(format!("{}: {e}", args.columns.display())))?;
+    let converter = Converter::new(args.opts.decoder(), mapper);
+    let objects =
+        Objects::list(&args.inputs, &args.source, args.opts.max_object_bytes)?;
+    let indices: Vec<usize> = (0..objects.refs.len()).collect();
+    let (pool, threads) = args::pool(args.threads)?;
+    let mut out = match &args.out {
+        None => Out::Stream(Box::new(BufWriter::with_capacity(
+            1 << 20,
+            io::stdout(),
+        ))),
+        Some(p) if p.as_os_str() == "-" => Out::Stream(Box::new(
+            BufWriter::with_capacity(1 << 20, io::stdout()),
+        )),
+        Some(p) if p.is_dir() || p.to_string_lossy().ends_with('/') => {
+            std::fs::create_dir_all(p)
+                .with_context(|| format!("creating {}", p.display()))?;
+            Out::Dir(p.clone())
+        }
+        Some(p) => Out::Stream(Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(p)
+                .with_context(|| format!("creating {}", p.display()))?,
+        ))),
+    };
+    let mut rejects: Option<BufWriter<File>> = match &args.rejects {
+        Some(p) => Some(BufWriter::new(
+            File::create(p)
+                .with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let bar = progress(objects.bytes());
+    let mut counts = Counts::default();
+    let mut stats = DecodeStats::default();
+    let mut errors: Vec<Error> = Vec::new();
+    let stderr = io::stderr();
+    // Objects are converted on the pool and written in input order, so the
+    // output is the same for any thread count. Each object's CSV streams
+    // out in chunks of CHUNK bytes; an object ahead of the one being
+    // written may queue AHEAD chunks (a typical Firehose object's CSV, so
+    // workers rarely wait) and then waits, so memory is bounded by
+    // `2 × threads × AHEAD` chunks, not by the size of an object.
+    //
+    // Buffers are recycled: each worker reads into its own input buffer,
+    // and written chunks and outputs go back to `spare_*` for the next
+    // ones, so a run reaches its peak memory early and stays there.
+    const CHUNK: usize = 1 << 20;
+    const AHEAD: usize = 8;
+    let spare_chunks: std::sync::Mutex<Vec<Vec<u8>>> =
+        std::sync::Mutex::new(Vec::new());
+    let spare_outputs: std::sync::Mutex<Vec<ObjectOutput>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut dir_file: Option<(usize, BufWriter<File>)> = None;
+    ordered::ordered_stream(
+        &pool,
+        &indices,
+        threads * 2,
+        AHEAD,
+        || (ConvertScratch::new(), Vec::new()),
+        |(scratch, data), &i, emit| -> Result<ObjectOutput> {
+            let mut o = take_spare(&spare_outputs);
+            o.clear();
+            if !objects.read(i, data)? {
+                return Ok(o);
+            }
+            let name = objects.refs.get(i).map_or("", |r| r.name.as_str());
+            converter.convert_chunked(
+                name,
+                data,
+                scratch,
+                &mut o,
+                CHUNK,
+                |csv: &mut Vec<u8>| {
+                    let mut fresh = take_spare(&spare_chunks);
+                    fresh.clear();
+                    fresh.reserve(CHUNK + CHUNK / 8);
+                    std::mem::swap(csv, &mut fresh);
+                    emit(fresh);
+                },
+            );
+            Ok(o)
+        },
+        |i, piece| -> Result<()> {
+            let (name, rel) = objects
+                .refs
+                .get(i)
+                .map_or(("", Path::new("")), |r| {
+                    (r.name.as_str(), r.relative.as_path())
+                });
+            let (csv, end) = match piece {
+                Piece::Chunk(c) => (c, None),
+                Piece::End(o) => {
+                    let mut o = o?;
+                    (std::mem::take(&mut o.csv), Some(o))
+                }
+            };
+            match &mut out {
+                Out::Stream(w) => w.write_all(&csv).context("writing CSV")?,
+                Out::Dir(dir) => {
+                    if dir_file.as_ref().is_none_or(|(j, _)| *j != i) {
+                        let mut target = dir.join(rel).into_os_string();
+                        target.push(".csv");
+                        let target = PathBuf::from(target);
+                        if let Some(parent) = target.parent() {
+                            std::fs::create_dir_all(parent).with_context(
+                                || format!("creating {}", parent.display()),
+                            )?;
+                        }
+                        let f = File::create(&target).with_context(|| {
+                            format!("creating {}", target.display())
+                        })?;
+                        dir_file = Some((i, BufWriter::new(f)));
+                    }
+                    if let Some((_, f)) = &mut dir_file {
+                        f.write_all(&csv).context("writing CSV")?;
+                        if end.is_some() {
+                            f.flush().context("writing CSV")?;
+                        }
+                    }
+                }
+            }
+            let Some(mut o) = end else {
+                if let Ok(mut s) = spare_chunks.lock() {
+                    s.push(csv);
+                }
+                return Ok(());
+            };
+            o.csv = csv;
+            if let Some(r) = &mut rejects {
+                write_rejects(r, name, &o)
+                    .context("writing rejects")?;
+            }
+            for e in &o.errors {
+                let mut err = stderr.lock();
+                serde_json::to_writer(&mut err, &ErrorOut::new(e))?;
+                err.write_all(b"\n")?;
+            }
+            counts.add(&o.counts);
+            stats.add(&o.decode);
+            errors.append(&mut o.errors);
+            let read = o.decode.input_bytes;
+            if let Ok(mut s) = spare_outputs.lock() {
+                s.push(o);
+            }
+            if let Some(bar) = &bar {
+                bar.inc(read);
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "{:.1} MB/s  {:.0} events/s",
+                    stats.inflated_bytes as f64 / secs / 1e6,
+                    counts.events as f64 / secs
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    if let Out::Stream(w) = &mut out {
+        w.flush().context("writing CSV")?;
+    }
+    if let Some(r) = &mut rejects {
+        r.flush().context("writing rejects")?;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "cwl-copy: {} objects, {} events: {} rows, {} filtered out, {} rejected; {} decode errors; {} control messages; {:.2}s",
+        stats.objects, counts.events, counts.rows, counts.filtered_out, counts.rejected, errors.len(), stats.control_messages, elapsed
+    );
+    let copy = match args.dialect {
+        Dialect::Postgres => {
+            cwl_copy::sql::copy_statement(converter.mapper(), &table, "STDIN")
+        }
+        _ => cwl_copy::sql::copy_statement(
+            converter.mapper(),
+            &table,
+            "'s3://BUCKET/PREFIX' IAM_ROLE 'arn:aws:iam::ACCOUNT:role/ROLE'",
+        ),
+    };
+    eprintln!("cwl-copy: load it with: {copy}");
+    if !counts.reconcile() {
+        anyhow::bail!("internal error: counts do not reconcile: {counts:?}");
+    }
+    if let Some(path) = &args.summary_json {
+        let summary = ConvertSummary {
+            objects: stats.objects,
+            members: stats.members,
+            envelopes: stats.envelopes,
+            control_messages: stats.control_messages,
+            counts,
+            reconciled: counts.reconcile(),
+            whitespace_bytes: stats.whitespace_bytes,
+            input_bytes: stats.input_bytes,
+            inflated_bytes: stats.inflated_bytes,
+            threads,
+            elapsed_seconds: elapsed,
+            peak_rss_bytes: args::peak_rss(),
+            errors: errors.iter().map(ErrorOut::new).collect(),
+        };
+        args::write_summary(path, &summary)?;
+    }
+    Ok(if errors.is_empty() && counts.rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}

@@ -1,0 +1,686 @@
+//! The one place SQL is built: identifier quoting, table names, column
+//! lists, and the `CREATE`, `COPY`, ledger and quarantine statements per
+//! dialect. The mapper writes rows and knows no SQL; the loader runs what
+//! this module builds.
+//!
+//! Every identifier goes through [`quote_ident`] (or [`TableName`]'s
+//! `Display`, which quotes); every value is a bound parameter, or for the
+//! statements that cannot bind (Redshift's `COPY … FROM 's3://…'`), a
+//! literal through [`quote_literal`].
+//!
+//! # The ledger
+//!
+//! One row per object loaded into a target table. Its key is the pair
+//! (target table, object): the same object may be loaded once into each
+//! table, and never twice into one. The object is its key (`s3://bucket/key`,
+//! or a local file's canonical path) and, through a unique index, its
+//! content hash, so a copied or moved file is recognised:
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS "public"."cwl_copy_ledger" (
+//!     "target" text NOT NULL,
+//!     "key" text NOT NULL,
+//!     "size" bigint NOT NULL,
+//!     "etag" text,
+//!     "content_hash" text NOT NULL,
+//!     "events" bigint NOT NULL,
+//!     "rows" bigint NOT NULL,
+//!     "filtered" bigint NOT NULL,
+//!     "rejected" bigint NOT NULL,
+//!     "batch_id" text NOT NULL,
+//!     "loaded_at" timestamptz NOT NULL DEFAULT now(),
+//!     PRIMARY KEY ("target", "key")
+//! );
+//! CREATE UNIQUE INDEX IF NOT EXISTS "cwl_copy_ledger_content"
+//!     ON "public"."cwl_copy_ledger" ("target", "content_hash");
+//! ```
+//!
+//! `target` is the table's canonical name as the server resolves it
+//! (`public.events`), so `events` and `"public"."events"` are one table.
+//!
+//! # The quarantine
+//!
+//! Rejected events and undecodable byte ranges, committed with the batch
+//! that read them:
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS "public"."cwl_copy_quarantine" (
+//!     "target" text NOT NULL,
+//!     "key" text NOT NULL,
+//!     "member" bigint,
+//!     "event_id" text,
+//!     "offset" bigint,
+//!     "kind" text NOT NULL,
+//!     "reason" text NOT NULL,
+//!     "message" text NOT NULL,
+//!     "batch_id" text NOT NULL,
+//!     "at" timestamptz NOT NULL DEFAULT now()
+//! )
+//! ```
+
+use std::fmt;
+use std::fmt::Write as _;
+
+use crate::map::spec::Kind;
+use crate::map::Mapper;
+use crate::write::Dialect;
+
+/// An identifier that cannot be quoted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentError {
+    /// The identifier is empty.
+    #[error("empty SQL identifier")]
+    Empty,
+    /// The identifier contains a NUL byte, which PostgreSQL cannot store.
+    #[error("SQL identifier contains a NUL byte")]
+    Nul,
+}
+
+/// Quotes `ident` as a PostgreSQL identifier: `"…"`, with each `"` doubled.
+///
+/// The result is always a single identifier, whatever `ident` holds, and
+/// is case-sensitive (`"Logs"` is not `logs`).
+///
+/// # Errors
+///
+/// [`IdentError`] if `ident` is empty or holds a NUL byte.
+///
+/// # Example
+///
+/// ```
+/// use cwl_copy::sql::quote_ident;
+///
+/// assert_eq!(quote_ident("a\"b")?, "\"a\"\"b\"");
+/// Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn quote_ident(ident: &str) -> Result<String, IdentError> {
+    if ident.is_empty() {
+        return Err(IdentError::Empty);
+    }
+    if ident.contains('\0') {
+        return Err(IdentError::Nul);
+    }
+    let mut out = String::with_capacity(ident.len() + 2);
+    out.push('"');
+    for c in ident.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    Ok(out)
+}
+
+/// A table name, optionally schema-qualified. Both parts are taken
+/// verbatim (no case folding, no splitting on `.`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TableName {
+    schema: Option<String>,
+    name: String,
+}
+
+impl TableName {
+    /// A table `name` in `schema` (`None`: the `search_path`).
+    ///
+    /// # Errors
+    ///
+    /// [`IdentError`] if a part is empty or holds a NUL byte.
+    pub fn new(
+        schema: Option<&str>,
+        name: &str,
+    ) -> Result<TableName, IdentError> {
+        if let Some(s) = schema {
+            quote_ident(s)?;
+        }
+        quote_ident(name)?;
+        Ok(TableName { schema: schema.map(str::to_owned), name: name.into() })
+    }
+
+    /// The schema, if qualified.
+    #[must_use]
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The unqualified name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The quoted form, `"schema"."name"` or `"name"`.
+    #[must_use]
+    pub fn quoted(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Writes `"` + ident with doubled quotes + `"` (validity was checked at
+/// construction).
+fn write_quoted(f: &mut fmt::Formatter<'_>, ident: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    f.write_str(&ident.replace('"', "\"\""))?;
+    f.write_str("\"")
+}
+
+impl fmt::Display for TableName {
+    /// The quoted, SQL-ready form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.schema {
+            write_quoted(f, s)?;
+            f.write_str(".")?;
+        }
+        write_quoted(f, &self.name)
+    }
+}
+
+/// Quotes each column and joins them with `, `.
+///
+/// # Errors
+///
+/// [`IdentError`] for an empty column name or one holding a NUL byte.
+pub fn quote_columns(columns: &[String]) -> Result<String, IdentError> {
+    let quoted: Vec<String> =
+        columns.iter().map(|c| quote_ident(c)).collect::<Result<_, _>>()?;
+    Ok(quoted.join(", "))
+}
+
+/// Default ledger table name.
+pub const DEFAULT_LEDGER_TABLE: &str = "cwl_copy_ledger";
+/// Default quarantine table name.
+pub const DEFAULT_QUARANTINE_TABLE: &str = "cwl_copy_quarantine";
+
+/// Where the ledger and quarantine live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerTables {
+    /// The ledger table (default `cwl_copy_ledger`, unqualified).
+    pub ledger: TableName,
+    /// The quarantine table (default `cwl_copy_quarantine`, unqualified).
+    pub quarantine: TableName,
+}
+
+impl Default for LedgerTables {
+    fn default() -> Self {
+        LedgerTables {
+            ledger: TableName {
+                schema: None,
+                name: DEFAULT_LEDGER_TABLE.to_owned(),
+            },
+            quarantine: TableName {
+                schema: None,
+                name: DEFAULT_QUARANTINE_TABLE.to_owned(),
+            },
+        }
+    }
+}
+
+impl LedgerTables {
+    /// Both tables in `schema`, with names `ledger` and `quarantine`
+    /// (`None`: the defaults).
+    ///
+    /// # Errors
+    ///
+    /// [`IdentError`] for an empty name or one holding a NUL byte.
+    pub fn new(
+        schema: Option<&str>,
+        ledger: Option<&str>,
+        quarantine: Option<&str>,
+    ) -> Result<LedgerTables, IdentError> {
+        Ok(LedgerTables {
+            ledger: TableName::new(
+                schema,
+                ledger.unwrap_or(DEFAULT_LEDGER_TABLE),
+            )?,
+            quarantine: TableName::new(
+                schema,
+                quarantine.unwrap_or(DEFAULT_QUARANTINE_TABLE),
+            )?,
+        })
+    }
+
+    /// `CREATE SCHEMA IF NOT EXISTS` for each schema named, then
+    /// `CREATE TABLE IF NOT EXISTS` for both tables and the ledger's
+    /// content-hash index.
+    #[must_use]
+    pub fn ddl(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in [self.ledger.schema(), self.quarantine.schema()]
+            .into_iter()
+            .flatten()
+        {
+            let sql = create_schema(s);
+            if !out.contains(&sql) {
+                out.push(sql);
+            }
+        }
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   \"target\" text NOT NULL,\n\
+             \x20   \"key\" text NOT NULL,\n\
+             \x20   \"size\" bigint NOT NULL,\n\
+             \x20   \"etag\" text,\n\
+             \x20   \"content_hash\" text NOT NULL,\n\
+             \x20   \"events\" bigint NOT NULL,\n\
+             \x20   \"rows\" bigint NOT NULL,\n\
+             \x20   \"filtered\" bigint NOT NULL,\n\
+             \x20   \"rejected\" bigint NOT NULL,\n\
+             \x20   \"batch_id\" text NOT NULL,\n\
+             \x20   \"loaded_at\" timestamptz NOT NULL DEFAULT now(),\n\
+             \x20   PRIMARY KEY (\"target\", \"key\")\n\
+             )",
+            self.ledger
+        ));
+        out.push(format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} \
+             (\"target\", \"content_hash\")",
+            index_name(self.ledger.name(), "content"),
+            self.ledger
+        ));
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   \"target\" text NOT NULL,\n\
+             \x20   \"key\" text NOT NULL,\n\
+             \x20   \"member\" bigint,\n\
+             \x20   \"event_id\" text,\n\
+             \x20   \"offset\" bigint,\n\
+             \x20   \"kind\" text NOT NULL,\n\
+             \x20   \"reason\" text NOT NULL,\n\
+             \x20   \"message\" text NOT NULL,\n\
+             \x20   \"batch_id\" text NOT NULL,\n\
+             \x20   \"at\" timestamptz NOT NULL DEFAULT now()\n\
+             )",
+            self.quarantine
+        ));
+        out
+    }
+
+    /// Whether the ledger has the `target` column (a ledger made by
+    /// cwl-copy before tables had ledgers of their own has not): a
+    /// query returning one boolean.
+    #[must_use]
+    pub fn has_target_column_sql(&self) -> String {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = \
+             to_regclass({}) AND attname = 'target' AND NOT attisdropped)",
+            quote_literal(&self.ledger.to_string())
+        )
+    }
+
+    /// Claims keys for target `$10`: one row per element of the arrays
+    /// `$1`…`$8` (key, size, etag, content_hash, events, rows, filtered,
+    /// rejected), all with batch id `$9`. Returns the keys actually
+    /// inserted; a key (or content hash) already there for the target, or
+    /// being inserted by an uncommitted transaction (which this waits
+    /// for), is skipped.
+    #[must_use]
+    pub fn claim_sql(&self) -> String {
+        format!(
+            "INSERT INTO {} AS l (\"target\", \"key\", \"size\", \"etag\", \
+             \"content_hash\", \"events\", \"rows\", \"filtered\", \
+             \"rejected\", \"batch_id\")\n\
+             SELECT $10::text, u.k, u.s, u.e, u.h, u.ev, u.r, u.f, u.rj, \
+             $9::text\n\
+             FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], \
+             $5::int8[], $6::int8[], $7::int8[], $8::int8[]) WITH \
+             ORDINALITY AS u(k, s, e, h, ev, r, f, rj, n)\n\
+             ORDER BY u.n\n\
+             ON CONFLICT DO NOTHING\n\
+             RETURNING l.\"key\"",
+            self.ledger
+        )
+    }
+
+    /// Keys of `$1::text[]` already in the ledger for target `$2`.
+    #[must_use]
+    pub fn loaded_sql(&self) -> String {
+        format!(
+            "SELECT \"key\" FROM {} WHERE \"target\" = $2::text \
+             AND \"key\" = ANY($1::text[])",
+            self.ledger
+        )
+    }
+
+    /// Keys of `$1::text[]` in the ledger for target `$3` with batch id
+    /// `$2` (to recognise a commit whose acknowledgement was lost).
+    #[must_use]
+    pub fn committed_by_batch_sql(&self) -> String {
+        format!(
+            "SELECT \"key\" FROM {} WHERE \"target\" = $3::text \
+             AND \"key\" = ANY($1::text[]) AND \"batch_id\" = $2::text",
+            self.ledger
+        )
+    }
+
+    /// Quarantine rows for target `$9` from the arrays `$1`…`$7` (key,
+    /// member, event_id, offset, kind, reason, message), all with batch id
+    /// `$8`.
+    #[must_use]
+    pub fn quarantine_sql(&self) -> String {
+        format!(
+            "INSERT INTO {} (\"target\", \"key\", \"member\", \
+             \"event_id\", \"offset\", \"kind\", \"reason\", \"message\", \
+             \"batch_id\")\n\
+             SELECT $9::text, u.k, u.m, u.e, u.o, u.kd, u.r, u.msg, \
+             $8::text\n\
+             FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], \
+             $5::text[], $6::text[], $7::text[]) AS u(k, m, e, o, kd, r, msg)",
+            self.quarantine
+        )
+    }
+}
+
+/// `CREATE SCHEMA IF NOT EXISTS "schema"`.
+#[must_use]
+pub fn create_schema(schema: &str) -> String {
+    let mut s = String::from("CREATE SCHEMA IF NOT EXISTS ");
+    push_quoted(&mut s, schema);
+    s
+}
+
+/// An index name derived from a table name, quoted, cut to PostgreSQL's
+/// 63 bytes on a character boundary: `"<table>_<suffix>"`.
+#[must_use]
+pub fn index_name(table: &str, suffix: &str) -> String {
+    let mut name = format!("{table}_{suffix}");
+    while name.len() > 63 {
+        name.pop();
+    }
+    let mut s = String::new();
+    push_quoted(&mut s, &name);
+    s
+}
+
+/// Quotes `value` as a SQL string literal: `'…'` with each `'` doubled.
+/// (Standard-conforming strings: backslashes are literal, as in
+/// PostgreSQL ≥ 9.1 and Redshift.) NUL bytes, which no server stores, are
+/// dropped.
+#[must_use]
+pub fn quote_literal(value: &str) -> String {
+    let mut s = String::with_capacity(value.len() + 2);
+    s.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => s.push_str("''"),
+            '\0' => {}
+            c => s.push(c),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+fn push_quoted(s: &mut String, ident: &str) {
+    s.push('"');
+    s.push_str(&ident.replace('"', "\"\""));
+    s.push('"');
+}
+
+/// The `COPY` options that read exactly the CSV a mapper of `dialect`
+/// writes.
+///
+/// PostgreSQL: `WITH (FORMAT csv)` (NULL is the default unquoted empty
+/// field). Redshift: `FORMAT CSV NULL AS '\N' TIMEFORMAT 'auto'` (never
+/// `EMPTYASNULL`, which would turn `""` into NULL).
+#[must_use]
+pub fn copy_options(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "WITH (FORMAT csv)",
+        Dialect::Redshift => "FORMAT CSV NULL AS '\\N' TIMEFORMAT 'auto'",
+    }
+}
+
+/// The mapper's columns, quoted and joined with `, `.
+fn mapper_columns(mapper: &Mapper) -> String {
+    let mut s = String::new();
+    for (i, name) in mapper.column_names().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        push_quoted(&mut s, name);
+    }
+    s
+}
+
+/// A whole `COPY` statement for the rows `mapper` writes into `table`:
+/// `COPY "table" ("a", "b") FROM {from} {options}`. For PostgreSQL pass
+/// `"STDIN"`; for Redshift the quoted S3 location and credentials
+/// (`'s3://…' IAM_ROLE '…'`, built with [`quote_literal`]), to which the
+/// caller may append `MANIFEST`, `GZIP` and the like.
+#[must_use]
+pub fn copy_statement(mapper: &Mapper, table: &TableName, from: &str) -> String {
+    format!(
+        "COPY {table} ({}) FROM {from} {}",
+        mapper_columns(mapper),
+        copy_options(mapper.dialect())
+    )
+}
+
+/// `CREATE TABLE IF NOT EXISTS` for the rows `mapper` writes, in its
+/// dialect, preceded by `CREATE SCHEMA IF NOT EXISTS` when `table` names a
+/// schema.
+///
+/// | type      | PostgreSQL         | Redshift             |
+/// |-----------|--------------------|----------------------|
+/// | text      | `text`             | `varchar(max_bytes)` |
+/// | int       | `bigint`           | `bigint`             |
+/// | float     | `double precision` | `float8`             |
+/// | bool      | `boolean`          | `boolean`            |
+/// | timestamp | `timestamptz`      | `timestamptz`        |
+/// | json      | `jsonb`            | `super`              |
+#[must_use]
+pub fn create_table(mapper: &Mapper, table: &TableName) -> Vec<String> {
+    let pg = mapper.dialect() == Dialect::Postgres;
+    let mut out = Vec::new();
+    if let Some(schema) = table.schema() {
+        out.push(create_schema(schema));
+    }
+    let mut s = format!("CREATE TABLE IF NOT EXISTS {table} (");
+    for (i, c) in mapper.columns().iter().enumerate() {
+        s.push_str(if i > 0 { ",\n  " } else { "\n  " });
+        push_quoted(&mut s, &c.name);
+        s.push(' ');
+        match (c.kind, pg) {
+            (Kind::Text { .. }, true) => s.push_str("text"),
+            (Kind::Text { max_bytes, .. }, false) => {
+                let _ = write!(s, "varchar({max_bytes})");
+            }
+            (Kind::Int, _) => s.push_str("bigint"),
+            (Kind::Float, true) => s.push_str("double precision"),
+            (Kind::Float, false) => s.push_str("float8"),
+            (Kind::Bool, _) => s.push_str("boolean"),
+            (Kind::Timestamp { .. }, _) => s.push_str("timestamptz"),
+            (Kind::Json { .. }, true) => s.push_str("jsonb"),
+            (Kind::Json { .. }, false) => s.push_str("super"),
+        }
+    }
+    s.push_str("\n)");
+    out.push(s);
+    out
+}
+
+/// The `--dedup-events` statements around a batch's `COPY`, PostgreSQL.
+pub mod dedup {
+    use super::{push_quoted, TableName};
+
+    /// The staging table's name (temporary, dropped at commit).
+    pub const STAGE_TABLE: &str = "cwl_copy_stage";
+
+    /// `"pg_temp"."cwl_copy_stage"`: where `COPY` writes with dedup.
+    #[must_use]
+    pub fn stage() -> String {
+        let mut s = String::from("pg_temp.");
+        push_quoted(&mut s, STAGE_TABLE);
+        s
+    }
+
+    /// Creates the staging table with the target's column types.
+    #[must_use]
+    pub fn create_stage(target: &TableName, columns: &str) -> String {
+        let mut s = String::from("CREATE TEMP TABLE ");
+        push_quoted(&mut s, STAGE_TABLE);
+        s.push_str(&format!(
+            " ON COMMIT DROP AS SELECT {columns} FROM {target} WITH NO DATA"
+        ));
+        s
+    }
+
+    /// Inserts the staged rows whose `id` is not in the target yet.
+    #[must_use]
+    pub fn insert_new(target: &TableName, columns: &str, id: &str) -> String {
+        let mut q = String::new();
+        push_quoted(&mut q, id);
+        format!(
+            "INSERT INTO {target} ({columns}) SELECT {columns} FROM {} \
+             ON CONFLICT ({q}) DO NOTHING",
+            stage()
+        )
+    }
+
+    /// The unique index `ON CONFLICT (id)` needs.
+    #[must_use]
+    pub fn unique_index(target: &TableName, id: &str) -> String {
+        let mut q = String::new();
+        push_quoted(&mut q, id);
+        format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {target} ({q})",
+            super::index_name(target.name(), &format!("{id}_cwl_key"))
+        )
+    }
+}
+
+/// The canonical name of the table a (possibly unqualified) name resolves
+/// to on the server: `schema.table`, or NULL when it does not exist. One
+/// text parameter, the quoted name.
+pub const RESOLVE_TABLE_SQL: &str = "SELECT (SELECT n.nspname || '.' || \
+    c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+    ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1::text))";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("t").unwrap(), "\"t\"");
+        assert_eq!(quote_ident("My Table").unwrap(), "\"My Table\"");
+        assert_eq!(
+            quote_ident("x\"; DROP TABLE y; --").unwrap(),
+            "\"x\"\"; DROP TABLE y; --\""
+        );
+        assert_eq!(quote_ident(""), Err(IdentError::Empty));
+        assert_eq!(quote_ident("a\0b"), Err(IdentError::Nul));
+        let t = TableName::new(Some("s\"x"), "t.y").unwrap();
+        assert_eq!(t.to_string(), "\"s\"\"x\".\"t.y\"");
+        assert_eq!(TableName::new(None, "t").unwrap().quoted(), "\"t\"");
+        assert_eq!(
+            quote_columns(&["a".into(), "B\"".into()]).unwrap(),
+            "\"a\", \"B\"\"\""
+        );
+        assert!(TableName::new(Some(""), "t").is_err());
+    }
+
+    #[test]
+    fn ddl_is_quoted() {
+        let t = LedgerTables::new(Some("Ops"), None, Some("q\"q")).unwrap();
+        let ddl = t.ddl().join(";\n");
+        assert!(ddl.starts_with("CREATE SCHEMA IF NOT EXISTS \"Ops\""));
+        assert!(ddl.contains("\"Ops\".\"cwl_copy_ledger\""));
+        assert!(ddl.contains("\"Ops\".\"q\"\"q\""));
+        assert!(ddl.contains("PRIMARY KEY (\"target\", \"key\")"));
+        assert!(ddl.contains(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"cwl_copy_ledger_content\" \
+             ON \"Ops\".\"cwl_copy_ledger\" (\"target\", \"content_hash\")"
+        ));
+        assert_eq!(t.ddl().len(), 4);
+        assert_eq!(LedgerTables::default().ddl().len(), 3);
+    }
+
+    #[test]
+    fn literals_and_index_names() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b\0c"), "'a\\bc'");
+        assert_eq!(
+            quote_literal("'; DROP TABLE x; --"),
+            "'''; DROP TABLE x; --'"
+        );
+        let long = "é".repeat(40);
+        let name = index_name(&long, "content");
+        assert!(name.len() <= 65, "{name}");
+        assert!(name.starts_with("\"é"));
+        assert_eq!(index_name("t\"x", "k"), "\"t\"\"x_k\"");
+    }
+
+    fn mapper(dialect: Dialect, toml: &str) -> Mapper {
+        let spec = crate::ColumnSpec::from_toml(toml).unwrap();
+        Mapper::new(&spec, dialect).unwrap()
+    }
+
+    #[test]
+    fn copy_and_create_per_dialect() {
+        let toml = "table = 't'\n\
+            [[columns]]\nname = 'when'\nsource = '@timestamp'\ntype = 'timestamp'\n\
+            [[columns]]\nname = 'say \"hi\"'\nsource = 'a'\ntype = 'text'\n\
+            [[columns]]\nname = 'n'\nsource = 'n'\ntype = 'int'\n\
+            [[columns]]\nname = 'f'\nsource = 'f'\ntype = 'float'\n\
+            [[columns]]\nname = 'b'\nsource = 'b'\ntype = 'bool'\n\
+            [[columns]]\nname = 'j'\nsource = 'j'\ntype = 'json'\n\
+            [[columns]]\nname = 's'\nsource = 's'\ntype = 'text'\nmax_bytes = 10\n";
+        let pg = mapper(Dialect::Postgres, toml);
+        let t = TableName::new(None, "t").unwrap();
+        assert_eq!(
+            copy_statement(&pg, &t, "STDIN"),
+            r#"COPY "t" ("when", "say ""hi""", "n", "f", "b", "j", "s") FROM STDIN WITH (FORMAT csv)"#
+        );
+        assert_eq!(
+            create_table(&pg, &t),
+            ["CREATE TABLE IF NOT EXISTS \"t\" (\n  \"when\" timestamptz,\n  \
+              \"say \"\"hi\"\"\" text,\n  \"n\" bigint,\n  \
+              \"f\" double precision,\n  \"b\" boolean,\n  \"j\" jsonb,\n  \
+              \"s\" text\n)"]
+        );
+        let rs = mapper(Dialect::Redshift, toml);
+        let t = TableName::new(Some("Ops"), "t").unwrap();
+        let from = format!(
+            "{} IAM_ROLE {}",
+            quote_literal("s3://b/k'.manifest"),
+            quote_literal("arn:x")
+        );
+        assert_eq!(
+            copy_statement(&rs, &t, &from),
+            "COPY \"Ops\".\"t\" (\"when\", \"say \"\"hi\"\"\", \"n\", \"f\", \
+             \"b\", \"j\", \"s\") FROM 's3://b/k''.manifest' IAM_ROLE 'arn:x' \
+             FORMAT CSV NULL AS '\\N' TIMEFORMAT 'auto'"
+        );
+        let ddl = create_table(&rs, &t);
+        assert_eq!(ddl[0], "CREATE SCHEMA IF NOT EXISTS \"Ops\"");
+        assert!(
+            ddl[1].starts_with("CREATE TABLE IF NOT EXISTS \"Ops\".\"t\" (")
+        );
+        assert!(ddl[1].contains("\"say \"\"hi\"\"\" varchar(65535)"));
+        assert!(ddl[1].contains("\"j\" super"));
+        assert!(ddl[1].contains("\"f\" float8"));
+        assert!(ddl[1].contains("\"s\" varchar(10)"));
+    }
+
+    #[test]
+    fn dedup_statements() {
+        let t = TableName::new(Some("s"), "T").unwrap();
+        assert_eq!(
+            dedup::create_stage(&t, "\"a\""),
+            "CREATE TEMP TABLE \"cwl_copy_stage\" ON COMMIT DROP AS SELECT \
+             \"a\" FROM \"s\".\"T\" WITH NO DATA"
+        );
+        assert_eq!(
+            dedup::insert_new(&t, "\"a\"", "i\"d"),
+            "INSERT INTO \"s\".\"T\" (\"a\") SELECT \"a\" FROM \
+             pg_temp.\"cwl_copy_stage\" ON CONFLICT (\"i\"\"d\") DO NOTHING"
+        );
+        assert_eq!(
+            dedup::unique_index(&t, "id"),
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"T_id_cwl_key\" ON \
+             \"s\".\"T\" (\"id\")"
+        );
+    }
+}
