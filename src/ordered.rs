@@ -56,7 +56,6 @@ impl Permits {
 /// Runs `work` on every item on `pool` (one scratch `S` per worker) and
 /// calls `consume` with each result in input order on this thread. Stops
 /// at the first error from `consume` and returns it.
-
 pub fn ordered_map<T, S, R, E>(
     pool: &rayon::ThreadPool,
     items: &[T],

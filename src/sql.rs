@@ -29,10 +29,9 @@
 //!     "rejected" bigint NOT NULL,
 //!     "batch_id" text NOT NULL,
 //!     "loaded_at" timestamptz NOT NULL DEFAULT now(),
-//!     PRIMARY KEY ("target", "key")
-//! );
-//! CREATE UNIQUE INDEX IF NOT EXISTS "cwl_copy_ledger_content"
-//!     ON "public"."cwl_copy_ledger" ("target", "content_hash");
+//!     PRIMARY KEY ("target", "key"),
+//!     UNIQUE ("target", "content_hash")
+//! )
 //! ```
 //!
 //! `target` is the table's canonical name as the server resolves it
@@ -241,8 +240,11 @@ impl LedgerTables {
     }
 
     /// `CREATE SCHEMA IF NOT EXISTS` for each schema named, then
-    /// `CREATE TABLE IF NOT EXISTS` for both tables and the ledger's
-    /// content-hash index.
+    /// `CREATE TABLE IF NOT EXISTS` for both tables. (The content-hash
+    /// index is a table constraint, not a `CREATE INDEX IF NOT EXISTS`:
+    /// that takes a lock on an existing ledger that waits for every batch
+    /// in progress, so a loader starting would stall behind another's
+    /// batch.)
     #[must_use]
     pub fn ddl(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -268,14 +270,9 @@ impl LedgerTables {
              \x20   \"rejected\" bigint NOT NULL,\n\
              \x20   \"batch_id\" text NOT NULL,\n\
              \x20   \"loaded_at\" timestamptz NOT NULL DEFAULT now(),\n\
-             \x20   PRIMARY KEY (\"target\", \"key\")\n\
+             \x20   PRIMARY KEY (\"target\", \"key\"),\n\
+             \x20   UNIQUE (\"target\", \"content_hash\")\n\
              )",
-            self.ledger
-        ));
-        out.push(format!(
-            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} \
-             (\"target\", \"content_hash\")",
-            index_name(self.ledger.name(), "content"),
             self.ledger
         ));
         out.push(format!(
@@ -449,7 +446,11 @@ fn mapper_columns(mapper: &Mapper) -> String {
 /// (`'s3://…' IAM_ROLE '…'`, built with [`quote_literal`]), to which the
 /// caller may append `MANIFEST`, `GZIP` and the like.
 #[must_use]
-pub fn copy_statement(mapper: &Mapper, table: &TableName, from: &str) -> String {
+pub fn copy_statement(
+    mapper: &Mapper,
+    table: &TableName,
+    from: &str,
+) -> String {
     format!(
         "COPY {table} ({}) FROM {from} {}",
         mapper_columns(mapper),
@@ -589,12 +590,9 @@ mod tests {
         assert!(ddl.contains("\"Ops\".\"cwl_copy_ledger\""));
         assert!(ddl.contains("\"Ops\".\"q\"\"q\""));
         assert!(ddl.contains("PRIMARY KEY (\"target\", \"key\")"));
-        assert!(ddl.contains(
-            "CREATE UNIQUE INDEX IF NOT EXISTS \"cwl_copy_ledger_content\" \
-             ON \"Ops\".\"cwl_copy_ledger\" (\"target\", \"content_hash\")"
-        ));
-        assert_eq!(t.ddl().len(), 4);
-        assert_eq!(LedgerTables::default().ddl().len(), 3);
+        assert!(ddl.contains("UNIQUE (\"target\", \"content_hash\")"));
+        assert_eq!(t.ddl().len(), 3);
+        assert_eq!(LedgerTables::default().ddl().len(), 2);
     }
 
     #[test]

@@ -216,7 +216,11 @@ async fn mapper_round_trip() {
     let client = connect().await;
     let spec = ColumnSpec::from_toml(SPEC).unwrap();
     let mapper = Mapper::new(&spec, Dialect::Postgres).unwrap();
-    client.batch_execute(&mapper.create_table_sql()).await.unwrap();
+    let table = cwl_copy::sql::TableName::new(None, mapper.table()).unwrap();
+    client
+        .batch_execute(&cwl_copy::sql::create_table(&mapper, &table).join(";"))
+        .await
+        .unwrap();
 
     let cases: Vec<(&str, Want)> = vec![
         (
@@ -325,7 +329,12 @@ async fn mapper_round_trip() {
     ));
     assert_eq!(out.len(), before);
 
-    let n = copy(&client, &mapper.copy_statement("STDIN"), out).await;
+    let n = copy(
+        &client,
+        &cwl_copy::sql::copy_statement(&mapper, &table, "STDIN"),
+        out,
+    )
+    .await;
     assert_eq!(n, cases.len() as u64);
 
     let rows = client

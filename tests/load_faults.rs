@@ -144,9 +144,14 @@ async fn load_reference(c: &Client, table: &str, e: &Expected) {
             .unwrap();
     spec.set_table(table);
     let mapper = Mapper::new(&spec, Dialect::Postgres).unwrap();
-    c.batch_execute(&mapper.create_table_sql()).await.unwrap();
+    let t = cwl_copy::sql::TableName::new(None, table).unwrap();
+    c.batch_execute(&cwl_copy::sql::create_table(&mapper, &t).join(";"))
+        .await
+        .unwrap();
     let sink = c
-        .copy_in::<_, bytes::Bytes>(&mapper.copy_statement("STDIN"))
+        .copy_in::<_, bytes::Bytes>(&cwl_copy::sql::copy_statement(
+            &mapper, &t, "STDIN",
+        ))
         .await
         .unwrap();
     let mut sink = std::pin::pin!(sink);
@@ -180,8 +185,20 @@ async fn fingerprint(c: &Client, from: &str) -> Fingerprint {
     Fingerprint { rows: r.get(0), distinct_ids: r.get(1), md5: r.get(2) }
 }
 
+/// Writes the events of the object `from` to `to` as another object, the
+/// way a redelivery does: same events, different bytes (here the gzip
+/// header's MTIME of the first member, which no decoder reads), so the
+/// ledger's content hash does not take it for a copy.
+fn redeliver(from: &Path, to: &Path) {
+    let mut bytes = std::fs::read(from).unwrap();
+    assert_eq!(&bytes[..3], b"\x1f\x8b\x08", "{} is not gzip", from.display());
+    bytes[4] ^= 0x5a;
+    std::fs::write(to, bytes).unwrap();
+}
+
+/// The ledger key of a local file: its canonical path.
 fn key(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
+    std::fs::canonicalize(p).unwrap().to_string_lossy().into_owned()
 }
 
 /// The end state every test wants: the target equals the reference `from`,
@@ -619,11 +636,11 @@ async fn block_key(server: &Server, schema: &str, key: &str) -> Client {
     c.batch_execute("BEGIN").await.unwrap();
     c.execute(
         &format!(
-            "INSERT INTO {LEDGER} (key, size, content_hash, events, \"rows\", \
-             filtered, rejected, batch_id) \
-             VALUES ($1, 0, 'blocker', 0, 0, 0, 0, 'blocker')"
+            "INSERT INTO {LEDGER} (target, key, size, content_hash, events, \
+             \"rows\", filtered, rejected, batch_id) \
+             VALUES ($2, $1, 0, 'blocker', 0, 0, 0, 0, 'blocker')"
         ),
-        &[&key],
+        &[&key, &format!("{schema}.{TABLE}")],
     )
     .await
     .unwrap();
@@ -869,7 +886,7 @@ async fn dedup_events_across_objects() {
         ("obj-010.gz", "again-010.gz"),
         ("obj-020.gz", "redelivered/obj-020.gz"),
     ] {
-        std::fs::copy(input.join(from), input.join(to)).unwrap();
+        redeliver(&input.join(from), &input.join(to));
         files.push(input.join(to));
     }
     let expected = convert(&[&input], &root.join("expected"));
@@ -961,4 +978,151 @@ async fn concurrent_loaders_load_each_object_once() {
     assert_eq!(total("rows") as i64, expected.rows);
     assert_eq!(total("rejected") as i64, expected.rejected);
     assert_end_state(&c, REF, &files, expected.rejected, 0).await;
+}
+
+// ---------------------------------------------------------------------------
+// The ledger's identity of an object (issue #9)
+// ---------------------------------------------------------------------------
+
+/// Loading the same folder into a second table loads it there too: the
+/// ledger answers "is this object in *this* table?" (it once said "10
+/// already loaded" and left the second table empty, with exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_table_gets_every_object() {
+    let (c, schema) = support::pg_schema("ledger-two-tables").await;
+    let url = support::pg_url();
+    let root = tempdir();
+    let input = root.join("in");
+    let files = write_objects(&input, 0x5EED_0009, 0, 16);
+    let expected = convert(&[&input], &root.join("expected"));
+
+    let out = root.join("first");
+    let run = run_to_completion(
+        &mut load_cmd(&url, &schema, &[], &[&input], &out),
+        &out,
+    )
+    .await;
+    assert_eq!(run.n("objects_loaded"), files.len() as u64);
+    for table in ["second", "third"] {
+        let out = root.join(table);
+        let run = run_to_completion(
+            &mut load_cmd(&url, &schema, &["--table", table], &[&input], &out),
+            &out,
+        )
+        .await;
+        assert_eq!(
+            (run.n("objects_loaded"), run.n("objects_skipped_already_loaded")),
+            (files.len() as u64, 0),
+            "{}",
+            run.summary
+        );
+        assert_eq!(run.n("rows") as i64, expected.rows);
+        let n: i64 = c
+            .query_one(&format!("SELECT count(*) FROM \"{table}\""), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, expected.rows, "rows in {table}");
+        assert!(
+            run.stderr
+                .contains(&format!("rows into {schema}.{table} (created)")),
+            "{}",
+            run.stderr
+        );
+    }
+    // Each table has its own ledger rows, under its canonical name.
+    let targets: Vec<(String, i64)> = c
+        .query(
+            &format!(
+                "SELECT target, count(*) FROM {LEDGER} GROUP BY target \
+                 ORDER BY target"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let n = files.len() as i64;
+    assert_eq!(
+        targets,
+        [
+            (format!("{schema}.{TABLE}"), n),
+            (format!("{schema}.second"), n),
+            (format!("{schema}.third"), n),
+        ]
+    );
+}
+
+/// The same folder loaded by its absolute path, then as `./in` from its
+/// parent, then with a byte-for-byte copy of one object elsewhere, loads
+/// each object once (the ledger keyed objects by the path as typed, and
+/// the rows went from 49 to 147).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_files_by_another_path_or_copied_load_once() {
+    let (c, schema) = support::pg_schema("ledger-paths").await;
+    let url = support::pg_url();
+    let root = tempdir();
+    let input = root.join("in");
+    let files = write_objects(&input, 0x5EED_000A, 0, 16);
+    let expected = convert(&[&input], &root.join("expected"));
+    load_reference(&c, REF, &expected).await;
+
+    let absolute = std::fs::canonicalize(&input).unwrap();
+    let out = root.join("absolute");
+    let run = run_to_completion(
+        &mut load_cmd(&url, &schema, &[], &[&absolute], &out),
+        &out,
+    )
+    .await;
+    assert_eq!(run.n("objects_loaded"), files.len() as u64);
+
+    // `./in` from the parent, and `in/../in/.` on top.
+    let out = root.join("relative");
+    let mut cmd = load_cmd(
+        &url,
+        &schema,
+        &[],
+        &[Path::new("./in"), Path::new("in/../in/.")],
+        &out,
+    );
+    cmd.current_dir(&root);
+    let run = run_to_completion(&mut cmd, &out).await;
+    assert_eq!(
+        (run.n("objects_loaded"), run.n("objects_skipped_already_loaded")),
+        (0, 2 * files.len() as u64),
+        "{}",
+        run.summary
+    );
+
+    // A copy under another name in another folder: recognised by its
+    // content hash, skipped as a duplicate, nothing loaded.
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(&files[3], elsewhere.join("renamed.gz")).unwrap();
+    let out = root.join("copied");
+    let run = run_to_completion(
+        &mut load_cmd(&url, &schema, &[], &[&elsewhere], &out),
+        &out,
+    )
+    .await;
+    assert_eq!(
+        (run.n("objects_loaded"), run.n("objects_skipped_duplicate")),
+        (0, 1),
+        "{}",
+        run.summary
+    );
+    assert_eq!(run.n("rows"), 0);
+    assert_end_state(&c, REF, &files, expected.rejected, 0).await;
+    // The ledger records the canonical path and the hash.
+    let r = c
+        .query_one(
+            &format!("SELECT content_hash FROM {LEDGER} WHERE key = $1"),
+            &[&key(&files[0])],
+        )
+        .await
+        .unwrap();
+    let hash: String = r.get(0);
+    assert!(hash.starts_with("sha256:") && hash.len() == 71, "{hash}");
 }

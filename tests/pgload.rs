@@ -292,7 +292,7 @@ async fn batch_loads_with_ledger() {
     // already_loaded sees them, and nothing else.
     let mut keys: Vec<String> = objs.iter().map(|o| o.key.clone()).collect();
     keys.push("not/loaded.gz".into());
-    let done = loader.already_loaded(&keys).await.unwrap();
+    let done = loader.already_loaded(&f.target, &keys).await.unwrap();
     assert_eq!(done.len(), 4);
     assert!(!done.contains("not/loaded.gz"));
 
@@ -368,6 +368,7 @@ async fn concurrent_tasks_never_both_commit_a_key() {
             .map(|o| {
                 let mut o = o.clone();
                 o.key = format!("r{round}/{}", o.key);
+                o.content_hash = format!("hash-{}", o.key);
                 let csv = String::from_utf8(o.csv.to_vec()).unwrap();
                 o.csv = Bytes::from(
                     csv.replace("\"logs/", &format!("\"r{round}/logs/")),
