@@ -14,6 +14,8 @@
 # Environment knobs:
 #   PYTHON                python interpreter for moto (default: python3)
 #   CWL_TEST_KEEP_TMP=1   keep the temp dir (data dir, server logs) on exit
+#   CWL_TEST_NO_LINT=1    skip fmt, clippy and the decoder-only build (for
+#                         a quick local loop; CI never sets it)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -165,6 +167,7 @@ export CWL_TEST_PG_DATA=$PG_DATA
 export CWL_TEST_PG_LOG=$PG_LOG
 export CWL_TEST_PG_RUNAS=$PG_RUNAS
 export CWL_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export CWL_TEST_MOTO_PYTHON=$PY
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
@@ -178,6 +181,7 @@ if [[ ${CI:-} == true ]]; then
     export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 fi
 
+if [[ ${CWL_TEST_NO_LINT:-} != 1 ]]; then
 section "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
@@ -189,6 +193,7 @@ cargo clippy --no-default-features --lib -- -D warnings
 
 section "cargo build --no-default-features --lib"
 cargo build --no-default-features --lib
+fi
 
 section "cargo test --all-targets${*:+ $*}"
 cargo test --all-targets "$@"

@@ -18,6 +18,8 @@ mod csv_pg;
 #[cfg(feature = "loader")]
 mod load_faults;
 #[cfg(feature = "loader")]
+mod loader_s3;
+#[cfg(feature = "loader")]
 mod pgload;
 #[cfg(feature = "loader")]
 mod services;

@@ -85,7 +85,8 @@ impl LoadConfig {
     pub fn new(converter: Converter) -> LoadConfig {
         LoadConfig {
             converter: Arc::new(converter),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get()),
             limits: BatchLimits::default(),
             s3_concurrency: default_s3_concurrency(),
             max_object_bytes: 8 << 30,
@@ -190,9 +191,10 @@ pub async fn list_inputs(
                     )));
                 }
                 let p = p.clone();
-                let refs = tokio::task::spawn_blocking(move || files::list(&p))
-                    .await
-                    .map_err(|e| SourceError::Usage(e.to_string()))??;
+                let refs =
+                    tokio::task::spawn_blocking(move || files::list(&p))
+                        .await
+                        .map_err(|e| SourceError::Usage(e.to_string()))??;
                 out.extend(refs);
             }
             Input::S3 { bucket, prefix } => {
@@ -288,10 +290,13 @@ pub async fn run<S: Source, T: Target>(
             .num_threads(threads)
             .thread_name(|i| format!("cwl-copy-convert-{i}"))
             .build()
-            .map_err(|e| LoadError::Worker(format!("starting threads: {e}")))?,
+            .map_err(|e| {
+                LoadError::Worker(format!("starting threads: {e}"))
+            })?,
     );
     target.prepare().await?;
-    let mut summary = LoadSummary { target: target.info(), ..Default::default() };
+    let mut summary =
+        LoadSummary { target: target.info(), ..Default::default() };
     while let Some(refs) = source.next_objects().await? {
         let s3 = source.s3().cloned();
         load_group(config, &pool, s3, refs, target, &mut summary).await?;
@@ -316,7 +321,8 @@ async fn load_group<T: Target>(
     summary.objects_seen += n;
     summary.objects_listed += n;
 
-    let keys: Vec<String> = refs.iter().map(|r| r.ledger_key.clone()).collect();
+    let keys: Vec<String> =
+        refs.iter().map(|r| r.ledger_key.clone()).collect();
     let done = target.already_loaded(&keys).await?;
     drop(keys);
     // A key twice in one listing (two inputs overlapping) is read once.
@@ -339,22 +345,23 @@ async fn load_group<T: Target>(
         return Ok(());
     }
     let todo: Arc<[ObjectRef]> = todo.into();
-    let prefetch = if todo.iter().any(|r| matches!(r.location, Location::S3 { .. })) {
-        let Some(s3) = s3 else {
-            return Err(SourceError::NoS3(todo[0].name.clone()).into());
+    let prefetch =
+        if todo.iter().any(|r| matches!(r.location, Location::S3 { .. })) {
+            let Some(s3) = s3 else {
+                return Err(SourceError::NoS3(todo[0].name.clone()).into());
+            };
+            let c = config.s3_concurrency.max(1);
+            Some(Prefetcher::start(
+                &tokio::runtime::Handle::current(),
+                s3,
+                Arc::clone(&todo),
+                c,
+                c.saturating_mul(2),
+                config.max_object_bytes,
+            ))
+        } else {
+            None
         };
-        let c = config.s3_concurrency.max(1);
-        Some(Prefetcher::start(
-            &tokio::runtime::Handle::current(),
-            s3,
-            Arc::clone(&todo),
-            c,
-            c.saturating_mul(2),
-            config.max_object_bytes,
-        ))
-    } else {
-        None
-    };
 
     // Convert on rayon in a thread of its own, in input order; a closed
     // channel (the loader failed) stops the work.
@@ -375,13 +382,23 @@ async fn load_group<T: Target>(
                 window,
                 || (ConvertScratch::new(), Vec::new()),
                 |(scratch, buf), &i| {
-                    produce(&converter, &items, i, prefetch.as_ref(), scratch, buf, &prog)
+                    produce(
+                        &converter,
+                        &items,
+                        i,
+                        prefetch.as_ref(),
+                        scratch,
+                        buf,
+                        &prog,
+                    )
                 },
                 |_, r| tx.blocking_send(r).map_err(|_| ()),
             );
             drop(prefetch);
         })
-        .map_err(|e| LoadError::Worker(format!("starting the producer: {e}")))?;
+        .map_err(|e| {
+            LoadError::Worker(format!("starting the producer: {e}"))
+        })?;
 
     let mut batcher = Batcher::new(config.limits);
     loop {
@@ -412,7 +429,8 @@ async fn load_group<T: Target>(
         commit(target, &batch, summary, progress).await?;
     }
     let _ = tokio::task::spawn_blocking(move || producer.join()).await;
-    summary.bytes_downloaded = progress.bytes_downloaded.load(Ordering::Relaxed);
+    summary.bytes_downloaded =
+        progress.bytes_downloaded.load(Ordering::Relaxed);
     Ok(())
 }
 
@@ -475,7 +493,9 @@ fn produce(
                     fetched = b;
                     &fetched
                 }
-                Fetched::Vanished => return Ok(Produced::Vanished(r.name.clone())),
+                Fetched::Vanished => {
+                    return Ok(Produced::Vanished(r.name.clone()))
+                }
             }
         }
     };

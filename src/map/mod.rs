@@ -23,7 +23,6 @@ pub(crate) mod path;
 pub(crate) mod scan;
 pub(crate) mod spec;
 
-
 use memchr::memchr;
 use simd_json::{Node, StaticNode, Tape};
 

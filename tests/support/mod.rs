@@ -16,6 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+pub mod corpus_s3;
+pub mod s3proxy;
+
 const HOW: &str = "run ./test.sh, which provisions PostgreSQL/moto and \
                    exports the CWL_TEST_* variables";
 

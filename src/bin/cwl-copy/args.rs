@@ -120,7 +120,10 @@ pub(crate) fn pool(
 
 /// The column spec at `path`, with `--table` applied; a spec that does
 /// not parse is a usage error naming the file, line and column.
-pub(crate) fn read_spec(path: &Path, table: Option<&str>) -> Result<ColumnSpec> {
+pub(crate) fn read_spec(
+    path: &Path,
+    table: Option<&str>,
+) -> Result<ColumnSpec> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading {}", path.display()))?;
     let mut spec = ColumnSpec::from_toml(&text)
@@ -264,7 +267,10 @@ impl Objects {
             #[cfg(feature = "loader")]
             Location::S3 { .. } => {
                 let Some(p) = &self.prefetch else {
-                    anyhow::bail!("internal error: no downloads for {}", r.name);
+                    anyhow::bail!(
+                        "internal error: no downloads for {}",
+                        r.name
+                    );
                 };
                 match p.take(i)? {
                     cwl_copy::load::Fetched::Data(b) => {

@@ -231,10 +231,8 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
             Ok(o)
         },
         |i, piece| -> Result<()> {
-            let (name, rel) = objects
-                .refs
-                .get(i)
-                .map_or(("", Path::new("")), |r| {
+            let (name, rel) =
+                objects.refs.get(i).map_or(("", Path::new("")), |r| {
                     (r.name.as_str(), r.relative.as_path())
                 });
             let (csv, end) = match piece {
@@ -277,8 +275,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
             };
             o.csv = csv;
             if let Some(r) = &mut rejects {
-                write_rejects(r, name, &o)
-                    .context("writing rejects")?;
+                write_rejects(r, name, &o).context("writing rejects")?;
             }
             for e in &o.errors {
                 let mut err = stderr.lock();

@@ -187,4 +187,3 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
     }
     Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
-

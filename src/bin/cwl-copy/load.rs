@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cwl_copy::load::source::s3::S3;
 use cwl_copy::load::{
-    BatchLimits, CopyTarget, LedgerTables, Listing, LoadConfig,
-    LoaderOptions, PgLoader, PgSettings, PgTarget, Progress, TableName,
+    BatchLimits, CopyTarget, LedgerTables, Listing, LoadConfig, LoaderOptions,
+    PgLoader, PgSettings, PgTarget, Progress, TableName,
 };
 use cwl_copy::{Converter, Dialect};
 
@@ -215,8 +215,10 @@ impl ProgressBar {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let p = Arc::clone(progress);
         let thread = std::thread::spawn(move || loop {
-            let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-            let todo = get(&p.bytes_listed).saturating_sub(get(&p.bytes_skipped));
+            let get =
+                |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            let todo =
+                get(&p.bytes_listed).saturating_sub(get(&p.bytes_skipped));
             bar.set_length(todo);
             bar.set_position(get(&p.bytes_converted));
             bar.set_message(format!(

@@ -16,9 +16,8 @@ use super::{Location, ObjectRef, SourceError};
 /// [`SourceError::Loop`] for a symbolic-link loop.
 pub fn list(path: &Path) -> Result<Vec<ObjectRef>, SourceError> {
     let mut out = Vec::new();
-    let walk = walkdir::WalkDir::new(path)
-        .follow_links(true)
-        .sort_by_file_name();
+    let walk =
+        walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name();
     for entry in walk {
         let entry = entry.map_err(|e| walk_error(path, e))?;
         if entry.file_type().is_dir() {
@@ -53,9 +52,9 @@ fn walk_error(root: &Path, e: walkdir::Error) -> SourceError {
         };
     }
     let path = e.path().unwrap_or(root).to_path_buf();
-    let source = e.into_io_error().unwrap_or_else(|| {
-        std::io::Error::other("directory walk failed")
-    });
+    let source = e
+        .into_io_error()
+        .unwrap_or_else(|| std::io::Error::other("directory walk failed"));
     SourceError::Io { op: "listing", path, source }
 }
 

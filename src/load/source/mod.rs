@@ -100,7 +100,9 @@ impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Input::Path(p) => write!(f, "{}", p.display()),
-            Input::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Input::S3 { bucket, prefix } => {
+                write!(f, "s3://{bucket}/{prefix}")
+            }
         }
     }
 }
@@ -115,7 +117,11 @@ impl Input {
 
 /// The ledger key of an S3 object.
 #[must_use]
-pub fn s3_ledger_key(bucket: &str, key: &str, version: Option<&str>) -> String {
+pub fn s3_ledger_key(
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> String {
     match version {
         Some(v) => format!("s3://{bucket}/{key}?versionId={v}"),
         None => format!("s3://{bucket}/{key}"),

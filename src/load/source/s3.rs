@@ -170,7 +170,8 @@ impl S3 {
                         .buffered(LIST_CONCURRENCY)
                         .try_collect()
                         .await?;
-                let mut all: Vec<Listed> = pages.into_iter().flatten().collect();
+                let mut all: Vec<Listed> =
+                    pages.into_iter().flatten().collect();
                 all.sort_by(|a, b| a.key.cmp(&b.key));
                 all.dedup_by(|a, b| a.key == b.key);
                 all

@@ -33,7 +33,9 @@ pub trait Target {
     /// Makes the target ready (ledger and quarantine tables, the target
     /// table with `--create-table`, a dedup index), and checks that the
     /// target table exists.
-    fn prepare(&mut self) -> impl Future<Output = Result<(), LoadError>> + Send;
+    fn prepare(
+        &mut self,
+    ) -> impl Future<Output = Result<(), LoadError>> + Send;
 
     /// Which of `keys` (ledger keys) the ledger holds for this target.
     fn already_loaded(
@@ -99,10 +101,14 @@ impl Target for PgTarget {
         let existed = self.loader.resolve_table(&table).await.map_err(pg)?;
         if existed.is_none() {
             if let Some(sql) = &self.create {
-                self.loader.create_table(&sql.join(";\n")).await.map_err(pg)?;
+                self.loader
+                    .create_table(&sql.join(";\n"))
+                    .await
+                    .map_err(pg)?;
             }
         }
-        let Some(name) = self.loader.resolve_table(&table).await.map_err(pg)?
+        let Some(name) =
+            self.loader.resolve_table(&table).await.map_err(pg)?
         else {
             return Err(LoadError::Config(format!(
                 "table {table} does not exist; add --create-table to create it"

@@ -1051,7 +1051,8 @@ async fn try_load(
     let mut inserted = 0u64;
     if has_data {
         if stage.is_some() {
-            let create = dedup::create_stage(&target.table, &target.column_list);
+            let create =
+                dedup::create_stage(&target.table, &target.column_list);
             tx.batch_execute(&create).await.map_err(err("create staging"))?;
         }
         let into = match &stage {
