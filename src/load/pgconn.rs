@@ -2,13 +2,16 @@
 //!
 //! [`PgSettings::resolve`] takes a conninfo string, either a URL
 //! (`postgres://user@host:5432/db?sslmode=disable`) or keyword/value pairs
-//! (`host=db port=5432 dbname=logs`), and fills what it leaves out from the
-//! environment, as libpq does (`tokio_postgres::Config` reads no
-//! environment):
+//! (`host=db port=5432 dbname=logs`), and parses it with
+//! `tokio_postgres::Config`. It then adds what libpq does and the driver
+//! does not: what the string leaves out (or leaves empty) comes from the
+//! environment, then from libpq's defaults, and the password may come from
+//! the password file. A setting given in the string wins over the
+//! environment.
 //!
 //! | setting            | conninfo key       | environment         | default                         |
 //! |--------------------|--------------------|---------------------|---------------------------------|
-//! | host(s)            | `host`             | `PGHOST`            | `localhost`                     |
+//! | host(s)            | `host`             | `PGHOST`            | the Unix socket, else `localhost` |
 //! | port(s)            | `port`             | `PGPORT`            | `5432`                          |
 //! | user               | `user`             | `PGUSER`            | `USER`, then `LOGNAME`          |
 //! | database           | `dbname`           | `PGDATABASE`        | the user name                   |
@@ -20,11 +23,28 @@
 //! | application name   | `application_name` | `PGAPPNAME`         | `cwl-copy`                      |
 //! | server options     | `options`          | `PGOPTIONS`         | none                            |
 //!
-//! Differences from libpq: an environment variable set to the empty string
-//! counts as unset; the default host is `localhost` over TCP, not the
-//! compiled-in Unix socket directory (give `host=/var/run/postgresql` for
-//! that); with several hosts, the password file entry of the first host
-//! that has one is used for all of them.
+//! With no host, the server's socket (`.s.PGSQL.<port>`) is looked for in
+//! `/var/run/postgresql`, then `/tmp`; if neither has it, the host is
+//! `localhost` over TCP. The driver's own keys `keepalives`,
+//! `keepalives_idle`, `keepalives_interval`, `keepalives_retries`,
+//! `tcp_user_timeout`, `target_session_attrs`, `channel_binding` and
+//! `load_balance_hosts` are passed to it; any other key is an error
+//! ([`ConnError::UnknownOption`]), libpq's `hostaddr` and `sslnegotiation`
+//! included.
+//!
+//! Differences from libpq:
+//!
+//! - an environment variable set to the empty string counts as unset;
+//! - libpq takes the default socket directory from its build, without
+//!   looking; the operating-system user name comes from `USER` or
+//!   `LOGNAME`, not from the password database;
+//! - in a URL, the driver gives a host without a port the port 5432, so
+//!   `PGPORT` applies to a URL only if it names no host;
+//! - in a URL, an `@` in the database name or query, and a `/` or `?` in
+//!   the user name or password, must be percent-encoded (libpq and the
+//!   driver would otherwise split the URL in the wrong place);
+//! - with several hosts, the password file entry of the first host that
+//!   has one is used for all of them.
 //!
 //! The password file follows libpq: lines `host:port:database:user:password`,
 //! `#` comments, a field that is exactly `*` matches anything, `\` escapes
@@ -47,13 +67,17 @@
 //! `Debug` of [`PgSettings`] prints `password: Some("<redacted>")`, errors
 //! about the conninfo string name keys and byte positions, never values.
 //!
-//! Resolution reads the environment and the password file with blocking
-//! calls: call it before starting the async runtime, or in
-//! `spawn_blocking`.
+//! Resolution reads the environment, the password file and the socket
+//! directories with blocking calls: call it before starting the async
+//! runtime, or in `spawn_blocking`.
 
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::Config;
 
 /// The value printed instead of a password.
 const REDACTED: &str = "<redacted>";
@@ -62,6 +86,43 @@ const REDACTED: &str = "<redacted>";
 /// the password file.
 const DEFAULT_SOCKET_DIRS: [&str; 3] =
     ["/var/run/postgresql", "/run/postgresql", "/tmp"];
+
+/// Where the server's socket is looked for when no host is given, in
+/// order.
+const SOCKET_SEARCH: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+
+/// The port when none is given.
+const DEFAULT_PORT: u16 = 5432;
+
+/// The `application_name` when none is given.
+const DEFAULT_APPLICATION_NAME: &str = "cwl-copy";
+
+/// libpq keys this module reads itself, taken out of the string before
+/// the driver parses it: the driver rejects `passfile`, `sslrootcert` and
+/// the modes `allow`, `verify-ca` and `verify-full`, and its
+/// `connect_timeout` neither raises 1 to 2 nor tells an explicit `0`
+/// (which must win over `PGCONNECT_TIMEOUT`) from none.
+const OWN_KEYS: [&str; 4] =
+    ["sslmode", "sslrootcert", "passfile", "connect_timeout"];
+
+/// Keys left to `tokio_postgres::Config`.
+const DRIVER_KEYS: [&str; 15] = [
+    "host",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "tcp_user_timeout",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
 
 /// An error in connection settings or while connecting.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +147,8 @@ pub enum ConnError {
     },
     /// No user name was given and none could be found in the environment.
     #[error(
-        "no user name: give user= in the connection string or set PGUSER"
+        "no user name: give user= in the connection string or set PGUSER \
+         (USER and LOGNAME are unset too)"
     )]
     NoUser,
     /// TLS was required (`sslmode=require`, `verify-ca` or `verify-full`)
@@ -182,6 +244,18 @@ impl PgHost {
         }
     }
 
+    fn from_driver(host: &Host) -> PgHost {
+        match host {
+            Host::Tcp(h) => PgHost::Tcp(h.clone()),
+            Host::Unix(p) => PgHost::Unix(p.clone()),
+        }
+    }
+
+    /// An empty entry of a host list, which stands for the default host.
+    fn is_empty(&self) -> bool {
+        matches!(self, PgHost::Tcp(h) if h.is_empty())
+    }
+
     /// The name libpq looks up in the password file for this host.
     fn passfile_name(&self) -> String {
         match self {
@@ -206,16 +280,6 @@ impl fmt::Display for PgHost {
     }
 }
 
-/// A password that never prints.
-#[derive(Clone, PartialEq, Eq)]
-struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
 /// Where the password came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -234,76 +298,16 @@ pub enum PasswordSource {
 ///
 /// `Display` prints a libpq-style `host=… port=… dbname=… user=…
 /// sslmode=…` line without the password; `Debug` redacts the password.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgSettings {
+    /// The complete driver configuration: hosts, ports, user, database,
+    /// password and the rest, all resolved.
+    config: Config,
+    /// The hosts, as also given to `config`.
     hosts: Vec<PgHost>,
-    ports: Vec<u16>,
-    user: String,
-    dbname: String,
-    password: Option<Secret>,
     password_source: PasswordSource,
     sslmode: SslMode,
     sslrootcert: Option<PathBuf>,
-    connect_timeout: Option<Duration>,
-    application_name: String,
-    options: Option<String>,
-}
-
-/// Raw key/value pairs from a conninfo string, later keys winning.
-#[derive(Default)]
-struct Params {
-    pairs: Vec<(&'static str, String)>,
-}
-
-/// Conninfo keys this loader understands, with their environment
-/// variables.
-const KEYS: [(&str, Option<&str>); 11] = [
-    ("host", Some("PGHOST")),
-    ("port", Some("PGPORT")),
-    ("user", Some("PGUSER")),
-    ("dbname", Some("PGDATABASE")),
-    ("password", Some("PGPASSWORD")),
-    ("passfile", Some("PGPASSFILE")),
-    ("sslmode", Some("PGSSLMODE")),
-    ("sslrootcert", Some("PGSSLROOTCERT")),
-    ("connect_timeout", Some("PGCONNECT_TIMEOUT")),
-    ("application_name", Some("PGAPPNAME")),
-    ("options", Some("PGOPTIONS")),
-];
-
-impl Params {
-    fn set(&mut self, key: &str, value: String) -> Result<(), ConnError> {
-        let Some(&(k, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
-            return Err(ConnError::UnknownOption(key.to_owned()));
-        };
-        self.pairs.retain(|(old, _)| *old != k);
-        self.pairs.push((k, value));
-        Ok(())
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
-    }
-
-    /// The conninfo value, else the (non-empty) environment variable.
-    fn get_or_env(
-        &self,
-        key: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Option<(String, Source)> {
-        if let Some(v) = self.get(key) {
-            return Some((v.to_owned(), Source::Conninfo));
-        }
-        let var =
-            KEYS.iter().find(|(k, _)| *k == key).and_then(|(_, e)| *e)?;
-        env(var).filter(|v| !v.is_empty()).map(|v| (v, Source::Env))
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Conninfo,
-    Env,
 }
 
 impl PgSettings {
@@ -335,7 +339,8 @@ impl PgSettings {
     }
 
     /// Like [`PgSettings::resolve`], with `env` standing in for the
-    /// process environment (for tests and embedding).
+    /// process environment (for tests and embedding). The password file
+    /// and the socket directories are still read from the file system.
     ///
     /// # Errors
     ///
@@ -344,28 +349,50 @@ impl PgSettings {
         conninfo: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<PgSettings, ConnError> {
-        let params = parse_conninfo(conninfo)?;
+        PgSettings::resolve_in(conninfo, env, &is_socket)
+    }
 
-        let hosts: Vec<PgHost> = match params.get_or_env("host", env) {
-            Some((h, _)) => h.split(',').map(PgHost::parse).collect(),
-            None => vec![PgHost::Tcp("localhost".to_owned())],
+    /// Like [`PgSettings::resolve_with_env`], with `socket_exists` telling
+    /// whether a server socket exists at a path.
+    fn resolve_in(
+        conninfo: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        socket_exists: &dyn Fn(&Path) -> bool,
+    ) -> Result<PgSettings, ConnError> {
+        let (rest, own) = split_conninfo(conninfo)?;
+        let given: Config = rest.parse().map_err(|e| parse_error(&e))?;
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        let pick = |given: Option<&str>, key, var_name| {
+            setting(given, key, var_name, env)
         };
-        let hosts: Vec<PgHost> = hosts
-            .into_iter()
-            .map(|h| match h {
-                PgHost::Tcp(s) if s.is_empty() => {
-                    PgHost::Tcp("localhost".to_owned())
-                }
-                h => h,
-            })
-            .collect();
-        let ports = match params.get_or_env("port", env) {
-            Some((p, src)) => p
-                .split(',')
-                .map(|one| parse_port(one, src))
-                .collect::<Result<Vec<u16>, ConnError>>()?,
-            None => vec![5432],
+
+        let ports = if given.get_ports().is_empty() {
+            match pick(None, "port", "PGPORT") {
+                Some((p, name)) => p
+                    .split(',')
+                    .map(|one| parse_port(one, name))
+                    .collect::<Result<Vec<u16>, ConnError>>()?,
+                None => vec![DEFAULT_PORT],
+            }
+        } else if given.get_ports().contains(&0) {
+            return Err(ConnError::InvalidValue {
+                key: "port".to_owned(),
+                reason: "0 is not a port number".to_owned(),
+            });
+        } else {
+            given.get_ports().to_vec()
         };
+        let mut hosts: Vec<PgHost> = if given.get_hosts().is_empty() {
+            match pick(None, "host", "PGHOST") {
+                Some((h, _)) => h.split(',').map(PgHost::parse).collect(),
+                None => Vec::new(),
+            }
+        } else {
+            given.get_hosts().iter().map(PgHost::from_driver).collect()
+        };
+        if hosts.is_empty() {
+            hosts.push(PgHost::Tcp(String::new()));
+        }
         if ports.len() != 1 && ports.len() != hosts.len() {
             return Err(ConnError::InvalidValue {
                 key: "port".to_owned(),
@@ -376,19 +403,23 @@ impl PgSettings {
                 ),
             });
         }
-        let user = match params.get_or_env("user", env) {
+        for (i, host) in hosts.iter_mut().enumerate() {
+            if host.is_empty() {
+                *host = default_host(port_of(&ports, i), socket_exists);
+            }
+        }
+
+        let user = match pick(given.get_user(), "user", "PGUSER") {
             Some((u, _)) => u,
-            None => env("USER")
-                .filter(|u| !u.is_empty())
-                .or_else(|| env("LOGNAME").filter(|u| !u.is_empty()))
+            None => ["USER", "LOGNAME"]
+                .into_iter()
+                .find_map(var)
                 .ok_or(ConnError::NoUser)?,
         };
-        let dbname = match params.get_or_env("dbname", env) {
-            Some((d, _)) => d,
-            None => user.clone(),
-        };
-        let sslmode = match params.get_or_env("sslmode", env) {
-            Some((m, src)) => SslMode::parse(&m, key_name("sslmode", src))?,
+        let dbname = pick(given.get_dbname(), "dbname", "PGDATABASE")
+            .map_or_else(|| user.clone(), |(d, _)| d);
+        let sslmode = match pick(own.get("sslmode"), "sslmode", "PGSSLMODE") {
+            Some((m, name)) => SslMode::parse(&m, name)?,
             None => SslMode::Prefer,
         };
         if matches!(
@@ -398,73 +429,89 @@ impl PgSettings {
             return Err(ConnError::TlsUnavailable(sslmode));
         }
         let sslrootcert =
-            params.get_or_env("sslrootcert", env).map(|(p, _)| p.into());
-        let connect_timeout = match params.get_or_env("connect_timeout", env) {
-            Some((t, src)) => parse_timeout(&t, src)?,
+            pick(own.get("sslrootcert"), "sslrootcert", "PGSSLROOTCERT")
+                .map(|(p, _)| PathBuf::from(p));
+        let connect_timeout = match pick(
+            own.get("connect_timeout"),
+            "connect_timeout",
+            "PGCONNECT_TIMEOUT",
+        ) {
+            Some((t, name)) => parse_timeout(&t, name)?,
             None => None,
         };
-        let application_name = params
-            .get_or_env("application_name", env)
-            .map_or_else(|| "cwl-copy".to_owned(), |(a, _)| a);
-        let options = params.get_or_env("options", env).map(|(o, _)| o);
+        let application_name = pick(
+            given.get_application_name(),
+            "application_name",
+            "PGAPPNAME",
+        )
+        .map_or_else(|| DEFAULT_APPLICATION_NAME.to_owned(), |(a, _)| a);
+        let options = pick(given.get_options(), "options", "PGOPTIONS");
 
-        let mut settings = PgSettings {
-            hosts,
-            ports,
-            user,
-            dbname,
-            password: None,
-            password_source: PasswordSource::None,
-            sslmode,
-            sslrootcert,
-            connect_timeout,
-            application_name,
-            options,
-        };
-        match params.get_or_env("password", env) {
-            Some((p, src)) => {
-                settings.password = Some(Secret(p));
-                settings.password_source = match src {
-                    Source::Conninfo => PasswordSource::Conninfo,
-                    Source::Env => PasswordSource::Env,
-                };
-            }
-            None => {
-                let passfile = match params.get_or_env("passfile", env) {
+        // The driver's own settings, as parsed; this module sets the rest.
+        let mut config = Config::new();
+        config
+            .keepalives(given.get_keepalives())
+            .keepalives_idle(given.get_keepalives_idle())
+            .target_session_attrs(given.get_target_session_attrs())
+            .channel_binding(given.get_channel_binding())
+            .load_balance_hosts(given.get_load_balance_hosts());
+        if let Some(d) = given.get_keepalives_interval() {
+            config.keepalives_interval(d);
+        }
+        if let Some(n) = given.get_keepalives_retries() {
+            config.keepalives_retries(n);
+        }
+        if let Some(&d) = given.get_tcp_user_timeout() {
+            config.tcp_user_timeout(d);
+        }
+        for h in &hosts {
+            match h {
+                PgHost::Tcp(name) => config.host(name),
+                PgHost::Unix(dir) => config.host_path(dir),
+            };
+        }
+        for p in &ports {
+            config.port(*p);
+        }
+        let password_source = if let Some(p) =
+            given.get_password().filter(|p| !p.is_empty())
+        {
+            config.password(p);
+            PasswordSource::Conninfo
+        } else if let Some(p) = var("PGPASSWORD") {
+            config.password(p);
+            PasswordSource::Env
+        } else {
+            let file =
+                match pick(own.get("passfile"), "passfile", "PGPASSFILE") {
                     Some((p, _)) => Some(PathBuf::from(p)),
-                    None => env("HOME")
-                        .filter(|h| !h.is_empty())
-                        .map(|h| Path::new(&h).join(".pgpass")),
+                    None => var("HOME").map(|h| Path::new(&h).join(".pgpass")),
                 };
-                if let Some(path) = passfile {
-                    settings.password_from_file(&path);
+            let found = file.and_then(|f| {
+                let pw =
+                    password_from_file(&f, &hosts, &ports, &dbname, &user)?;
+                Some((f, pw))
+            });
+            match found {
+                Some((f, pw)) => {
+                    config.password(pw);
+                    PasswordSource::Passfile(f)
                 }
+                None => PasswordSource::None,
             }
+        };
+        config.user(user).dbname(dbname).application_name(application_name);
+        config.ssl_mode(match sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            _ => tokio_postgres::config::SslMode::Prefer,
+        });
+        if let Some(t) = connect_timeout {
+            config.connect_timeout(t);
         }
-        Ok(settings)
-    }
-
-    /// Looks the password up in `path`, if that file exists and is private.
-    fn password_from_file(&mut self, path: &Path) {
-        let Some(file) = PassFile::load(path) else { return };
-        for (i, host) in self.hosts.iter().enumerate() {
-            let port = self
-                .ports
-                .get(i)
-                .or_else(|| self.ports.first())
-                .copied()
-                .unwrap_or(5432);
-            if let Some(pw) = file.lookup(
-                &host.passfile_name(),
-                &port.to_string(),
-                &self.dbname,
-                &self.user,
-            ) {
-                self.password = Some(Secret(pw.to_owned()));
-                self.password_source = PasswordSource::Passfile(path.into());
-                return;
-            }
+        if let Some((o, _)) = options {
+            config.options(o);
         }
+        Ok(PgSettings { config, hosts, password_source, sslmode, sslrootcert })
     }
 
     /// The hosts, in connection order.
@@ -476,19 +523,19 @@ impl PgSettings {
     /// The ports: one for all hosts, or one per host.
     #[must_use]
     pub fn ports(&self) -> &[u16] {
-        &self.ports
+        self.config.get_ports()
     }
 
     /// The user name.
     #[must_use]
     pub fn user(&self) -> &str {
-        &self.user
+        self.config.get_user().unwrap_or("")
     }
 
     /// The database name.
     #[must_use]
     pub fn dbname(&self) -> &str {
-        &self.dbname
+        self.config.get_dbname().unwrap_or("")
     }
 
     /// Whether a password was found, and where (never the password).
@@ -512,50 +559,25 @@ impl PgSettings {
     /// The connect timeout per host, if any.
     #[must_use]
     pub fn connect_timeout(&self) -> Option<Duration> {
-        self.connect_timeout
+        self.config.get_connect_timeout().copied()
     }
 
     /// The `application_name` reported to the server.
     #[must_use]
     pub fn application_name(&self) -> &str {
-        &self.application_name
+        self.config.get_application_name().unwrap_or("")
     }
 
     /// Replaces the `application_name` reported to the server.
     pub fn set_application_name(&mut self, name: impl Into<String>) {
-        self.application_name = name.into();
+        self.config.application_name(name);
     }
 
     /// The driver configuration (it holds the password; its own `Debug`
     /// redacts it).
     #[must_use]
-    pub fn to_config(&self) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        for h in &self.hosts {
-            match h {
-                PgHost::Tcp(name) => c.host(name),
-                PgHost::Unix(dir) => c.host_path(dir),
-            };
-        }
-        for p in &self.ports {
-            c.port(*p);
-        }
-        c.user(&self.user).dbname(&self.dbname);
-        c.application_name(&self.application_name);
-        if let Some(pw) = &self.password {
-            c.password(pw.0.as_bytes());
-        }
-        if let Some(t) = self.connect_timeout {
-            c.connect_timeout(t);
-        }
-        if let Some(o) = &self.options {
-            c.options(o);
-        }
-        c.ssl_mode(match self.sslmode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            _ => tokio_postgres::config::SslMode::Prefer,
-        });
-        c
+    pub fn to_config(&self) -> Config {
+        self.config.clone()
     }
 
     /// Opens a connection and spawns its driver task on the current tokio
@@ -566,7 +588,7 @@ impl PgSettings {
     /// [`ConnError::Connect`] naming the target (without password).
     pub async fn connect(&self) -> Result<tokio_postgres::Client, ConnError> {
         let (client, connection) =
-            self.to_config().connect(tokio_postgres::NoTls).await.map_err(
+            self.config.connect(tokio_postgres::NoTls).await.map_err(
                 |source| ConnError::Connect {
                     target: self.to_string(),
                     source,
@@ -592,7 +614,7 @@ impl fmt::Display for PgSettings {
             write!(f, "{h}")?;
         }
         f.write_str(" port=")?;
-        for (i, p) in self.ports.iter().enumerate() {
+        for (i, p) in self.ports().iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
@@ -601,8 +623,29 @@ impl fmt::Display for PgSettings {
         write!(
             f,
             " dbname={} user={} sslmode={}",
-            self.dbname, self.user, self.sslmode
+            self.dbname(),
+            self.user(),
+            self.sslmode
         )
+    }
+}
+
+impl fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        f.debug_struct("PgSettings")
+            .field("hosts", &self.hosts)
+            .field("ports", &c.get_ports())
+            .field("user", &self.user())
+            .field("dbname", &self.dbname())
+            .field("password", &c.get_password().map(|_| REDACTED))
+            .field("password_source", &self.password_source)
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("connect_timeout", &c.get_connect_timeout())
+            .field("application_name", &self.application_name())
+            .field("options", &c.get_options())
+            .finish_non_exhaustive()
     }
 }
 
@@ -634,21 +677,77 @@ pub(crate) fn driver_detail(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn key_name(key: &'static str, src: Source) -> &'static str {
-    if src == Source::Conninfo {
-        return key;
+/// The string's value for `key` if given and not empty, else the
+/// environment variable `var` if set and not empty, with the name to blame
+/// for a bad value.
+fn setting(
+    given: Option<&str>,
+    key: &'static str,
+    var: &'static str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, &'static str)> {
+    match given.filter(|v| !v.is_empty()) {
+        Some(v) => Some((v.to_owned(), key)),
+        None => env(var).filter(|v| !v.is_empty()).map(|v| (v, var)),
     }
-    KEYS.iter().find(|(k, _)| *k == key).and_then(|(_, e)| *e).unwrap_or(key)
 }
 
-fn parse_port(s: &str, src: Source) -> Result<u16, ConnError> {
+/// The port of the `i`th host: its own, or the one port for all.
+fn port_of(ports: &[u16], i: usize) -> u16 {
+    ports.get(i).or_else(|| ports.first()).copied().unwrap_or(DEFAULT_PORT)
+}
+
+/// libpq's default host: the first of [`SOCKET_SEARCH`] holding the
+/// server's socket for `port`, else `localhost` over TCP.
+fn default_host(port: u16, socket_exists: &dyn Fn(&Path) -> bool) -> PgHost {
+    let socket = format!(".s.PGSQL.{port}");
+    SOCKET_SEARCH
+        .iter()
+        .map(Path::new)
+        .find(|dir| socket_exists(&dir.join(&socket)))
+        .map_or_else(
+            || PgHost::Tcp("localhost".to_owned()),
+            |dir| PgHost::Unix(dir.to_path_buf()),
+        )
+}
+
+/// Whether `path` is a Unix socket.
+#[cfg(unix)]
+fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// Whether `path` is a Unix socket: never, on this platform.
+#[cfg(not(unix))]
+fn is_socket(_path: &Path) -> bool {
+    false
+}
+
+/// The password for the first of `hosts` that has an entry in the password
+/// file at `path`, if that file exists and is private.
+fn password_from_file(
+    path: &Path,
+    hosts: &[PgHost],
+    ports: &[u16],
+    dbname: &str,
+    user: &str,
+) -> Option<String> {
+    let file = PassFile::load(path)?;
+    hosts.iter().enumerate().find_map(|(i, host)| {
+        let port = port_of(ports, i).to_string();
+        file.lookup(&host.passfile_name(), &port, dbname, user)
+    })
+}
+
+fn parse_port(s: &str, key: &str) -> Result<u16, ConnError> {
     if s.is_empty() {
-        return Ok(5432);
+        return Ok(DEFAULT_PORT);
     }
     match s.parse::<u16>() {
         Ok(p) if p != 0 => Ok(p),
         _ => Err(ConnError::InvalidValue {
-            key: key_name("port", src).to_owned(),
+            key: key.to_owned(),
             reason: format!("\"{s}\" is not a port number"),
         }),
     }
@@ -656,9 +755,9 @@ fn parse_port(s: &str, src: Source) -> Result<u16, ConnError> {
 
 /// libpq: an integer number of seconds; 0 or negative means no timeout,
 /// and 1 is raised to 2.
-fn parse_timeout(s: &str, src: Source) -> Result<Option<Duration>, ConnError> {
+fn parse_timeout(s: &str, key: &str) -> Result<Option<Duration>, ConnError> {
     let secs: i64 = s.trim().parse().map_err(|_| ConnError::InvalidValue {
-        key: key_name("connect_timeout", src).to_owned(),
+        key: key.to_owned(),
         reason: format!("\"{s}\" is not an integer number of seconds"),
     })?;
     Ok(match u64::try_from(secs) {
@@ -668,155 +767,201 @@ fn parse_timeout(s: &str, src: Source) -> Result<Option<Duration>, ConnError> {
     })
 }
 
-/// Parses a conninfo string into key/value pairs.
-fn parse_conninfo(s: &str) -> Result<Params, ConnError> {
-    if let Some(rest) = s
-        .strip_prefix("postgresql://")
-        .or_else(|| s.strip_prefix("postgres://"))
-    {
-        parse_url(rest)
+/// A `tokio_postgres::Config` parse error. Its messages name keys and byte
+/// positions; the character some quote after "but got" is cut off, in case
+/// it is part of a password.
+fn parse_error(e: &tokio_postgres::Error) -> ConnError {
+    let mut cause = std::error::Error::source(e)
+        .map_or_else(|| e.to_string(), ToString::to_string);
+    if let Some(i) = cause.find(" but got") {
+        cause.truncate(i);
+    }
+    ConnError::Syntax(cause)
+}
+
+/// The values the string gives for [`OWN_KEYS`], the last one winning.
+#[derive(Default)]
+struct Own(Vec<(&'static str, String)>);
+
+impl Own {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `Some` of a key this module reads itself, `None` for one the driver
+/// reads, an error for any other.
+fn own_key(key: &str) -> Result<Option<&'static str>, ConnError> {
+    if let Some(k) = OWN_KEYS.iter().find(|k| **k == key) {
+        return Ok(Some(k));
+    }
+    if DRIVER_KEYS.contains(&key) {
+        Ok(None)
     } else {
-        parse_keywords(s)
+        Err(ConnError::UnknownOption(key.to_owned()))
     }
 }
 
-/// Keyword/value pairs: `key = value`, values optionally single-quoted,
-/// `\` escaping the next character.
-fn parse_keywords(s: &str) -> Result<Params, ConnError> {
-    let mut params = Params::default();
-    let mut chars = s.char_indices().peekable();
-    loop {
-        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
-        let Some(&(start, _)) = chars.peek() else { break };
-        let mut key = String::new();
-        while let Some((_, c)) =
-            chars.next_if(|(_, c)| *c != '=' && !c.is_whitespace())
-        {
-            key.push(c);
-        }
-        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
-        if chars.next_if(|(_, c)| *c == '=').is_none() {
-            return Err(ConnError::Syntax(format!(
-                "missing \"=\" after the word at byte {start}"
-            )));
-        }
-        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if(|(_, c)| *c == '\'').is_some() {
-            let mut closed = false;
-            while let Some((_, c)) = chars.next() {
-                match c {
-                    '\\' => match chars.next() {
-                        Some((_, e)) => value.push(e),
-                        None => break,
-                    },
-                    '\'' => {
-                        closed = true;
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            if !closed {
-                return Err(ConnError::Syntax(format!(
-                    "unterminated quoted value for \"{key}\""
-                )));
-            }
-        } else {
-            while let Some((_, c)) = chars.next_if(|(_, c)| !c.is_whitespace())
-            {
-                if c == '\\' {
-                    if let Some((_, e)) = chars.next() {
-                        value.push(e);
-                    }
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        params.set(&key, value)?;
+/// Checks every key of `conninfo` and takes the [`OWN_KEYS`] out of it,
+/// giving what is left for the driver to parse, and their values.
+fn split_conninfo(conninfo: &str) -> Result<(String, Own), ConnError> {
+    match ["postgresql://", "postgres://"]
+        .into_iter()
+        .find(|scheme| conninfo.starts_with(scheme))
+    {
+        Some(scheme) => split_url(conninfo, scheme.len()),
+        None => split_keywords(conninfo),
     }
-    Ok(params)
 }
 
-/// `[user[:password]@][host[:port][,…]][/dbname][?key=value&…]`, after the
-/// scheme.
-fn parse_url(rest: &str) -> Result<Params, ConnError> {
-    let mut params = Params::default();
-    let (main, query) = match rest.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (rest, None),
-    };
-    let (netloc, path) = match main.find('/') {
-        Some(i) => (&main[..i], Some(&main[i + 1..])),
-        None => (main, None),
-    };
-    let hostlist = match netloc.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (userinfo, None),
-            };
-            if !user.is_empty() {
-                params.set("user", percent_decode(user, "user name")?)?;
-            }
-            if let Some(p) = password {
-                params.set("password", percent_decode(p, "password")?)?;
-            }
-            hosts
+/// [`split_conninfo`] for a URL whose scheme is `scheme_len` bytes long.
+/// Only the query can hold [`OWN_KEYS`].
+fn split_url(s: &str, scheme_len: usize) -> Result<(String, Own), ConnError> {
+    let body = s.get(scheme_len..).unwrap_or("");
+    // The driver ends the user info at the first `@`, wherever it is;
+    // libpq at the first `@` before a `/`. Refuse what they would split
+    // differently, or at an `@` that belongs to the password.
+    let mut query_from = scheme_len;
+    if let Some(at) = body.find('@') {
+        let (userinfo, after) = body.split_at(at);
+        let after = after.get(1..).unwrap_or("");
+        let hosts = after.split(['/', '?']).next().unwrap_or("");
+        if userinfo.contains(['/', '?']) || hosts.contains('@') {
+            return Err(ConnError::Syntax(
+                "ambiguous \"@\" in the URL: percent-encode \"@\", \"/\" and \
+                 \"?\" in the user name and password, and \"@\" in the \
+                 database name and query (%40, %2F, %3F)"
+                    .to_owned(),
+            ));
         }
-        None => netloc,
-    };
-    if !hostlist.is_empty() {
-        let mut hosts = Vec::new();
-        let mut ports = Vec::new();
-        for spec in hostlist.split(',') {
-            let (host, port) =
-                if let Some(v6) = spec.strip_prefix('[') {
-                    let Some((addr, after)) = v6.split_once(']') else {
-                        return Err(ConnError::Syntax(
-                            "unmatched \"[\" in an IPv6 host in the URL"
-                                .to_owned(),
-                        ));
-                    };
-                    match after.strip_prefix(':') {
-                        Some(p) => (addr, p),
-                        None if after.is_empty() => (addr, ""),
-                        None => return Err(ConnError::Syntax(
-                            "unexpected text after an IPv6 host in the URL"
-                                .to_owned(),
-                        )),
-                    }
-                } else {
-                    spec.split_once(':').unwrap_or((spec, ""))
-                };
-            hosts.push(percent_decode(host, "host")?);
-            ports.push(percent_decode(port, "port")?);
-        }
-        if hosts.iter().any(|h| !h.is_empty()) {
-            params.set("host", hosts.join(","))?;
-        }
-        if ports.iter().any(|p| !p.is_empty()) {
-            params.set("port", ports.join(","))?;
-        }
+        query_from += at + 1;
     }
-    if let Some(db) = path.filter(|p| !p.is_empty()) {
-        params.set("dbname", percent_decode(db, "database name")?)?;
-    }
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        if pair.is_empty() {
-            continue;
-        }
+    let mut own = Own::default();
+    let Some(q) = s.get(query_from..).and_then(|rest| rest.find('?')) else {
+        return Ok((s.to_owned(), own));
+    };
+    let (head, query) = s.split_at(query_from + q + 1);
+    let mut rest = head.to_owned();
+    let mut kept = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
         let Some((k, v)) = pair.split_once('=') else {
             return Err(ConnError::Syntax(
                 "a URL query parameter has no \"=\"".to_owned(),
             ));
         };
-        let k = percent_decode(k, "query key")?;
-        let v = percent_decode(v, "query value")?;
-        params.set(&k, v)?;
+        match own_key(&percent_decode(k, "query key")?)? {
+            Some(key) => own.0.push((key, percent_decode(v, "query value")?)),
+            None => {
+                if kept > 0 {
+                    rest.push('&');
+                }
+                rest.push_str(pair);
+                kept += 1;
+            }
+        }
     }
-    Ok(params)
+    Ok((rest, own))
+}
+
+/// [`split_conninfo`] for keyword/value pairs.
+fn split_keywords(s: &str) -> Result<(String, Own), ConnError> {
+    let mut own = Own::default();
+    let mut rest = String::with_capacity(s.len());
+    let mut copied = 0;
+    for pair in keyword_pairs(s)? {
+        if let Some(key) = own_key(pair.key)? {
+            rest.push_str(s.get(copied..pair.span.start).unwrap_or(""));
+            copied = pair.span.end;
+            own.0.push((key, unescape(pair.value)));
+        }
+    }
+    rest.push_str(s.get(copied..).unwrap_or(""));
+    Ok((rest, own))
+}
+
+/// One `key = value` of a keyword/value string.
+struct Pair<'a> {
+    /// Where the pair is in the string, from its key to the end of its
+    /// value.
+    span: Range<usize>,
+    key: &'a str,
+    /// The value without its quotes, escapes still in.
+    value: &'a str,
+}
+
+/// The pairs of a keyword/value string, in the grammar of libpq and of
+/// `tokio_postgres::Config`: `key = value`, separated by white space,
+/// values either single-quoted or running to the next white space, with
+/// `\` making the next character literal. Errors name byte positions and
+/// keys, never values.
+fn keyword_pairs(s: &str) -> Result<Vec<Pair<'_>>, ConnError> {
+    let syntax = |m: String| Err(ConnError::Syntax(m));
+    let mut pairs = Vec::new();
+    let mut rest = s.trim_start();
+    while !rest.is_empty() {
+        let start = s.len() - rest.len();
+        let (key, after) = rest.split_at(
+            rest.find(|c: char| c == '=' || c.is_whitespace())
+                .unwrap_or(rest.len()),
+        );
+        if key.is_empty() {
+            return syntax(format!("expected a keyword at byte {start}"));
+        }
+        let Some(after) = after.trim_start().strip_prefix('=') else {
+            return syntax(format!(
+                "missing \"=\" after the word at byte {start}"
+            ));
+        };
+        let after = after.trim_start();
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('\'') {
+            let Some(end) = unescaped(quoted, |c| c == '\'') else {
+                return syntax(format!(
+                    "unterminated quoted value for \"{key}\""
+                ));
+            };
+            // `end` is the closing quote, one byte long.
+            (&quoted[..end], &quoted[end + 1..])
+        } else {
+            let end = unescaped(after, char::is_whitespace);
+            let (value, tail) = after.split_at(end.unwrap_or(after.len()));
+            // Empty once unescaped: nothing, or a lone trailing `\`.
+            if value.is_empty() || value == "\\" {
+                return syntax(format!("missing value for \"{key}\""));
+            }
+            (value, tail)
+        };
+        pairs.push(Pair { span: start..s.len() - tail.len(), key, value });
+        rest = tail.trim_start();
+    }
+    Ok(pairs)
+}
+
+/// The byte offset of the first character of `s` matching `end` that no
+/// `\` escapes.
+fn unescaped(s: &str, end: impl Fn(char) -> bool) -> Option<usize> {
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\\' {
+            chars.next();
+        } else if end(c) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// A value with its `\` escapes removed.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.extend(chars.next());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Decodes `%XX` escapes; `what` names the part for the error message
@@ -833,6 +978,9 @@ fn percent_decode(s: &str, what: &str) -> Result<String, ConnError> {
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return Err(bad());
+            }
             let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
             i += 3;
@@ -994,6 +1142,15 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// Resolves with `env` and no server socket anywhere, so that the
+    /// default host is `localhost` whatever runs on this machine.
+    fn resolve(
+        conninfo: &str,
+        env: &[(&str, &str)],
+    ) -> Result<PgSettings, ConnError> {
+        PgSettings::resolve_in(conninfo, &env_of(env), &|_| false)
+    }
+
     #[test]
     fn pgpass_exact_match_and_first_wins() {
         let f = PassFile::parse(
@@ -1058,46 +1215,63 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pgpass");
-        std::fs::write(&path, "*:*:*:*:secret\n").unwrap();
+        std::fs::write(&path, "*:*:*:*:secret\nh2:*:*:*:second\n").unwrap();
+        let mode = |m| {
+            std::fs::set_permissions(
+                &path,
+                std::fs::Permissions::from_mode(m),
+            )
+            .unwrap();
+        };
 
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode(0o644),
-        )
-        .unwrap();
+        mode(0o644);
         assert!(PassFile::load(&path).is_none(), "world-readable is ignored");
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode(0o640),
-        )
-        .unwrap();
+        mode(0o640);
         assert!(PassFile::load(&path).is_none(), "group-readable is ignored");
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
+        mode(0o600);
         let f = PassFile::load(&path).unwrap();
         assert_eq!(f.lookup("h", "1", "d", "u").as_deref(), Some("secret"));
         assert!(PassFile::load(&dir).is_none(), "a directory is ignored");
         assert!(PassFile::load(&dir.join("missing")).is_none());
 
         // Through resolve: PGPASSFILE, then the settings use it.
-        let env =
-            env_of(&[("PGPASSFILE", path.to_str().unwrap()), ("PGUSER", "u")]);
-        let s = PgSettings::resolve_with_env("host=h", &env).unwrap();
+        let file = path.to_str().unwrap();
+        let env = [("PGPASSFILE", file), ("PGUSER", "u")];
+        let s = resolve("host=h", &env).unwrap();
         assert_eq!(
             s.password_source(),
             &PasswordSource::Passfile(path.clone())
         );
         assert_eq!(s.to_config().get_password(), Some(&b"secret"[..]));
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode(0o604),
-        )
-        .unwrap();
-        let s = PgSettings::resolve_with_env("host=h", &env).unwrap();
+        // passfile= in the string wins over PGPASSFILE, in both forms.
+        let env = [("PGPASSFILE", "/nonexistent"), ("PGUSER", "u")];
+        let quoted = file.replace('\\', "\\\\").replace('\'', "\\'");
+        let s = resolve(&format!("host=h passfile='{quoted}'"), &env).unwrap();
+        assert_eq!(s.to_config().get_password(), Some(&b"secret"[..]));
+        let s =
+            resolve(&format!("postgres://h?passfile={file}"), &env).unwrap();
+        assert_eq!(
+            s.password_source(),
+            &PasswordSource::Passfile(path.clone())
+        );
+        // A password in the string or PGPASSWORD wins over the file.
+        let env = [("PGPASSFILE", file), ("PGUSER", "u")];
+        let s = resolve("host=h password=given", &env).unwrap();
+        assert_eq!(s.password_source(), &PasswordSource::Conninfo);
+        let env = [("PGPASSFILE", file), ("PGUSER", "u"), ("PGPASSWORD", "e")];
+        let s = resolve("host=h", &env).unwrap();
+        assert_eq!(s.password_source(), &PasswordSource::Env);
+        assert_eq!(s.to_config().get_password(), Some(&b"e"[..]));
+
+        mode(0o604);
+        let env = [("PGPASSFILE", file), ("PGUSER", "u")];
+        let s = resolve("host=h", &env).unwrap();
         assert_eq!(s.password_source(), &PasswordSource::None);
+        assert_eq!(s.to_config().get_password(), None);
+        // The real resolve_with_env reads the same file.
+        mode(0o600);
+        let s = PgSettings::resolve_with_env("host=h", &env_of(&env)).unwrap();
+        assert_eq!(s.to_config().get_password(), Some(&b"secret"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1112,11 +1286,10 @@ mod tests {
 
     #[test]
     fn url_form() {
-        let env = env_of(&[]);
-        let s = PgSettings::resolve_with_env(
+        let s = resolve(
             "postgresql://lo%40der:p%3Ass@db1:6543,[::1]:6544/my%20db\
              ?sslmode=disable&application_name=x&connect_timeout=7",
-            &env,
+            &[],
         )
         .unwrap();
         assert_eq!(s.user(), "lo@der");
@@ -1131,22 +1304,74 @@ mod tests {
         assert_eq!(s.connect_timeout(), Some(Duration::from_secs(7)));
         assert_eq!(s.password_source(), &PasswordSource::Conninfo);
         assert_eq!(s.to_config().get_password(), Some(&b"p:ss"[..]));
+        assert_eq!(
+            s.to_config().get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
         // Unix socket through the query.
-        let s = PgSettings::resolve_with_env(
-            "postgres://u@/d?host=%2Fvar%2Frun%2Fpostgresql",
-            &env,
+        let s = resolve("postgres://u@/d?host=%2Fvar%2Frun%2Fpostgresql", &[])
+            .unwrap();
+        assert_eq!(s.hosts(), &[PgHost::Unix("/var/run/postgresql".into())]);
+        // libpq keys the driver lacks, among the driver's own.
+        let s = resolve(
+            "postgres://u@h/d?keepalives=0&sslmode=allow&&\
+             sslrootcert=%2Fca.pem&application_name=a",
+            &[],
         )
         .unwrap();
-        assert_eq!(s.hosts(), &[PgHost::Unix("/var/run/postgresql".into())]);
+        assert_eq!(s.sslmode(), SslMode::Allow);
+        assert_eq!(s.sslrootcert(), Some(Path::new("/ca.pem")));
+        assert_eq!(s.application_name(), "a");
+        assert!(!s.to_config().get_keepalives());
+        // An empty user name counts as none.
+        let s =
+            resolve("postgres://:pw@h/d", &[("PGUSER", "envuser")]).unwrap();
+        assert_eq!(s.user(), "envuser");
+        assert_eq!(s.password_source(), &PasswordSource::Conninfo);
+
+        for bad in [
+            "postgres://h/d?bogus=1",
+            "postgres://h/d?hostaddr=127.0.0.1",
+            "postgres://h/d?sslmode",
+            "postgres://h/d?sslrootcert=%zz",
+            "postgres://h:x/d",
+            "postgres://[::1/d",
+        ] {
+            assert!(resolve(bad, &[("USER", "u")]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn url_at_signs_must_be_unambiguous() {
+        // The driver would take "Zz@h" for the host, or the path and the
+        // query for the user name.
+        for bad in [
+            "postgres://u:pQ@Zz@h/d",
+            "postgres://h/d?application_name=a@Zz",
+            "postgres://h/d@Zz",
+            "postgres://u:pQ/Zz@h/d",
+            "postgres://u:pQ?Zz@h/d",
+        ] {
+            let e = resolve(bad, &[("USER", "u")]).unwrap_err();
+            assert!(matches!(e, ConnError::Syntax(_)), "{bad}: {e}");
+            assert!(!e.to_string().contains("Zz"), "{e}");
+        }
+        // Encoded, and after the user info, they are fine.
+        let s = resolve(
+            "postgres://u:p%40ss%2Fw@h/d%40b?application_name=a@b",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.to_config().get_password(), Some(&b"p@ss/w"[..]));
+        assert_eq!((s.dbname(), s.application_name()), ("d@b", "a@b"));
     }
 
     #[test]
     fn keyword_form() {
-        let env = env_of(&[]);
-        let s = PgSettings::resolve_with_env(
+        let s = resolve(
             "host = h1,h2 port=5433  user='o\\'neil' dbname='a b' \
              password=x\\ y options='-c search_path=s'",
-            &env,
+            &[],
         )
         .unwrap();
         assert_eq!(s.user(), "o'neil");
@@ -1156,21 +1381,71 @@ mod tests {
         assert_eq!(s.to_config().get_password(), Some(&b"x y"[..]));
         assert_eq!(s.to_config().get_options(), Some("-c search_path=s"));
 
-        for bad in ["host", "host=h bogus=1", "user='unterminated", "port=x"] {
-            assert!(PgSettings::resolve_with_env(bad, &env).is_err(), "{bad}");
+        // Own keys are cut out wherever they are, quoted or not, and a
+        // quoted value may end right before the next key.
+        let s = resolve(
+            "sslmode='allow'user=u connect_timeout=9 \
+             sslrootcert='/a b\\'c' dbname=d tcp_user_timeout=3",
+            &[],
+        )
+        .unwrap();
+        assert_eq!((s.user(), s.dbname()), ("u", "d"));
+        assert_eq!(s.sslmode(), SslMode::Allow);
+        assert_eq!(s.connect_timeout(), Some(Duration::from_secs(9)));
+        assert_eq!(s.sslrootcert(), Some(Path::new("/a b'c")));
+        assert_eq!(
+            s.to_config().get_tcp_user_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+        // A value that looks like a pair is still a value; later keys win.
+        let s = resolve(
+            "user=u password='sslmode=verify-full' sslmode=require \
+             sslmode=disable",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.sslmode(), SslMode::Disable);
+        assert_eq!(
+            s.to_config().get_password(),
+            Some(&b"sslmode=verify-full"[..])
+        );
+
+        for bad in [
+            "host",
+            "host=h bogus=1",
+            "user='unterminated",
+            "user='",
+            "user='\\'",
+            "user=",
+            "user=\\",
+            "port=x",
+            "port=0",
+            "host=",
+            "host=h =x",
+            "connect_timeout=soon",
+            "user=u sslmode=bogus",
+        ] {
+            assert!(resolve(bad, &[("USER", "u")]).is_err(), "{bad}");
+        }
+        for unsupported in ["hots", "hostaddr", "sslnegotiation"] {
+            assert!(matches!(
+                resolve(&format!("{unsupported}=h"), &[]),
+                Err(ConnError::UnknownOption(k)) if k == unsupported
+            ));
         }
         assert!(matches!(
-            PgSettings::resolve_with_env("hots=h", &env),
-            Err(ConnError::UnknownOption(k)) if k == "hots"
+            resolve("host=a,b,c port=1,2", &[("USER", "u")]),
+            Err(ConnError::InvalidValue { key, .. }) if key == "port"
         ));
-        assert!(
-            PgSettings::resolve_with_env("host=a,b,c port=1,2", &env).is_err()
-        );
+        assert!(matches!(
+            resolve("sslmode=bogus", &[("USER", "u")]),
+            Err(ConnError::InvalidValue { key, .. }) if key == "sslmode"
+        ));
     }
 
     #[test]
     fn environment_fills_gaps_and_conninfo_wins() {
-        let env = env_of(&[
+        let env = [
             ("PGHOST", "envhost"),
             ("PGPORT", "6000"),
             ("PGUSER", "envuser"),
@@ -1179,8 +1454,10 @@ mod tests {
             ("PGSSLMODE", "disable"),
             ("PGCONNECT_TIMEOUT", "1"),
             ("PGAPPNAME", "envapp"),
-        ]);
-        let s = PgSettings::resolve_with_env("", &env).unwrap();
+            ("PGOPTIONS", "-c x=1"),
+            ("PGSSLROOTCERT", "/env.pem"),
+        ];
+        let s = resolve("", &env).unwrap();
         assert_eq!(s.hosts(), &[PgHost::Tcp("envhost".into())]);
         assert_eq!(s.ports(), &[6000]);
         assert_eq!((s.user(), s.dbname()), ("envuser", "envdb"));
@@ -1188,72 +1465,194 @@ mod tests {
         assert_eq!(s.sslmode(), SslMode::Disable);
         assert_eq!(s.connect_timeout(), Some(Duration::from_secs(2)));
         assert_eq!(s.application_name(), "envapp");
+        assert_eq!(s.to_config().get_options(), Some("-c x=1"));
+        assert_eq!(s.sslrootcert(), Some(Path::new("/env.pem")));
 
-        let s = PgSettings::resolve_with_env(
-            "postgres://u:pw@h:1/d?sslmode=prefer",
-            &env,
-        )
-        .unwrap();
+        let s = resolve("postgres://u:pw@h:1/d?sslmode=prefer", &env).unwrap();
         assert_eq!(s.hosts(), &[PgHost::Tcp("h".into())]);
+        assert_eq!(s.ports(), &[1]);
         assert_eq!((s.user(), s.dbname()), ("u", "d"));
         assert_eq!(s.password_source(), &PasswordSource::Conninfo);
         assert_eq!(s.sslmode(), SslMode::Prefer);
+        // The driver gives a URL host without a port 5432; PGPORT applies
+        // only to a URL without hosts.
+        assert_eq!(resolve("postgres://h/d", &env).unwrap().ports(), &[5432]);
+        let s = resolve("postgres:///d", &env).unwrap();
+        assert_eq!(s.hosts(), &[PgHost::Tcp("envhost".into())]);
+        assert_eq!(s.ports(), &[6000]);
 
-        // Defaults: user from USER, dbname = user, localhost:5432.
-        let s = PgSettings::resolve_with_env("", &env_of(&[("USER", "me")]))
+        // An explicit 0 (no timeout) wins over PGCONNECT_TIMEOUT; 1 is 2.
+        let s = resolve("connect_timeout=0", &env).unwrap();
+        assert_eq!(s.connect_timeout(), None);
+        let s = resolve("postgres://h?connect_timeout=1", &[("USER", "u")])
             .unwrap();
-        assert_eq!((s.user(), s.dbname()), ("me", "me"));
-        assert_eq!(
-            s.to_string(),
-            "host=localhost port=5432 dbname=me \
-                                   user=me sslmode=prefer"
-        );
-        assert!(matches!(
-            PgSettings::resolve_with_env("", &env_of(&[])),
-            Err(ConnError::NoUser)
-        ));
-        assert!(matches!(
-            PgSettings::resolve_with_env("", &env_of(&[("PGSSLMODE", "nope"), ("USER", "u")])),
-            Err(ConnError::InvalidValue { key, .. }) if key == "PGSSLMODE"
-        ));
+        assert_eq!(s.connect_timeout(), Some(Duration::from_secs(2)));
+        // Empty values in the string count as unset.
+        let s =
+            resolve("user='' dbname='' application_name=''", &env).unwrap();
+        assert_eq!((s.user(), s.dbname()), ("envuser", "envdb"));
+        assert_eq!(s.application_name(), "envapp");
+
+        // Errors blame the environment variable.
+        for (var, value) in [
+            ("PGSSLMODE", "nope"),
+            ("PGPORT", "99999"),
+            ("PGCONNECT_TIMEOUT", "x"),
+        ] {
+            assert!(matches!(
+                resolve("", &[(var, value), ("USER", "u")]),
+                Err(ConnError::InvalidValue { key, .. }) if key == var
+            ));
+        }
     }
 
     #[test]
+    fn libpq_defaults() {
+        // User from USER, then LOGNAME; dbname = user; localhost:5432.
+        let s = resolve("", &[("USER", "me"), ("LOGNAME", "other")]).unwrap();
+        assert_eq!((s.user(), s.dbname()), ("me", "me"));
+        assert_eq!(
+            s.to_string(),
+            "host=localhost port=5432 dbname=me user=me sslmode=prefer"
+        );
+        assert_eq!(s.application_name(), "cwl-copy");
+        assert_eq!(s.password_source(), &PasswordSource::None);
+        let s = resolve("", &[("USER", ""), ("LOGNAME", "log")]).unwrap();
+        assert_eq!(s.user(), "log");
+        let e = resolve("", &[]).unwrap_err();
+        assert!(matches!(e, ConnError::NoUser));
+        assert!(e.to_string().contains("PGUSER"), "{e}");
+
+        // The Unix socket directory, if the server's socket is there.
+        let env = env_of(&[("USER", "me")]);
+        let sockets = |found: &'static [&'static str]| {
+            move |p: &Path| found.iter().any(|f| p == Path::new(f))
+        };
+        let with = |conninfo: &str, found| {
+            PgSettings::resolve_in(conninfo, &env, &sockets(found)).unwrap()
+        };
+        let both =
+            &["/var/run/postgresql/.s.PGSQL.5432", "/tmp/.s.PGSQL.5432"];
+        assert_eq!(
+            with("", both).hosts(),
+            &[PgHost::Unix("/var/run/postgresql".into())]
+        );
+        let tmp = &["/tmp/.s.PGSQL.5432"];
+        assert_eq!(with("", tmp).hosts(), &[PgHost::Unix("/tmp".into())]);
+        // The socket of the right port; other ports mean localhost.
+        assert_eq!(
+            with("port=6000", tmp).hosts(),
+            &[PgHost::Tcp("localhost".into())]
+        );
+        assert_eq!(
+            with("port=6000", &["/tmp/.s.PGSQL.6000"]).hosts(),
+            &[PgHost::Unix("/tmp".into())]
+        );
+        // An empty entry of a host list is the default host too.
+        assert_eq!(
+            with("host=a,,b", tmp).hosts(),
+            &[
+                PgHost::Tcp("a".into()),
+                PgHost::Unix("/tmp".into()),
+                PgHost::Tcp("b".into())
+            ]
+        );
+        assert_eq!(with("host=db", both).hosts(), &[PgHost::Tcp("db".into())]);
+    }
+
+    proptest::proptest! {
+           /// No string makes resolution panic.
+           #[test]
+           fn any_string_resolves_or_errs(
+               url in proptest::bool::ANY,
+               s in "[ a-z=',\\\\@/?%:&\\[\\]0-9]{0,40}",
+           ) {
+               let conninfo =
+                   if url { format!("postgres://{s}") } else { s.clone() };
+               let _ = resolve(&conninfo, &[("USER", "u")]);
+           }
+
+           /// The keyword scanner splits strings as the driver's parser does.
+           #[test]
+           fn keyword_scanner_agrees_with_the_driver(
+               s in "( *(user|dbname|x)? *=? *[a-z' \\\\=]{0,5})*",
+           ) {
+               let ours = keyword_pairs(&s);
+               match s.parse::<Config>() {
+                   Ok(driver) => {
+                       // The driver silently stops at a pair without a key.
+                       let Ok(pairs) = ours else {
+                           proptest::prop_assert!(s.contains('='), "{s:?}");
+                           return Ok(());
+                       };
+                       let last = |key| {
+                           pairs.iter().rev().find(|p| p.key == key)
+                               .map(|p| unescape(p.value))
+                       };
+                       let user = last("user");
+    proptest::prop_assert_eq!(user.as_deref(), driver.get_user());
+                       let dbname = last("dbname");
+    proptest::prop_assert_eq!(dbname.as_deref(), driver.get_dbname());
+                   }
+                   Err(e) => {
+                       let semantic = parse_error(&e)
+                           .to_string()
+                           .contains("unknown option");
+                       proptest::prop_assert!(
+                           semantic || ours.is_err(), "{s:?}"
+                       );
+                   }
+               }
+           }
+       }
+
+    #[test]
     fn tls_modes_that_need_tls_fail_clearly() {
-        let env = env_of(&[("USER", "u")]);
+        let env = [("USER", "u")];
         for mode in ["require", "verify-ca", "verify-full"] {
-            let e =
-                PgSettings::resolve_with_env(&format!("sslmode={mode}"), &env)
-                    .unwrap_err();
+            for conninfo in [
+                format!("sslmode={mode}"),
+                format!("postgres://h?sslmode={mode}"),
+            ] {
+                let e = resolve(&conninfo, &env).unwrap_err();
+                assert!(matches!(e, ConnError::TlsUnavailable(_)));
+                assert!(e.to_string().contains(mode), "{e}");
+            }
+            let e = resolve("", &[("PGSSLMODE", mode), ("USER", "u")])
+                .unwrap_err();
             assert!(matches!(e, ConnError::TlsUnavailable(_)));
-            assert!(e.to_string().contains(mode), "{e}");
         }
         for mode in ["disable", "allow", "prefer"] {
-            PgSettings::resolve_with_env(&format!("sslmode={mode}"), &env)
-                .unwrap();
+            resolve(&format!("sslmode={mode}"), &env).unwrap();
         }
     }
 
     #[test]
     fn password_is_redacted() {
-        let env = env_of(&[]);
         let secret = "Sup3r-Secret";
         for conninfo in [
             format!("postgres://u:{secret}@h/d"),
             format!("user=u password={secret} host=h"),
         ] {
-            let s = PgSettings::resolve_with_env(&conninfo, &env).unwrap();
+            let s = resolve(&conninfo, &[]).unwrap();
             let shown = format!("{s} {s:?} {:?}", s.to_config());
             assert!(!shown.contains(secret), "{shown}");
             assert!(shown.contains(REDACTED) || !shown.contains("password"));
         }
+        let s = resolve("", &[("USER", "u"), ("PGPASSWORD", secret)]).unwrap();
+        assert!(!format!("{s} {s:?}").contains(secret));
         // Errors about the string never echo values.
         for conninfo in [
-            format!("postgres://u:{secret}%zz@h/d"),
+            format!("postgres://u:{secret}@[h/d"),
+            format!("postgres://u%ff:{secret}@h/d"),
+            format!("postgres://u:{secret}@h:x/d"),
+            format!("postgres://u:{secret}@x@h/d"),
             format!("user=u {secret}"),
+            format!("user=u {secret} x"),
             format!("user=u password='{secret}"),
+            format!("user=u port={secret}"),
         ] {
-            let e = PgSettings::resolve_with_env(&conninfo, &env).unwrap_err();
+            let e = resolve(&conninfo, &[]).unwrap_err();
             let shown = format!("{e} {e:?}");
             assert!(!shown.contains(secret), "{shown}");
         }
