@@ -202,6 +202,7 @@ async fn batch_loads_with_ledger() {
         offset: 4096,
         kind: "deflate".into(),
         message: "corrupt deflate data".into(),
+        reason: None,
     }];
     let mut empty = object("empty.gz", 0, 0);
     empty.events = 5;

@@ -106,8 +106,11 @@ pub struct ObjectError {
     pub member: Option<u64>,
     /// Byte offset in the object as stored.
     pub offset: u64,
-    /// Machine-readable kind (e.g. `deflate`, `json`).
+    /// Machine-readable kind (e.g. `deflate`, `json`, `bad_message`).
     pub kind: String,
-    /// Human-readable detail.
+    /// Human-readable detail (for `bad_message`, the body itself).
     pub message: String,
+    /// Why, when it is not that the bytes are undecodable (the
+    /// quarantine's `reason`; `None`: `undecodable`).
+    pub reason: Option<String>,
 }

@@ -103,17 +103,43 @@ pub fn default_s3_concurrency() -> usize {
     (cpus * 4).clamp(8, 32)
 }
 
-/// Where objects come from. A source yields groups of object references;
-/// the loader skips what the ledger holds, loads the rest, and asks for
-/// the next group until there is none.
-pub trait Source {
+/// Where objects come from. A source yields groups of object references
+/// (a listing, or the objects of one receive); the loader skips what the
+/// ledger holds, loads the rest, and tells the source which objects are
+/// settled (committed, already loaded, vanished) or failed, so that a
+/// queue can delete or return its messages.
+///
+/// [`run`] calls [`Source::next_objects`] from a task of its own while it
+/// loads, so the methods take `&self`.
+pub trait Source: Send + Sync + 'static {
     /// The next objects, in the order to load them; `None` at the end.
     fn next_objects(
-        &mut self,
+        &self,
     ) -> impl Future<Output = Result<Option<Vec<ObjectRef>>, LoadError>> + Send;
 
     /// The S3 client that reads this source's S3 objects, if it has any.
     fn s3(&self) -> Option<&S3>;
+
+    /// The objects with these ledger keys are settled: committed by this
+    /// run, found in the ledger, or vanished.
+    fn settled(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), LoadError>> + Send {
+        let _ = keys;
+        async { Ok(()) }
+    }
+
+    /// A batch holding these objects failed and was rolled back.
+    fn failed(&self, keys: &[String]) -> impl Future<Output = ()> + Send {
+        let _ = keys;
+        async {}
+    }
+
+    /// Message counts, for a source of messages.
+    fn messages(&self) -> Option<super::source::sqs::MessageStats> {
+        None
+    }
 }
 
 /// Which objects an S3 INPUT lists.
@@ -129,7 +155,7 @@ pub struct ListOptions {
 /// A fixed list of objects (local paths and S3 listings): one group.
 #[derive(Debug)]
 pub struct Listing {
-    refs: Option<Vec<ObjectRef>>,
+    refs: std::sync::Mutex<Option<Vec<ObjectRef>>>,
     s3: Option<S3>,
 }
 
@@ -145,21 +171,19 @@ impl Listing {
         s3: Option<S3>,
     ) -> Result<Listing, LoadError> {
         let refs = list_inputs(inputs, options, s3.as_ref()).await?;
-        Ok(Listing { refs: Some(refs), s3 })
+        Ok(Listing::from_refs(refs, s3))
     }
 
     /// A listing of objects already known.
     #[must_use]
     pub fn from_refs(refs: Vec<ObjectRef>, s3: Option<S3>) -> Listing {
-        Listing { refs: Some(refs), s3 }
+        Listing { refs: std::sync::Mutex::new(Some(refs)), s3 }
     }
 }
 
 impl Source for Listing {
-    async fn next_objects(
-        &mut self,
-    ) -> Result<Option<Vec<ObjectRef>>, LoadError> {
-        Ok(self.refs.take())
+    async fn next_objects(&self) -> Result<Option<Vec<ObjectRef>>, LoadError> {
+        Ok(self.refs.lock().ok().and_then(|mut r| r.take()))
     }
 
     fn s3(&self) -> Option<&S3> {
@@ -241,6 +265,7 @@ pub fn object_rows(r: &ObjectRef, data: &[u8], o: ObjectOutput) -> ObjectRows {
             offset: e.location().member_offset,
             kind: e.code().to_owned(),
             message: e.to_string(),
+            reason: None,
         })
         .collect();
     let digest = sha2::Sha256::digest(data);
@@ -268,20 +293,31 @@ pub fn object_rows(r: &ObjectRef, data: &[u8], o: ObjectOutput) -> ObjectRows {
 /// What a worker made of one object.
 enum Produced {
     Rows(ObjectRows),
-    Vanished(String),
+    /// Deleted after listing: (name, ledger key).
+    Vanished(String, String),
 }
 
 /// Loads everything `source` yields into `target`, exactly once. See the
 /// module docs of [`crate::load`].
 ///
+/// One pipeline serves every group the source yields, so the objects of
+/// many small groups (SQS receives) merge into the same batches: an
+/// intake task asks the source for groups; each group's keys are checked
+/// against the ledger in bulk (and against the objects already on their
+/// way); the rest go to the converter thread, which reads and converts
+/// each group on the rayon pool in order; converted objects fill batches
+/// that the target loads one transaction at a time; and after each commit
+/// the source hears which objects are settled.
+///
 /// # Errors
 ///
 /// [`LoadError`] when listing, reading, or a batch fails for good; the
 /// batches committed before stay committed (and in the ledger), the
-/// failed one is rolled back whole.
+/// failed one is rolled back whole and its objects are reported to
+/// [`Source::failed`].
 pub async fn run<S: Source, T: Target>(
     config: &LoadConfig,
-    source: &mut S,
+    source: S,
     target: &mut T,
 ) -> Result<LoadSummary, LoadError> {
     let threads = config.threads.max(1);
@@ -297,23 +333,195 @@ pub async fn run<S: Source, T: Target>(
     target.prepare().await?;
     let mut summary =
         LoadSummary { target: target.info(), ..Default::default() };
-    while let Some(refs) = source.next_objects().await? {
-        let s3 = source.s3().cloned();
-        load_group(config, &pool, s3, refs, target, &mut summary).await?;
+    let source = Arc::new(source);
+    let result = pipeline(config, &pool, &source, target, &mut summary).await;
+    if let Some(m) = source.messages() {
+        summary.messages = m;
     }
     summary.retries = target.retries();
-    Ok(summary)
+    summary.bytes_downloaded =
+        config.progress.bytes_downloaded.load(Ordering::Relaxed);
+    result.map(|()| summary)
 }
 
-async fn load_group<T: Target>(
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn pipeline<S: Source, T: Target>(
     config: &LoadConfig,
     pool: &Arc<rayon::ThreadPool>,
-    s3: Option<S3>,
-    refs: Vec<ObjectRef>,
+    source: &Arc<S>,
     target: &mut T,
     summary: &mut LoadSummary,
 ) -> Result<(), LoadError> {
     let progress = &config.progress;
+    // Intake: groups from the source, one ahead.
+    let (group_tx, mut group_rx) =
+        tokio::sync::mpsc::channel::<Result<Vec<ObjectRef>, LoadError>>(1);
+    let intake_source = Arc::clone(source);
+    let _intake = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let next = intake_source.next_objects().await;
+            let end = !matches!(next, Ok(Some(_)));
+            let sent = match next {
+                Ok(Some(g)) => group_tx.send(Ok(g)).await,
+                Ok(None) => break,
+                Err(e) => group_tx.send(Err(e)).await,
+            };
+            if end || sent.is_err() {
+                break;
+            }
+        }
+    }));
+
+    // The converter thread: each group on the pool, in order.
+    let window = threads_window(config);
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<Arc<[ObjectRef]>>();
+    let (res_tx, mut res_rx) =
+        tokio::sync::mpsc::channel::<Result<Produced, LoadError>>(window);
+    let converter = Arc::clone(&config.converter);
+    let pool = Arc::clone(pool);
+    let prog = Arc::clone(progress);
+    let s3 = source.s3().cloned();
+    let runtime = tokio::runtime::Handle::current();
+    let (concurrency, limit) =
+        (config.s3_concurrency.max(1), config.max_object_bytes);
+    std::thread::Builder::new()
+        .name("cwl-copy-producer".into())
+        .spawn(move || {
+            for items in work_rx {
+                let any_s3 = items
+                    .iter()
+                    .any(|r| matches!(r.location, Location::S3 { .. }));
+                let prefetch = match (&s3, any_s3) {
+                    (Some(s3), true) => Some(Prefetcher::start(
+                        &runtime,
+                        s3.clone(),
+                        Arc::clone(&items),
+                        concurrency,
+                        concurrency.saturating_mul(2),
+                        limit,
+                    )),
+                    _ => None,
+                };
+                let indices: Vec<usize> = (0..items.len()).collect();
+                let r = crate::ordered::ordered_map(
+                    &pool,
+                    &indices,
+                    window,
+                    || (ConvertScratch::new(), Vec::new()),
+                    |(scratch, buf), &i| {
+                        produce(
+                            &converter,
+                            &items,
+                            i,
+                            prefetch.as_ref(),
+                            scratch,
+                            buf,
+                            &prog,
+                        )
+                    },
+                    |_, r| res_tx.blocking_send(r).map_err(|_| ()),
+                );
+                if r.is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| {
+            LoadError::Worker(format!("starting the producer: {e}"))
+        })?;
+    let mut work_tx = Some(work_tx);
+
+    // Keys sent to the converter and not yet settled.
+    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut batcher = Batcher::new(config.limits);
+    loop {
+        let deadline = batcher.deadline();
+        tokio::select! {
+            g = group_rx.recv(), if work_tx.is_some() => match g {
+                Some(Ok(refs)) => {
+                    let todo = admit(
+                        refs, source.as_ref(), target, summary, progress,
+                        &mut in_flight,
+                    )
+                    .await?;
+                    if !todo.is_empty() {
+                        let sent = work_tx.as_ref().map(|w| w.send(todo.into()));
+                        if !matches!(sent, Some(Ok(()))) {
+                            return Err(LoadError::Worker(
+                                "the converter thread stopped".into(),
+                            ));
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                // No more groups: the converter finishes what it has.
+                None => work_tx = None,
+            },
+            r = res_rx.recv() => match r {
+                Some(Ok(Produced::Rows(obj))) => {
+                    if let Some(batch) = batcher.push(obj) {
+                        commit(target, source.as_ref(), &batch, summary,
+                               progress, &mut in_flight).await?;
+                    }
+                }
+                Some(Ok(Produced::Vanished(name, key))) => {
+                    tracing::warn!(object = %name,
+                        "deleted after it was listed; skipped");
+                    summary.objects_vanished += 1;
+                    summary.vanished.push(name);
+                    in_flight.remove(&key);
+                    source.settled(&[key]).await?;
+                }
+                Some(Err(e)) => return Err(e),
+                None => break,
+            },
+            () = sleep_until(deadline), if deadline.is_some() => {
+                if let Some(batch) = batcher.take() {
+                    commit(target, source.as_ref(), &batch, summary,
+                           progress, &mut in_flight).await?;
+                }
+            }
+        }
+    }
+    if let Some(batch) = batcher.take() {
+        commit(
+            target,
+            source.as_ref(),
+            &batch,
+            summary,
+            progress,
+            &mut in_flight,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts a group, skips what the ledger holds (settling it at once) and
+/// what is already on its way, and returns the rest.
+async fn admit<S: Source, T: Target>(
+    refs: Vec<ObjectRef>,
+    source: &S,
+    target: &mut T,
+    summary: &mut LoadSummary,
+    progress: &Progress,
+    in_flight: &mut HashSet<String>,
+) -> Result<Vec<ObjectRef>, LoadError> {
     let n = u64::try_from(refs.len()).unwrap_or(u64::MAX);
     let bytes: u64 = refs.iter().filter_map(|r| r.size).sum();
     add(&progress.objects_listed, n);
@@ -325,15 +533,17 @@ async fn load_group<T: Target>(
         refs.iter().map(|r| r.ledger_key.clone()).collect();
     let done = target.already_loaded(&keys).await?;
     drop(keys);
-    // A key twice in one listing (two inputs overlapping) is read once.
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut settled = Vec::new();
     let mut todo = Vec::with_capacity(refs.len());
     for r in refs {
         if done.contains(&r.ledger_key) {
             summary.objects_skipped_already_loaded += 1;
             add(&progress.objects_skipped, 1);
             add(&progress.bytes_skipped, r.size.unwrap_or(0));
-        } else if !seen.insert(r.ledger_key.clone()) {
+            settled.push(r.ledger_key);
+        } else if !in_flight.insert(r.ledger_key.clone()) {
+            // On its way already (twice in a listing, or notified again):
+            // settled when that one commits.
             summary.objects_skipped_duplicate += 1;
             add(&progress.objects_skipped, 1);
         } else {
@@ -341,110 +551,33 @@ async fn load_group<T: Target>(
         }
     }
     summary.objects_skipped_ledger = summary.objects_skipped_already_loaded;
-    if todo.is_empty() {
-        return Ok(());
+    if !settled.is_empty() {
+        source.settled(&settled).await?;
     }
-    let todo: Arc<[ObjectRef]> = todo.into();
-    let prefetch =
-        if todo.iter().any(|r| matches!(r.location, Location::S3 { .. })) {
-            let Some(s3) = s3 else {
-                return Err(SourceError::NoS3(todo[0].name.clone()).into());
-            };
-            let c = config.s3_concurrency.max(1);
-            Some(Prefetcher::start(
-                &tokio::runtime::Handle::current(),
-                s3,
-                Arc::clone(&todo),
-                c,
-                c.saturating_mul(2),
-                config.max_object_bytes,
-            ))
-        } else {
-            None
-        };
-
-    // Convert on rayon in a thread of its own, in input order; a closed
-    // channel (the loader failed) stops the work.
-    let window = threads_window(config);
-    let (tx, mut rx) =
-        tokio::sync::mpsc::channel::<Result<Produced, LoadError>>(window);
-    let converter = Arc::clone(&config.converter);
-    let pool = Arc::clone(pool);
-    let items = Arc::clone(&todo);
-    let prog = Arc::clone(progress);
-    let producer = std::thread::Builder::new()
-        .name("cwl-copy-producer".into())
-        .spawn(move || {
-            let indices: Vec<usize> = (0..items.len()).collect();
-            let _ = crate::ordered::ordered_map(
-                &pool,
-                &indices,
-                window,
-                || (ConvertScratch::new(), Vec::new()),
-                |(scratch, buf), &i| {
-                    produce(
-                        &converter,
-                        &items,
-                        i,
-                        prefetch.as_ref(),
-                        scratch,
-                        buf,
-                        &prog,
-                    )
-                },
-                |_, r| tx.blocking_send(r).map_err(|_| ()),
-            );
-            drop(prefetch);
-        })
-        .map_err(|e| {
-            LoadError::Worker(format!("starting the producer: {e}"))
-        })?;
-
-    let mut batcher = Batcher::new(config.limits);
-    loop {
-        let next = match batcher.deadline() {
-            Some(at) => tokio::select! {
-                r = rx.recv() => Some(r),
-                () = tokio::time::sleep_until(at.into()) => None,
-            },
-            None => Some(rx.recv().await),
-        };
-        let full = match next {
-            Some(Some(Ok(Produced::Rows(obj)))) => batcher.push(obj),
-            Some(Some(Ok(Produced::Vanished(name)))) => {
-                tracing::warn!(object = %name, "deleted after it was listed; skipped");
-                summary.objects_vanished += 1;
-                summary.vanished.push(name);
-                None
-            }
-            Some(Some(Err(e))) => return Err(e),
-            Some(None) => break,
-            None => batcher.take(),
-        };
-        if let Some(batch) = full {
-            commit(target, &batch, summary, progress).await?;
-        }
-    }
-    if let Some(batch) = batcher.take() {
-        commit(target, &batch, summary, progress).await?;
-    }
-    let _ = tokio::task::spawn_blocking(move || producer.join()).await;
-    summary.bytes_downloaded =
-        progress.bytes_downloaded.load(Ordering::Relaxed);
-    Ok(())
+    Ok(todo)
 }
 
 fn threads_window(config: &LoadConfig) -> usize {
     config.threads.max(1).saturating_mul(2)
 }
 
-async fn commit<T: Target>(
+async fn commit<S: Source, T: Target>(
     target: &mut T,
+    source: &S,
     batch: &[ObjectRows],
     summary: &mut LoadSummary,
     progress: &Progress,
+    in_flight: &mut HashSet<String>,
 ) -> Result<(), LoadError> {
-    let outcome = target.load_batch(batch).await?;
+    let outcome = match target.load_batch(batch).await {
+        Ok(o) => o,
+        Err(e) => {
+            let keys: Vec<String> =
+                batch.iter().map(|o| o.key.clone()).collect();
+            source.failed(&keys).await;
+            return Err(e);
+        }
+    };
     add(
         &progress.objects_loaded,
         u64::try_from(outcome.loaded.len()).unwrap_or(u64::MAX),
@@ -458,7 +591,33 @@ async fn commit<T: Target>(
         rejected = outcome.rejected,
         "batch committed"
     );
-    Ok(())
+    let mut settled: Vec<String> = Vec::with_capacity(
+        outcome.loaded.len() + outcome.skipped_duplicate.len(),
+    );
+    settled.extend(outcome.loaded.iter().cloned());
+    settled.extend(outcome.skipped_duplicate.iter().cloned());
+    for k in &settled {
+        in_flight.remove(k);
+    }
+    source.settled(&settled).await
+}
+
+/// The quarantine's rows for input that is no object.
+fn rejected_rows(
+    r: &ObjectRef,
+    code: &str,
+    reason: &str,
+    text: &str,
+) -> ObjectRows {
+    let mut rows = object_rows(r, text.as_bytes(), ObjectOutput::default());
+    rows.errors.push(ObjectError {
+        member: None,
+        offset: 0,
+        kind: code.to_owned(),
+        message: text.to_owned(),
+        reason: Some(reason.to_owned()),
+    });
+    rows
 }
 
 /// Reads and converts object `i` of `items` on a worker.
@@ -476,6 +635,9 @@ fn produce(
     };
     let fetched;
     let data: &[u8] = match &r.location {
+        Location::Rejected { code, reason, text } => {
+            return Ok(Produced::Rows(rejected_rows(r, code, reason, text)));
+        }
         Location::File(path) => {
             files::read_into(path, buf)?;
             buf
@@ -494,7 +656,10 @@ fn produce(
                     &fetched
                 }
                 Fetched::Vanished => {
-                    return Ok(Produced::Vanished(r.name.clone()))
+                    return Ok(Produced::Vanished(
+                        r.name.clone(),
+                        r.ledger_key.clone(),
+                    ))
                 }
             }
         }

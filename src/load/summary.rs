@@ -52,6 +52,9 @@ pub struct LoadSummary {
     pub batches: u64,
     /// Batch attempts repeated after a transient failure.
     pub retries: u64,
+    /// Message counts of a queue source (all 0 otherwise).
+    #[serde(flatten)]
+    pub messages: crate::load::source::sqs::MessageStats,
 }
 
 /// Totals that do not add up.

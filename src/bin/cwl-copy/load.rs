@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cwl_copy::load::source::s3::S3;
+use cwl_copy::load::source::sqs::{SqsOptions, SqsSource, Stopper};
 use cwl_copy::load::{
     BatchLimits, CopyTarget, LedgerTables, Listing, LoadConfig, LoaderOptions,
     PgLoader, PgSettings, PgTarget, Progress, TableName,
@@ -70,9 +71,29 @@ pub(crate) struct LoadArgs {
     /// Write a JSON summary of the run to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) summary_json: Option<PathBuf>,
+    /// Consume S3 event notifications from this SQS queue instead of
+    /// listing INPUTs; messages are deleted only after their objects'
+    /// batch commits.
+    #[arg(long, value_name = "URL", conflicts_with = "inputs")]
+    pub(crate) sqs_queue_url: Option<String>,
+    /// With --sqs-queue-url: stop once a long poll finds the queue empty,
+    /// after loading what was received (otherwise: run until SIGTERM or
+    /// SIGINT).
+    #[arg(long, requires = "sqs_queue_url")]
+    pub(crate) once: bool,
+    /// With --sqs-queue-url: long-poll wait of each receive, 0 to 20 s.
+    #[arg(long, value_name = "SECS", default_value_t = 20, requires = "sqs_queue_url",
+          value_parser = clap::value_parser!(i32).range(0..=20))]
+    pub(crate) wait_seconds: i32,
+    /// With --sqs-queue-url: the visibility timeout to assume and
+    /// re-apply while objects load (a heartbeat at half of it)
+    /// [default: the queue's VisibilityTimeout].
+    #[arg(long, value_name = "SECS", requires = "sqs_queue_url",
+          value_parser = clap::value_parser!(i32).range(1..=43_200))]
+    pub(crate) visibility_timeout: Option<i32>,
     /// Files, directories (walked recursively, in sorted order) or
     /// s3://bucket/prefix/ (listed in key order), mixed.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "sqs_queue_url", value_name = "INPUT")]
     pub(crate) inputs: Vec<String>,
 }
 
@@ -125,14 +146,21 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
     config.max_object_bytes = args.opts.max_object_bytes;
     let bar = ProgressBar::start(&config.progress);
 
+    if args.sqs_queue_url.is_some()
+        && (args.source.from.is_some()
+            || args.source.prefix_template.is_some())
+    {
+        return Err(Usage(
+            "--from, --to and --prefix-template list S3 prefixes; with \
+             --sqs-queue-url the queue names the objects (use `cwl-copy \
+             enqueue` to queue a backfill)"
+                .into(),
+        )
+        .into());
+    }
+
     let rt = args::runtime()?;
     let result = rt.block_on(async {
-        let s3 = if any_s3 {
-            Some(S3::connect(&args::s3_options(&args.source)).await)
-        } else {
-            None
-        };
-        let mut source = Listing::new(&inputs, &list, s3).await?;
         let loader = PgLoader::connect(
             settings,
             LoaderOptions { tables: tables.clone(), ..Default::default() },
@@ -140,8 +168,39 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         .await
         .context("connecting to PostgreSQL")?;
         let mut target = PgTarget::new(loader, copy, tables, create);
-        let summary =
-            cwl_copy::load::run(&config, &mut source, &mut target).await?;
+        let summary = match &args.sqs_queue_url {
+            Some(url) => {
+                let sdk = cwl_copy::load::source::s3::sdk_config(
+                    args.source.endpoint_url.as_deref(),
+                )
+                .await;
+                let s3 = S3::connect(&args::s3_options(&args.source)).await;
+                let mut opts = SqsOptions::new(url);
+                opts.once = args.once;
+                opts.wait_seconds = args.wait_seconds;
+                opts.visibility_timeout = args.visibility_timeout;
+                opts.max_in_flight =
+                    args.batch_objects.saturating_mul(2).clamp(20, 100_000);
+                let source = SqsSource::connect(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    s3,
+                    opts,
+                )
+                .await?;
+                let stopper = source.stopper();
+                let _signals = SignalGuard(tokio::spawn(on_signals(stopper)));
+                cwl_copy::load::run(&config, source, &mut target).await?
+            }
+            None => {
+                let s3 = if any_s3 {
+                    Some(S3::connect(&args::s3_options(&args.source)).await)
+                } else {
+                    None
+                };
+                let source = Listing::new(&inputs, &list, s3).await?;
+                cwl_copy::load::run(&config, source, &mut target).await?
+            }
+        };
         anyhow::Ok(summary)
     });
     drop(bar);
@@ -163,6 +222,18 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         summary.batches,
         elapsed
     );
+    if args.sqs_queue_url.is_some() {
+        let m = &summary.messages;
+        eprintln!(
+            "cwl-copy: {} messages received, {} deleted ({} test events, {} ignored events, {} quarantined bodies), {} returned",
+            m.messages_received,
+            m.messages_deleted,
+            m.messages_test_events,
+            m.messages_ignored,
+            m.messages_quarantined,
+            m.messages_returned,
+        );
+    }
     for name in summary.vanished.iter().take(5) {
         eprintln!("cwl-copy: vanished (deleted after listing): {name}");
     }
@@ -186,11 +257,50 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
     reconciled.map_err(|e| {
         anyhow::anyhow!("internal error: counts do not reconcile: {e}")
     })?;
-    Ok(if summary.rejected > 0 || summary.errors > 0 {
+    let quarantined_bodies = summary.messages.messages_quarantined > 0;
+    Ok(if summary.rejected > 0 || summary.errors > 0 || quarantined_bodies {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Aborts the signal task when the load is over.
+struct SignalGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// SIGTERM or SIGINT: stop receiving, finish what was received, exit 0.
+/// A second one: exit at once (the batch in progress rolls back; its
+/// messages come back after their visibility timeout).
+async fn on_signals(stopper: Stopper) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::warn!("cannot listen for SIGTERM/SIGINT");
+        return;
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if n == 0 {
+            eprintln!(
+                "cwl-copy: stopping: no more receives; finishing what was \
+                 received (signal again to abandon it)"
+            );
+            stopper.stop();
+        } else {
+            eprintln!("cwl-copy: abandoned; nothing of the batch in progress was committed");
+            std::process::exit(130);
+        }
+    }
 }
 
 /// A progress bar on a terminal (nothing otherwise), redrawn from the

@@ -17,6 +17,8 @@ mod args;
 mod convert;
 mod decode;
 #[cfg(feature = "loader")]
+mod enqueue;
+#[cfg(feature = "loader")]
 mod load;
 
 use args::Usage;
@@ -42,6 +44,10 @@ enum Command {
     /// batches, a ledger row per object in the same transaction.
     #[cfg(feature = "loader")]
     Load(Box<load::LoadArgs>),
+    /// Send one S3 event notification per listed object to an SQS queue,
+    /// for a fleet of `load --sqs-queue-url` consumers to backfill.
+    #[cfg(feature = "loader")]
+    Enqueue(Box<enqueue::EnqueueArgs>),
     /// Convert objects to CSV rows for COPY, with a column spec.
     Convert(Box<convert::ConvertArgs>),
     /// Decode objects to one JSON object per event on stdout.
@@ -95,6 +101,8 @@ fn run() -> Result<ExitCode> {
     match cli.command {
         #[cfg(feature = "loader")]
         Command::Load(args) => load::run(&args),
+        #[cfg(feature = "loader")]
+        Command::Enqueue(args) => enqueue::run(&args),
         #[cfg(not(feature = "loader"))]
         Command::Load { .. } => Err(Usage(
             "this build has no loader; build with the default features: \

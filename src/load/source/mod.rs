@@ -8,11 +8,15 @@
 
 pub mod files;
 #[cfg(feature = "loader")]
+pub mod notification;
+#[cfg(feature = "loader")]
 mod prefetch;
 #[cfg(feature = "loader")]
 pub mod prefix;
 #[cfg(feature = "loader")]
 pub mod s3;
+#[cfg(feature = "loader")]
+pub mod sqs;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -36,6 +40,16 @@ pub enum Location {
         key: String,
         /// The version, when known (from a notification).
         version_id: Option<String>,
+    },
+    /// Not an object: input the source could not use (an SQS body that is
+    /// no notification), quarantined as it is.
+    Rejected {
+        /// Machine-readable kind (`bad_message`).
+        code: &'static str,
+        /// Why it was rejected.
+        reason: String,
+        /// The input, verbatim.
+        text: String,
     },
 }
 
@@ -172,6 +186,16 @@ pub enum SourceError {
         bucket: String,
         /// The key or prefix.
         key: String,
+        /// The service's error code and message, or the transport's.
+        message: String,
+    },
+    /// An SQS request failed.
+    #[error("{op} {queue}: {message}")]
+    Sqs {
+        /// The request (`ReceiveMessage`, `GetQueueAttributes`, …).
+        op: &'static str,
+        /// The queue URL.
+        queue: String,
         /// The service's error code and message, or the transport's.
         message: String,
     },

@@ -83,7 +83,7 @@ impl Prefetcher {
                 Location::S3 { bucket, key, version_id } => {
                     Some((i, bucket.clone(), key.clone(), version_id.clone()))
                 }
-                Location::File(_) => None,
+                Location::File(_) | Location::Rejected { .. } => None,
             })
             .collect();
         let task = runtime.spawn(async move {

@@ -962,7 +962,7 @@ impl<'a> QuarantineArrays<'a> {
             self.event_ids.push(None);
             self.offsets.push(Some(to_i64(k, "offset", e.offset)?));
             self.kinds.push(&e.kind);
-            self.reasons.push("undecodable");
+            self.reasons.push(e.reason.as_deref().unwrap_or("undecodable"));
             self.messages.push(&e.message);
         }
         Ok(())
