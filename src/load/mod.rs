@@ -35,8 +35,8 @@ pub use self::pgconn::{
 };
 #[cfg(feature = "loader")]
 pub use self::run::{
-    default_s3_concurrency, list_inputs, object_rows, run, ListOptions,
-    Listing, LoadConfig, LoadError, Progress, Source,
+    default_s3_concurrency, describe_metrics, list_inputs, object_rows, run,
+    ListOptions, Listing, LoadConfig, LoadError, Progress, Source,
 };
 #[cfg(feature = "loader")]
 pub use self::source::{Fetched, Prefetcher};

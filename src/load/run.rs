@@ -76,6 +76,10 @@ pub struct LoadConfig {
     pub max_object_bytes: u64,
     /// Counters for a progress display.
     pub progress: Arc<Progress>,
+    /// Log one structured line per committed batch (target
+    /// `cwl_copy::batch`, level INFO): objects, events, rows, rejected,
+    /// seconds, queue lag.
+    pub log_batches: bool,
 }
 
 impl LoadConfig {
@@ -91,6 +95,7 @@ impl LoadConfig {
             s3_concurrency: default_s3_concurrency(),
             max_object_bytes: 8 << 30,
             progress: Arc::default(),
+            log_batches: false,
         }
     }
 }
@@ -140,6 +145,51 @@ pub trait Source: Send + Sync + 'static {
     fn messages(&self) -> Option<super::source::sqs::MessageStats> {
         None
     }
+
+    /// How long the oldest object still held has waited since it was
+    /// announced (a queue's lag), if the source knows.
+    fn lag(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// Describes the loader's metrics (counters and gauges through the
+/// `metrics` facade; free unless an exporter is installed).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_counter!(
+        "cwl_copy_objects_total",
+        "Objects by outcome: loaded, skipped_ledger, duplicate, vanished."
+    );
+    describe_counter!(
+        "cwl_copy_events_total",
+        "Events decoded from loaded objects."
+    );
+    describe_counter!("cwl_copy_rows_total", "Rows inserted into the target.");
+    describe_counter!(
+        "cwl_copy_rejects_total",
+        "Quarantined input by kind: event (rejected by the mapping), input \
+         (undecodable ranges, bad message bodies)."
+    );
+    describe_counter!("cwl_copy_batches_total", "Batches committed.");
+    describe_counter!(
+        "cwl_copy_errors_total",
+        "Batches that failed for good."
+    );
+    describe_counter!(
+        "cwl_copy_messages_total",
+        "SQS messages by outcome: received, deleted, test_event, ignored, \
+         quarantined, returned."
+    );
+    describe_gauge!(
+        "cwl_copy_messages_in_flight",
+        "SQS messages held (received, not yet deleted)."
+    );
+    describe_gauge!(
+        "cwl_copy_oldest_message_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest SQS message held, from its SentTimestamp."
+    );
 }
 
 /// Which objects an S3 INPUT lists.
@@ -469,7 +519,7 @@ async fn pipeline<S: Source, T: Target>(
                 Some(Ok(Produced::Rows(obj))) => {
                     if let Some(batch) = batcher.push(obj) {
                         commit(target, source.as_ref(), &batch, summary,
-                               progress, &mut in_flight).await?;
+                               config, &mut in_flight).await?;
                     }
                 }
                 Some(Ok(Produced::Vanished(name, key))) => {
@@ -477,6 +527,8 @@ async fn pipeline<S: Source, T: Target>(
                         "deleted after it was listed; skipped");
                     summary.objects_vanished += 1;
                     summary.vanished.push(name);
+                    metrics::counter!("cwl_copy_objects_total",
+                        "outcome" => "vanished").increment(1);
                     in_flight.remove(&key);
                     source.settled(&[key]).await?;
                 }
@@ -486,7 +538,7 @@ async fn pipeline<S: Source, T: Target>(
             () = sleep_until(deadline), if deadline.is_some() => {
                 if let Some(batch) = batcher.take() {
                     commit(target, source.as_ref(), &batch, summary,
-                           progress, &mut in_flight).await?;
+                           config, &mut in_flight).await?;
                 }
             }
         }
@@ -497,7 +549,7 @@ async fn pipeline<S: Source, T: Target>(
             source.as_ref(),
             &batch,
             summary,
-            progress,
+            config,
             &mut in_flight,
         )
         .await?;
@@ -551,6 +603,8 @@ async fn admit<S: Source, T: Target>(
         }
     }
     summary.objects_skipped_ledger = summary.objects_skipped_already_loaded;
+    metrics::counter!("cwl_copy_objects_total", "outcome" => "skipped_ledger")
+        .increment(u64::try_from(settled.len()).unwrap_or(u64::MAX));
     if !settled.is_empty() {
         source.settled(&settled).await?;
     }
@@ -566,31 +620,56 @@ async fn commit<S: Source, T: Target>(
     source: &S,
     batch: &[ObjectRows],
     summary: &mut LoadSummary,
-    progress: &Progress,
+    config: &LoadConfig,
     in_flight: &mut HashSet<String>,
 ) -> Result<(), LoadError> {
+    let started = std::time::Instant::now();
     let outcome = match target.load_batch(batch).await {
         Ok(o) => o,
         Err(e) => {
+            metrics::counter!("cwl_copy_errors_total").increment(1);
             let keys: Vec<String> =
                 batch.iter().map(|o| o.key.clone()).collect();
             source.failed(&keys).await;
             return Err(e);
         }
     };
-    add(
-        &progress.objects_loaded,
-        u64::try_from(outcome.loaded.len()).unwrap_or(u64::MAX),
-    );
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    add(&config.progress.objects_loaded, n(outcome.loaded.len()));
     summary.add_batch(&outcome);
-    tracing::info!(
-        batch_id = %outcome.batch_id,
-        objects = outcome.loaded.len(),
-        events = outcome.events,
-        rows = outcome.rows_inserted,
-        rejected = outcome.rejected,
-        "batch committed"
-    );
+    metrics::counter!("cwl_copy_batches_total").increment(1);
+    metrics::counter!("cwl_copy_objects_total", "outcome" => "loaded")
+        .increment(n(outcome.loaded.len()));
+    metrics::counter!("cwl_copy_objects_total", "outcome" => "duplicate")
+        .increment(n(outcome.skipped_duplicate.len()));
+    metrics::counter!("cwl_copy_events_total").increment(outcome.events);
+    metrics::counter!("cwl_copy_rows_total").increment(outcome.rows_inserted);
+    metrics::counter!("cwl_copy_rejects_total", "kind" => "event")
+        .increment(outcome.rejected);
+    metrics::counter!("cwl_copy_rejects_total", "kind" => "input")
+        .increment(outcome.errors);
+    if config.log_batches {
+        let lag = source.lag().map(|d| d.as_secs_f64());
+        tracing::info!(
+            target: "cwl_copy::batch",
+            batch_id = %outcome.batch_id,
+            objects = outcome.loaded.len(),
+            duplicates = outcome.skipped_duplicate.len(),
+            events = outcome.events,
+            rows = outcome.rows_inserted,
+            rejected = outcome.rejected + outcome.errors,
+            seconds = started.elapsed().as_secs_f64(),
+            queue_lag_seconds = lag,
+            "batch committed"
+        );
+    } else {
+        tracing::debug!(
+            batch_id = %outcome.batch_id,
+            objects = outcome.loaded.len(),
+            rows = outcome.rows_inserted,
+            "batch committed"
+        );
+    }
     let mut settled: Vec<String> = Vec::with_capacity(
         outcome.loaded.len() + outcome.skipped_duplicate.len(),
     );

@@ -91,6 +91,12 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "SECS", requires = "sqs_queue_url",
           value_parser = clap::value_parser!(i32).range(1..=43_200))]
     pub(crate) visibility_timeout: Option<i32>,
+    /// Serve Prometheus text metrics on this address (e.g.
+    /// 127.0.0.1:9898): counters of messages, objects, events, rows,
+    /// rejects, batches and errors; gauges of messages in flight and the
+    /// age of the oldest.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
     /// Files, directories (walked recursively, in sorted order) or
     /// s3://bucket/prefix/ (listed in key order), mixed.
     #[arg(required_unless_present = "sqs_queue_url", value_name = "INPUT")]
@@ -159,7 +165,18 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         .into());
     }
 
+    // One structured line per batch for a long-running consumer.
+    config.log_batches = args.sqs_queue_url.is_some();
+
     let rt = args::runtime()?;
+    if let Some(addr) = args.metrics_addr {
+        let _guard = rt.enter();
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        cwl_copy::load::describe_metrics();
+    }
     let result = rt.block_on(async {
         let loader = PgLoader::connect(
             settings,

@@ -97,6 +97,9 @@ struct Counters {
 
 struct Held {
     receipt: String,
+    /// When the message was first sent (SentTimestamp, ms since the
+    /// epoch).
+    sent_ms: Option<u64>,
     /// Ledger keys not yet settled.
     waiting: HashSet<String>,
 }
@@ -251,6 +254,17 @@ impl SqsSource {
     }
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn count(outcome: &'static str, n: u64) {
+    metrics::counter!("cwl_copy_messages_total", "outcome" => outcome)
+        .increment(n);
+}
+
 /// Extends every held message's visibility every half timeout.
 async fn heartbeat(inner: Arc<Inner>) {
     let period = Duration::from_millis(
@@ -261,6 +275,7 @@ async fn heartbeat(inner: Arc<Inner>) {
     );
     loop {
         tokio::time::sleep(period).await;
+        inner.gauges();
         let held: Vec<(String, String)> = match inner.tracker.lock() {
             Ok(t) => t
                 .messages
@@ -335,6 +350,7 @@ impl Inner {
                     let ok =
                         u64::try_from(out.successful().len()).unwrap_or(0);
                     self.counters.deleted.fetch_add(ok, Ordering::Relaxed);
+                    count("deleted", ok);
                     for f in out.failed() {
                         tracing::warn!(
                             code = f.code(),
@@ -352,6 +368,7 @@ impl Inner {
             }
         }
         self.room.notify_waiters();
+        self.gauges();
     }
 
     /// Returns messages to the queue at once (visibility 0).
@@ -385,6 +402,7 @@ impl Inner {
                 );
             } else {
                 self.counters.returned.fetch_add(n, Ordering::Relaxed);
+                count("returned", n);
             }
         }
         self.room.notify_waiters();
@@ -439,12 +457,35 @@ impl Inner {
         out
     }
 
+    /// The age of the oldest message held.
+    fn lag(&self) -> Option<Duration> {
+        let t = self.tracker.lock().ok()?;
+        let oldest = t.messages.values().filter_map(|h| h.sent_ms).min()?;
+        Some(Duration::from_millis(now_ms().saturating_sub(oldest)))
+    }
+
+    /// Updates the in-flight gauges.
+    fn gauges(&self) {
+        let held = self.tracker.lock().map_or(0, |t| t.messages.len());
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("cwl_copy_messages_in_flight").set(held as f64);
+        metrics::gauge!("cwl_copy_oldest_message_age_seconds")
+            .set(self.lag().map_or(0.0, |d| d.as_secs_f64()));
+    }
+
     /// Holds message `id` until `keys` settle (a redelivery updates the
     /// receipt handle and adds its keys).
-    fn hold(&self, id: &str, receipt: &str, keys: &[String]) {
+    fn hold(
+        &self,
+        id: &str,
+        receipt: &str,
+        sent_ms: Option<u64>,
+        keys: &[String],
+    ) {
         let Ok(mut t) = self.tracker.lock() else { return };
         let h = t.messages.entry(id.to_owned()).or_insert_with(|| Held {
             receipt: receipt.to_owned(),
+            sent_ms,
             waiting: HashSet::new(),
         });
         h.receipt = receipt.to_owned();
@@ -484,6 +525,9 @@ impl Source for SqsSource {
                 .wait_time_seconds(inner.options.wait_seconds.clamp(0, 20))
                 .message_system_attribute_names(
                     MessageSystemAttributeName::ApproximateReceiveCount,
+                )
+                .message_system_attribute_names(
+                    MessageSystemAttributeName::SentTimestamp,
                 )
                 .send();
             let stop = inner.stopper.notify.notified();
@@ -526,6 +570,13 @@ impl Source for SqsSource {
                          dead-letter queue after maxReceiveCount"
                     );
                 }
+                let sent_ms = m
+                    .attributes()
+                    .and_then(|a| {
+                        a.get(&MessageSystemAttributeName::SentTimestamp)
+                    })
+                    .and_then(|n| n.parse::<u64>().ok());
+                count("received", 1);
                 let body = m.body().unwrap_or("");
                 match notification::parse(body) {
                     Notice::Objects { objects, .. } => {
@@ -550,18 +601,20 @@ impl Source for SqsSource {
                                 etag: o.etag,
                             });
                         }
-                        inner.hold(id, receipt, &keys);
+                        inner.hold(id, receipt, sent_ms, &keys);
                     }
                     Notice::TestEvent => {
                         inner
                             .counters
                             .test_events
                             .fetch_add(1, Ordering::Relaxed);
+                        count("test_event", 1);
                         settled_now.push((id.to_owned(), receipt.to_owned()));
                     }
                     Notice::Ignored(event) => {
                         tracing::debug!(message_id = id, event, "ignored");
                         inner.counters.ignored.fetch_add(1, Ordering::Relaxed);
+                        count("ignored", 1);
                         settled_now.push((id.to_owned(), receipt.to_owned()));
                     }
                     Notice::Bad(reason) => {
@@ -569,8 +622,14 @@ impl Source for SqsSource {
                             .counters
                             .quarantined
                             .fetch_add(1, Ordering::Relaxed);
+                        count("quarantined", 1);
                         let key = format!("sqs://{}/{id}", inner.queue_name);
-                        inner.hold(id, receipt, std::slice::from_ref(&key));
+                        inner.hold(
+                            id,
+                            receipt,
+                            sent_ms,
+                            std::slice::from_ref(&key),
+                        );
                         refs.push(ObjectRef {
                             name: key.clone(),
                             ledger_key: key,
@@ -591,6 +650,7 @@ impl Source for SqsSource {
             if !settled_now.is_empty() {
                 inner.delete(&settled_now).await;
             }
+            inner.gauges();
             if !refs.is_empty() {
                 return Ok(Some(refs));
             }
@@ -618,5 +678,9 @@ impl Source for SqsSource {
 
     fn messages(&self) -> Option<MessageStats> {
         Some(self.message_stats())
+    }
+
+    fn lag(&self) -> Option<Duration> {
+        self.inner.lag()
     }
 }
