@@ -501,6 +501,34 @@ pub fn create_table(mapper: &Mapper, table: &TableName) -> Vec<String> {
     out
 }
 
+/// The mapper's columns with their types in its dialect (as
+/// [`create_table`] declares them), skipping the first `skip` columns.
+#[must_use]
+pub fn column_types(mapper: &Mapper, skip: usize) -> Vec<(String, String)> {
+    let pg = mapper.dialect() == Dialect::Postgres;
+    mapper
+        .columns()
+        .iter()
+        .skip(skip)
+        .map(|c| {
+            let ty = match (c.kind, pg) {
+                (Kind::Text { .. }, true) => "text".to_owned(),
+                (Kind::Text { max_bytes, .. }, false) => {
+                    format!("varchar({max_bytes})")
+                }
+                (Kind::Int, _) => "bigint".to_owned(),
+                (Kind::Float, true) => "double precision".to_owned(),
+                (Kind::Float, false) => "float8".to_owned(),
+                (Kind::Bool, _) => "boolean".to_owned(),
+                (Kind::Timestamp { .. }, _) => "timestamptz".to_owned(),
+                (Kind::Json { .. }, true) => "jsonb".to_owned(),
+                (Kind::Json { .. }, false) => "super".to_owned(),
+            };
+            (c.name.clone(), ty)
+        })
+        .collect()
+}
+
 /// The `--dedup-events` statements around a batch's `COPY`, PostgreSQL.
 pub mod dedup {
     use super::{push_quoted, TableName};
@@ -680,5 +708,255 @@ mod tests {
             "CREATE UNIQUE INDEX IF NOT EXISTS \"T_id_cwl_key\" ON \
              \"s\".\"T\" (\"id\")"
         );
+    }
+}
+
+/// Redshift's statements: the ledger DDL and the plan of one batch.
+///
+/// Redshift enforces no unique constraint and has no `ON CONFLICT`, so a
+/// batch is exactly once by a lock and conditional inserts in one
+/// transaction:
+///
+/// 1. `LOCK` the ledger: batches of concurrent loaders run one after the
+///    other, each seeing what the previous committed;
+/// 2. `COPY` the batch's object list (key, size, hashes, counts; a staged
+///    file, so nothing in the SQL grows with the batch) into a temporary
+///    table, and delete from it the objects the ledger holds for the
+///    target (by key or content hash) and repeats within the batch;
+/// 3. `COPY … MANIFEST` the rows, each carrying its object's key, into a
+///    temporary staging table; check that the staged rows of the objects
+///    left are the rows they declare (a division by zero aborts the
+///    transaction if not);
+/// 4. insert into the target only the rows of the objects left (with
+///    `--dedup-events`, only event ids not in the target, once each), then
+///    those objects into the ledger and their quarantine rows into the
+///    quarantine;
+/// 5. select the objects left: the ones this batch loaded.
+pub mod redshift {
+    use super::{quote_literal, TableName};
+
+    /// The temporary table of the batch's objects.
+    pub const OBJECTS: &str = "\"cwl_copy_objects\"";
+    /// The temporary staging table of the batch's rows.
+    pub const STAGE: &str = "\"cwl_copy_stage\"";
+    /// The temporary table of the batch's quarantine rows.
+    pub const QSTAGE: &str = "\"cwl_copy_qstage\"";
+    /// The staging table's column holding each row's object key.
+    pub const OBJECT_COLUMN: &str = "cwl_copy_object";
+
+    /// The ledger and quarantine tables for Redshift (no defaults: the
+    /// loader writes `loaded_at` itself; the primary key is informational,
+    /// as Redshift does not enforce it).
+    #[must_use]
+    pub fn ledger_ddl(
+        ledger: &TableName,
+        quarantine: &TableName,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in [ledger.schema(), quarantine.schema()].into_iter().flatten() {
+            let sql = super::create_schema(s);
+            if !out.contains(&sql) {
+                out.push(sql);
+            }
+        }
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {ledger} (\"target\" VARCHAR(1024) NOT \
+             NULL, \"key\" VARCHAR(4096) NOT NULL, \"size\" BIGINT NOT NULL, \
+             \"etag\" VARCHAR(256), \"content_hash\" VARCHAR(80) NOT NULL, \
+             \"events\" BIGINT NOT NULL, \"rows\" BIGINT NOT NULL, \
+             \"filtered\" BIGINT NOT NULL, \"rejected\" BIGINT NOT NULL, \
+             \"batch_id\" VARCHAR(128) NOT NULL, \"loaded_at\" TIMESTAMPTZ \
+             NOT NULL, PRIMARY KEY (\"target\", \"key\"))"
+        ));
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {quarantine} (\"target\" VARCHAR(1024) \
+             NOT NULL, \"key\" VARCHAR(4096) NOT NULL, \"member\" BIGINT, \
+             \"event_id\" VARCHAR(256), \"offset\" BIGINT, \"kind\" \
+             VARCHAR(64) NOT NULL, \"reason\" VARCHAR(65535) NOT NULL, \
+             \"message\" VARCHAR(65535) NOT NULL, \"batch_id\" VARCHAR(128) \
+             NOT NULL, \"at\" TIMESTAMPTZ NOT NULL)"
+        ));
+        out
+    }
+
+    /// What one batch's plan needs.
+    #[derive(Clone, Debug)]
+    pub struct Plan<'a> {
+        /// The target table.
+        pub table: &'a TableName,
+        /// The target's name in the ledger (`schema.table`).
+        pub target: &'a str,
+        /// The ledger table.
+        pub ledger: &'a TableName,
+        /// The quarantine table.
+        pub quarantine: &'a TableName,
+        /// The target's columns and their Redshift types, in CSV order
+        /// (without the object column).
+        pub columns: &'a [(String, String)],
+        /// The `--dedup-events` id column.
+        pub dedup: Option<&'a str>,
+        /// The object list's manifest (`s3://…`).
+        pub objects_manifest: &'a str,
+        /// The rows' manifest, if the batch has rows.
+        pub rows_manifest: Option<&'a str>,
+        /// The quarantine rows' manifest, if any.
+        pub quarantine_manifest: Option<&'a str>,
+        /// `IAM_ROLE` (an ARN or `default`).
+        pub iam_role: &'a str,
+        /// The batch id.
+        pub batch_id: &'a str,
+        /// When the batch is recorded (`loaded_at`), RFC 3339.
+        pub now: &'a str,
+    }
+
+    fn ident(s: &str) -> String {
+        let mut q = String::new();
+        super::push_quoted(&mut q, s);
+        q
+    }
+
+    fn iam(role: &str) -> String {
+        if role == "default" {
+            "IAM_ROLE default".to_owned()
+        } else {
+            format!("IAM_ROLE {}", quote_literal(role))
+        }
+    }
+
+    /// The statement plan of one batch, to run as one transaction; the
+    /// last statement selects the keys the batch loaded. Returns the
+    /// statements and the index of the target insert (whose row count is
+    /// the rows inserted).
+    #[must_use]
+    pub fn batch(p: &Plan<'_>) -> (Vec<String>, Option<usize>) {
+        let t = quote_literal(p.target);
+        let role = iam(p.iam_role);
+        let copy = |table: &str, manifest: &str, time: bool| {
+            format!(
+                "COPY {table} FROM {} {role} MANIFEST FORMAT AS CSV GZIP \
+                 NULL AS '\\N'{} MAXERROR 0",
+                quote_literal(manifest),
+                if time { " TIMEFORMAT 'auto'" } else { "" }
+            )
+        };
+        let cols: Vec<String> =
+            p.columns.iter().map(|(c, _)| ident(c)).collect();
+        let col_list = cols.join(", ");
+        let mut s = vec![
+            format!("LOCK {}", p.ledger),
+            format!("DROP TABLE IF EXISTS {OBJECTS}"),
+            format!(
+                "CREATE TEMP TABLE {OBJECTS} (\"key\" VARCHAR(4096), \"size\" \
+                 BIGINT, \"etag\" VARCHAR(256), \"content_hash\" VARCHAR(80), \
+                 \"events\" BIGINT, \"rows\" BIGINT, \"filtered\" BIGINT, \
+                 \"rejected\" BIGINT)"
+            ),
+            copy(OBJECTS, p.objects_manifest, false),
+            format!(
+                "DELETE FROM {OBJECTS} WHERE \"key\" IN (SELECT \"key\" FROM \
+                 {l} WHERE \"target\" = {t}) OR \"content_hash\" IN (SELECT \
+                 \"content_hash\" FROM {l} WHERE \"target\" = {t})",
+                l = p.ledger
+            ),
+            format!(
+                "DELETE FROM {OBJECTS} WHERE \"key\" IN (SELECT o.\"key\" FROM \
+                 {OBJECTS} o JOIN {OBJECTS} e ON e.\"content_hash\" = \
+                 o.\"content_hash\" AND e.\"key\" < o.\"key\")"
+            ),
+        ];
+        let mut insert_at = None;
+        if let Some(rows) = p.rows_manifest {
+            let defs: Vec<String> = p
+                .columns
+                .iter()
+                .map(|(c, ty)| format!("{} {ty}", ident(c)))
+                .collect();
+            let obj = ident(OBJECT_COLUMN);
+            s.push(format!("DROP TABLE IF EXISTS {STAGE}"));
+            s.push(format!(
+                "CREATE TEMP TABLE {STAGE} ({obj} VARCHAR(65535), {})",
+                defs.join(", ")
+            ));
+            s.push(copy(STAGE, rows, true));
+            s.push(format!(
+                "SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM {STAGE} WHERE \
+                 {obj} IN (SELECT \"key\" FROM {OBJECTS})) = (SELECT \
+                 COALESCE(SUM(\"rows\"), 0) FROM {OBJECTS}) THEN 1 ELSE 0 END) \
+                 AS \"rows_match_the_ledger\""
+            ));
+            insert_at = Some(s.len());
+            s.push(match p.dedup {
+                None => format!(
+                    "INSERT INTO {} ({col_list}) SELECT {col_list} FROM {STAGE} \
+                     WHERE {obj} IN (SELECT \"key\" FROM {OBJECTS})",
+                    p.table
+                ),
+                Some(id) => {
+                    let id = ident(id);
+                    format!(
+                        "INSERT INTO {table} ({col_list}) SELECT {col_list} FROM \
+                         (SELECT {col_list}, ROW_NUMBER() OVER (PARTITION BY \
+                         {id} ORDER BY {obj}) AS \"cwl_copy_n\" FROM {STAGE} \
+                         WHERE {obj} IN (SELECT \"key\" FROM {OBJECTS})) AS d \
+                         WHERE (d.\"cwl_copy_n\" = 1 OR d.{id} IS NULL) AND \
+                         (d.{id} IS NULL OR d.{id} NOT IN (SELECT {id} FROM \
+                         {table} WHERE {id} IS NOT NULL))",
+                        table = p.table
+                    )
+                }
+            });
+        }
+        s.push(format!(
+            "INSERT INTO {} (\"target\", \"key\", \"size\", \"etag\", \
+             \"content_hash\", \"events\", \"rows\", \"filtered\", \"rejected\", \
+             \"batch_id\", \"loaded_at\") SELECT {t}, \"key\", \"size\", \
+             \"etag\", \"content_hash\", \"events\", \"rows\", \"filtered\", \
+             \"rejected\", {}, CAST({} AS TIMESTAMPTZ) FROM {OBJECTS}",
+            p.ledger,
+            quote_literal(p.batch_id),
+            quote_literal(p.now)
+        ));
+        if let Some(q) = p.quarantine_manifest {
+            s.push(format!("DROP TABLE IF EXISTS {QSTAGE}"));
+            s.push(format!(
+                "CREATE TEMP TABLE {QSTAGE} (\"key\" VARCHAR(4096), \"member\" \
+                 BIGINT, \"event_id\" VARCHAR(256), \"offset\" BIGINT, \"kind\" \
+                 VARCHAR(64), \"reason\" VARCHAR(65535), \"message\" \
+                 VARCHAR(65535))"
+            ));
+            s.push(copy(QSTAGE, q, false));
+            s.push(format!(
+                "INSERT INTO {} (\"target\", \"key\", \"member\", \"event_id\", \
+                 \"offset\", \"kind\", \"reason\", \"message\", \"batch_id\", \
+                 \"at\") SELECT {t}, \"key\", \"member\", \"event_id\", \
+                 \"offset\", \"kind\", \"reason\", \"message\", {}, CAST({} AS \
+                 TIMESTAMPTZ) FROM {QSTAGE} WHERE \"key\" IN (SELECT \"key\" \
+                 FROM {OBJECTS})",
+                p.quarantine,
+                quote_literal(p.batch_id),
+                quote_literal(p.now)
+            ));
+        }
+        s.push(format!("SELECT \"key\" FROM {OBJECTS} ORDER BY \"key\""));
+        (s, insert_at)
+    }
+
+    /// Keys of `keys` in the ledger for `target`, as one query per chunk
+    /// of literals (the Data API takes no array parameter; a chunk keeps
+    /// the SQL under its 100 KB limit).
+    #[must_use]
+    pub fn loaded(
+        ledger: &TableName,
+        target: &str,
+        keys: &[String],
+    ) -> String {
+        let list: Vec<String> =
+            keys.iter().map(|k| quote_literal(k)).collect();
+        format!(
+            "SELECT \"key\" FROM {ledger} WHERE \"target\" = {} AND \"key\" IN \
+             ({})",
+            quote_literal(target),
+            list.join(", ")
+        )
     }
 }

@@ -18,7 +18,7 @@
 //! | password           | `password`         | `PGPASSWORD`        | the password file               |
 //! | password file      | `passfile`         | `PGPASSFILE`        | `~/.pgpass`                     |
 //! | TLS mode           | `sslmode`          | `PGSSLMODE`         | `prefer`                        |
-//! | TLS root cert      | `sslrootcert`      | `PGSSLROOTCERT`     | none                            |
+//! | TLS root cert      | `sslrootcert`      | `PGSSLROOTCERT`     | `~/.postgresql/root.crt`        |
 //! | connect timeout    | `connect_timeout`  | `PGCONNECT_TIMEOUT` | none (seconds; `0` means none)  |
 //! | application name   | `application_name` | `PGAPPNAME`         | `cwl-copy`                      |
 //! | server options     | `options`          | `PGOPTIONS`         | none                            |
@@ -54,12 +54,52 @@
 //!
 //! # TLS
 //!
-//! `disable`, `allow` and `prefer` connect without TLS (this build has no
-//! TLS connector, and `prefer` falls back to plain text as libpq does when
-//! the server or client has no TLS). `require`, `verify-ca` and
-//! `verify-full` fail at [`PgSettings::resolve`] with
-//! [`ConnError::TlsUnavailable`], so that nothing ever runs unencrypted
-//! when encryption was asked for.
+//! TLS uses rustls, with the aws-lc-rs provider. The modes are libpq's:
+//!
+//! - `disable`: no TLS;
+//! - `allow`, `prefer`: TLS if the server accepts it, else plain text;
+//!   the certificate is checked as under `require`;
+//! - `require`: TLS or nothing; the certificate is not checked, unless a
+//!   root certificate file is given or found, and then its chain is
+//!   checked as under `verify-ca`;
+//! - `verify-ca`: TLS, and the certificate's chain must lead to one of the
+//!   roots; the host name is not checked;
+//! - `verify-full`: as `verify-ca`, and the certificate must also name the
+//!   host (its DNS name, or its IP address when the host is one).
+//!
+//! The roots are the PEM certificates of the file `sslrootcert` names, or,
+//! with `sslrootcert=system`, the system's trusted roots (the
+//! `SSL_CERT_FILE`/`SSL_CERT_DIR` environment variables apply). Without
+//! `sslrootcert`, libpq's default file `~/.postgresql/root.crt` is used if
+//! it exists. As in libpq 16, `sslrootcert=system` makes `verify-full` the
+//! default mode, and any other mode is an error. The handshake signature
+//! is always checked, even when the certificate is not. As in libpq, no
+//! TLS is used over a Unix socket, whatever the mode.
+//!
+//! Failures name the host and say what is wrong:
+//! [`ConnError::TlsHostName`] (the certificate is for another name),
+//! [`ConnError::TlsUntrusted`] (not issued by one of the roots, which the
+//! message names), [`ConnError::TlsNotSupported`] (the server refused TLS
+//! under `require` or stricter), [`ConnError::RootCert`] (the root file
+//! cannot be used).
+//!
+//! Differences from libpq's TLS:
+//!
+//! - `allow` tries TLS first, like `prefer` (libpq tries plain text
+//!   first, then TLS if the server rejects it);
+//! - a TLS handshake that fails is an error under `allow` and `prefer` too
+//!   (libpq then retries without TLS); only a server that refuses TLS gets
+//!   a plain connection;
+//! - with `verify-ca` or `verify-full` and no root certificate file (none
+//!   given, no `~/.postgresql/root.crt`), the system's roots are used
+//!   (libpq fails);
+//! - a file `sslrootcert` names that does not exist is an error under
+//!   every mode that tries TLS (libpq ignores it below `verify-ca`);
+//! - the client certificate settings (`sslcert`, `sslkey`), `sslcrl`,
+//!   `sslnegotiation` and `ssl_min_protocol_version` are not supported (an
+//!   error, like any unknown key); TLS 1.2 and 1.3 are offered.
+//!
+//! Root certificate files are read when connecting, in `spawn_blocking`.
 //!
 //! # Secrets
 //!
@@ -74,8 +114,19 @@
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres::config::Host;
 use tokio_postgres::Config;
 
@@ -96,6 +147,13 @@ const DEFAULT_PORT: u16 = 5432;
 
 /// The `application_name` when none is given.
 const DEFAULT_APPLICATION_NAME: &str = "cwl-copy";
+
+/// libpq's root certificate file when `sslrootcert` is not given,
+/// relative to the home directory.
+const DEFAULT_ROOT_CERT: &str = ".postgresql/root.crt";
+
+/// The `sslrootcert` value that stands for the system's trusted roots.
+const SYSTEM_ROOTS: &str = "system";
 
 /// libpq keys this module reads itself, taken out of the string before
 /// the driver parses it: the driver rejects `passfile`, `sslrootcert` and
@@ -151,14 +209,68 @@ pub enum ConnError {
          (USER and LOGNAME are unset too)"
     )]
     NoUser,
-    /// TLS was required (`sslmode=require`, `verify-ca` or `verify-full`)
-    /// but this build connects without TLS only.
+    /// The root certificate file (`sslrootcert`, or libpq's default
+    /// `~/.postgresql/root.crt`) cannot be read or holds no usable
+    /// certificate.
+    #[error("root certificate file {}: {reason}", .path.display())]
+    RootCert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server certificate is to be checked against the system's roots
+    /// (`sslrootcert=system`, or `verify-ca`/`verify-full` without a root
+    /// certificate file), and none were found.
     #[error(
-        "sslmode={0} requires TLS, which this build of cwl-copy does not \
-         support; use sslmode=disable or prefer (e.g. through an SSH tunnel \
-         or a TLS-terminating proxy)"
+        "no trusted root certificates found on this system{0}; give \
+         sslrootcert=FILE with the server's CA certificate"
     )]
-    TlsUnavailable(SslMode),
+    NoSystemRoots(String),
+    /// The TLS client could not be set up (a bug or an unusable crypto
+    /// provider, not a problem with the server).
+    #[error("setting up TLS: {0}")]
+    TlsSetup(String),
+    /// `sslmode` is `require` or stricter, and the server does not accept
+    /// TLS connections.
+    #[error(
+        "connecting to {target}: the server does not support TLS, which \
+         sslmode={mode} requires"
+    )]
+    TlsNotSupported {
+        /// The connection target, without password.
+        target: String,
+        /// The TLS mode.
+        mode: SslMode,
+    },
+    /// `sslmode=verify-full`: the server certificate is valid, but not
+    /// for the host name connected to.
+    #[error(
+        "connecting to {target}: the server certificate does not match \
+         the host name \"{host}\"{} (sslmode=verify-full)",
+        presented_names(.presented)
+    )]
+    TlsHostName {
+        /// The connection target, without password.
+        target: String,
+        /// The host name (or address) the certificate should name.
+        host: String,
+        /// The names the certificate holds (its subject alternative
+        /// names), if known.
+        presented: Vec<String>,
+    },
+    /// The server certificate does not verify against the roots: an
+    /// unknown issuer, or an expired, malformed or misused certificate.
+    #[error(
+        "connecting to {target}: the server certificate is not trusted: \
+         {reason}"
+    )]
+    TlsUntrusted {
+        /// The connection target, without password.
+        target: String,
+        /// What failed, naming the roots checked against.
+        reason: String,
+    },
     /// Connecting or authenticating failed.
     #[error("connecting to {target}: {}", driver_detail(.source))]
     Connect {
@@ -170,21 +282,25 @@ pub enum ConnError {
     },
 }
 
-/// libpq's `sslmode`.
+/// libpq's `sslmode`: whether TLS is used, and what of the server's
+/// certificate is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SslMode {
     /// Never use TLS.
     Disable,
-    /// Use TLS only if the server insists (here: never).
+    /// Use TLS if the server accepts it, else plain text (libpq tries
+    /// plain text first; here it is the same as [`SslMode::Prefer`]).
     Allow,
-    /// Use TLS if available (here: never), else plain text.
+    /// Use TLS if the server accepts it, else plain text. The default.
     Prefer,
-    /// Require TLS, without certificate verification.
+    /// Require TLS; check the certificate only if a root certificate file
+    /// is given or found (then as [`SslMode::VerifyCa`]).
     Require,
-    /// Require TLS and a certificate signed by a trusted CA.
+    /// Require TLS and a certificate issued by one of the roots.
     VerifyCa,
-    /// Require TLS, a trusted certificate and a matching host name.
+    /// Require TLS, a certificate issued by one of the roots, and the host
+    /// name in it.
     VerifyFull,
 }
 
@@ -307,7 +423,11 @@ pub struct PgSettings {
     hosts: Vec<PgHost>,
     password_source: PasswordSource,
     sslmode: SslMode,
+    /// `sslrootcert` as given (`system` included).
     sslrootcert: Option<PathBuf>,
+    /// libpq's default root certificate file, used if it exists when
+    /// connecting and `sslrootcert` is not given.
+    default_rootcert: Option<PathBuf>,
 }
 
 impl PgSettings {
@@ -319,8 +439,9 @@ impl PgSettings {
     ///
     /// # Errors
     ///
-    /// [`ConnError`] for a malformed string, an unknown key, a bad value,
-    /// a missing user name, or a TLS mode this build cannot honour.
+    /// [`ConnError`] for a malformed string, an unknown key, a bad value
+    /// (`sslrootcert=system` with a mode weaker than `verify-full`
+    /// included), or a missing user name.
     ///
     /// # Example
     ///
@@ -418,19 +539,33 @@ impl PgSettings {
         };
         let dbname = pick(given.get_dbname(), "dbname", "PGDATABASE")
             .map_or_else(|| user.clone(), |(d, _)| d);
-        let sslmode = match pick(own.get("sslmode"), "sslmode", "PGSSLMODE") {
-            Some((m, name)) => SslMode::parse(&m, name)?,
-            None => SslMode::Prefer,
-        };
-        if matches!(
-            sslmode,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
-        ) {
-            return Err(ConnError::TlsUnavailable(sslmode));
-        }
         let sslrootcert =
             pick(own.get("sslrootcert"), "sslrootcert", "PGSSLROOTCERT")
                 .map(|(p, _)| PathBuf::from(p));
+        let system_roots =
+            sslrootcert.as_deref() == Some(Path::new(SYSTEM_ROOTS));
+        let sslmode = match pick(own.get("sslmode"), "sslmode", "PGSSLMODE") {
+            Some((m, name)) => {
+                let mode = SslMode::parse(&m, name)?;
+                if system_roots && mode != SslMode::VerifyFull {
+                    // libpq 16: any CA in the system's store vouches for
+                    // any name it likes, so only verify-full means
+                    // anything.
+                    return Err(ConnError::InvalidValue {
+                        key: name.to_owned(),
+                        reason: format!(
+                            "weak sslmode \"{mode}\" may not be used with \
+                             sslrootcert=system (use \"verify-full\")"
+                        ),
+                    });
+                }
+                mode
+            }
+            None if system_roots => SslMode::VerifyFull,
+            None => SslMode::Prefer,
+        };
+        let default_rootcert =
+            var("HOME").map(|h| Path::new(&h).join(DEFAULT_ROOT_CERT));
         let connect_timeout = match pick(
             own.get("connect_timeout"),
             "connect_timeout",
@@ -501,9 +636,18 @@ impl PgSettings {
             }
         };
         config.user(user).dbname(dbname).application_name(application_name);
+        // libpq never uses TLS over a Unix socket (nor does the server
+        // accept it there).
+        let tcp = hosts.iter().any(|h| matches!(h, PgHost::Tcp(_)));
         config.ssl_mode(match sslmode {
+            _ if !tcp => tokio_postgres::config::SslMode::Disable,
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            _ => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Allow | SslMode::Prefer => {
+                tokio_postgres::config::SslMode::Prefer
+            }
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
         });
         if let Some(t) = connect_timeout {
             config.connect_timeout(t);
@@ -511,7 +655,14 @@ impl PgSettings {
         if let Some((o, _)) = options {
             config.options(o);
         }
-        Ok(PgSettings { config, hosts, password_source, sslmode, sslrootcert })
+        Ok(PgSettings {
+            config,
+            hosts,
+            password_source,
+            sslmode,
+            sslrootcert,
+            default_rootcert,
+        })
     }
 
     /// The hosts, in connection order.
@@ -550,7 +701,8 @@ impl PgSettings {
         self.sslmode
     }
 
-    /// The TLS root certificate file, if one was given.
+    /// The TLS root certificate file, if one was given (`system` for the
+    /// system's roots, as given).
     #[must_use]
     pub fn sslrootcert(&self) -> Option<&Path> {
         self.sslrootcert.as_deref()
@@ -583,24 +735,463 @@ impl PgSettings {
     /// Opens a connection and spawns its driver task on the current tokio
     /// runtime. The task ends when the returned client is dropped.
     ///
+    /// Unless `sslmode=disable`, the TLS client is set up first (reading
+    /// the root certificates, in `spawn_blocking`) and TLS is negotiated
+    /// as the module docs describe.
+    ///
     /// # Errors
     ///
-    /// [`ConnError::Connect`] naming the target (without password).
+    /// Each naming the target (without password):
+    /// [`ConnError::TlsHostName`], [`ConnError::TlsUntrusted`] and
+    /// [`ConnError::TlsNotSupported`] when the server's TLS does not pass
+    /// `sslmode`, [`ConnError::RootCert`] or [`ConnError::NoSystemRoots`]
+    /// when there is nothing to check its certificate against, and
+    /// [`ConnError::Connect`] for any other failure.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, ConnError> {
-        let (client, connection) =
-            self.config.connect(tokio_postgres::NoTls).await.map_err(
-                |source| ConnError::Connect {
-                    target: self.to_string(),
-                    source,
-                },
-            )?;
         let target = self.to_string();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%target, error = %e, "connection ended");
-            }
-        });
+        if self.config.get_ssl_mode()
+            == tokio_postgres::config::SslMode::Disable
+        {
+            let (client, connection) =
+                self.config.connect(tokio_postgres::NoTls).await.map_err(
+                    |source| ConnError::Connect {
+                        target: target.clone(),
+                        source,
+                    },
+                )?;
+            spawn_connection(connection, target);
+            return Ok(client);
+        }
+        let mode = self.sslmode;
+        let rootcert = self.sslrootcert.clone();
+        let default_rootcert = self.default_rootcert.clone();
+        let tls = tokio::task::spawn_blocking(move || {
+            // libpq reads its default file only if it is there.
+            let default = default_rootcert.filter(|p| p.exists());
+            tls_client(&verify_policy(
+                mode,
+                rootcert.as_deref(),
+                default.as_deref(),
+            ))
+        })
+        .await
+        .map_err(|e| ConnError::TlsSetup(e.to_string()))??;
+        let (client, connection) = self
+            .config
+            .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls.config))
+            .await
+            .map_err(|source| self.connect_error(source, tls.roots))?;
+        spawn_connection(connection, target);
         Ok(client)
+    }
+
+    /// `source` as a [`ConnError`]: one of the TLS variants if it is a
+    /// certificate the verifier rejected or a server that refused TLS
+    /// under `require`, else [`ConnError::Connect`].
+    fn connect_error(
+        &self,
+        source: tokio_postgres::Error,
+        roots: Option<String>,
+    ) -> ConnError {
+        let target = self.to_string();
+        if let Some(e) = rustls_error(&source) {
+            let host = || {
+                let hosts: Vec<String> =
+                    self.hosts.iter().map(ToString::to_string).collect();
+                hosts.join(",")
+            };
+            if let Some(mapped) = tls_failure(e, &target, roots, host) {
+                return mapped;
+            }
+        } else if self.config.get_ssl_mode()
+            == tokio_postgres::config::SslMode::Require
+            && std::error::Error::source(&source)
+                .is_some_and(|c| c.to_string() == DRIVER_NO_TLS)
+        {
+            return ConnError::TlsNotSupported { target, mode: self.sslmode };
+        }
+        ConnError::Connect { target, source }
+    }
+}
+
+/// The driver's message when the server answers `SSLRequest` with `N`
+/// and the mode is `Require`.
+const DRIVER_NO_TLS: &str = "server does not support TLS";
+
+/// Runs the driver's side of a connection until the client is dropped.
+fn spawn_connection<S, T>(
+    connection: tokio_postgres::Connection<S, T>,
+    target: String,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%target, error = %e, "connection ended");
+        }
+    });
+}
+
+/// What is checked of the server's certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Verify {
+    /// Nothing ([`AnyCertificate`]): `require`, `allow` and `prefer`
+    /// without root certificates.
+    Nothing,
+    /// Its chain, against the roots, not the host name
+    /// ([`ChainOnly`]): `verify-ca`, and the weaker modes with root
+    /// certificates.
+    Chain(Roots),
+    /// Its chain and the host name (rustls's `WebPkiServerVerifier`):
+    /// `verify-full`.
+    Full(Roots),
+}
+
+/// The root certificates a server certificate is checked against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Roots {
+    /// The certificates of a PEM file.
+    File(PathBuf),
+    /// The system's trusted roots (`rustls-native-certs`).
+    System,
+}
+
+impl Roots {
+    /// The roots, for error messages.
+    fn describe(&self) -> String {
+        match self {
+            Roots::File(p) => {
+                format!("the root certificate file {}", p.display())
+            }
+            Roots::System => "the system's trusted roots".to_owned(),
+        }
+    }
+}
+
+/// libpq's rules: what `mode` checks, given `sslrootcert` (`rootcert`,
+/// `system` included) and libpq's default root certificate file if it
+/// exists (`default_rootcert`). Without either, `verify-ca` and
+/// `verify-full` use the system's roots (where libpq fails). Not called
+/// for [`SslMode::Disable`].
+fn verify_policy(
+    mode: SslMode,
+    rootcert: Option<&Path>,
+    default_rootcert: Option<&Path>,
+) -> Verify {
+    let roots = match rootcert {
+        Some(p) if p == Path::new(SYSTEM_ROOTS) => Some(Roots::System),
+        Some(p) => Some(Roots::File(p.to_owned())),
+        None => default_rootcert.map(|p| Roots::File(p.to_owned())),
+    };
+    match mode {
+        SslMode::VerifyFull => Verify::Full(roots.unwrap_or(Roots::System)),
+        SslMode::VerifyCa => Verify::Chain(roots.unwrap_or(Roots::System)),
+        SslMode::Disable
+        | SslMode::Allow
+        | SslMode::Prefer
+        | SslMode::Require => roots.map_or(Verify::Nothing, Verify::Chain),
+    }
+}
+
+/// A TLS client configuration and what it checks against.
+struct TlsClient {
+    config: rustls::ClientConfig,
+    /// [`Roots::describe`] of the roots, if certificates are checked.
+    roots: Option<String>,
+}
+
+/// The rustls client for `verify`, with the aws-lc-rs provider, TLS 1.2
+/// and 1.3, and no client certificate. Reads the root certificates
+/// (blocking).
+fn tls_client(verify: &Verify) -> Result<TlsClient, ConnError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let (verifier, roots): (Arc<dyn ServerCertVerifier>, _) = match verify {
+        Verify::Nothing => (Arc::new(AnyCertificate { algorithms }), None),
+        Verify::Chain(r) => {
+            let roots = Arc::new(load_roots(r)?);
+            (Arc::new(ChainOnly { roots, algorithms }), Some(r.describe()))
+        }
+        Verify::Full(r) => {
+            let verifier = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(load_roots(r)?),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| ConnError::TlsSetup(e.to_string()))?;
+            (verifier, Some(r.describe()))
+        }
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnError::TlsSetup(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(TlsClient { config, roots })
+}
+
+/// The certificates of `roots`; never empty.
+fn load_roots(roots: &Roots) -> Result<RootCertStore, ConnError> {
+    match roots {
+        Roots::File(path) => root_file(path),
+        Roots::System => system_roots(),
+    }
+}
+
+/// Every PEM certificate of the file at `path` (other PEM sections are
+/// skipped); a certificate that does not parse is an error, as in libpq.
+fn root_file(path: &Path) -> Result<RootCertStore, ConnError> {
+    let bad =
+        |reason: String| ConnError::RootCert { path: path.to_owned(), reason };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut store = RootCertStore::empty();
+    for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let n = i + 1;
+        let cert = cert.map_err(|e| bad(format!("certificate {n}: {e}")))?;
+        store.add(cert).map_err(|e| bad(format!("certificate {n}: {e}")))?;
+    }
+    if store.is_empty() {
+        return Err(bad(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+                .to_owned(),
+        ));
+    }
+    Ok(store)
+}
+
+/// The system's trusted roots, those that parse.
+fn system_roots() -> Result<RootCertStore, ConnError> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "loading the system's root certificates");
+    }
+    let mut store = RootCertStore::empty();
+    let (added, ignored) = store.add_parsable_certificates(found.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "system root certificates that do not parse");
+    }
+    if added == 0 {
+        let why: Vec<String> =
+            found.errors.iter().map(ToString::to_string).collect();
+        return Err(ConnError::NoSystemRoots(if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join("; "))
+        }));
+    }
+    Ok(store)
+}
+
+/// The certificate verifier of `require`, `allow` and `prefer` without
+/// root certificates.
+///
+/// Like libpq in these modes it accepts any certificate, whoever issued
+/// it and whatever names it holds: the connection is encrypted, but the
+/// server is not authenticated (someone in the middle can present a
+/// certificate of their own). The handshake signature is still verified,
+/// with the provider's algorithms, so the server must at least hold the
+/// private key of the certificate it presents.
+#[derive(Debug)]
+struct AnyCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The certificate verifier of `verify-ca` (and of the weaker modes
+/// given root certificates).
+///
+/// It verifies the chain with webpki exactly as `verify-full` does, from
+/// the server's certificate through the intermediates it sends to one of
+/// the roots (signatures, validity dates, CA constraints, and the TLS
+/// server usage), and skips only the host name check: any certificate
+/// the roots issued is accepted for any host, as in libpq. There is no
+/// revocation check (libpq checks only with `sslcrl`, not supported), and
+/// a stapled OCSP response is ignored. Handshake signatures are verified
+/// with the provider's algorithms.
+#[derive(Debug)]
+struct ChainOnly {
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The rustls error behind a failed connection, if any (the driver wraps
+/// it in the `io::Error` of the TLS stream).
+fn rustls_error(e: &tokio_postgres::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> =
+        std::error::Error::source(e);
+    while let Some(err) = next {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(inner) =
+            err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+        {
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return Some(r);
+            }
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// The [`ConnError`] for a certificate the verifier rejected; `None` for
+/// any other TLS error. `roots` describes what it was checked against;
+/// `host` gives the host names, for a name mismatch without context.
+fn tls_failure(
+    e: &rustls::Error,
+    target: &str,
+    roots: Option<String>,
+    host: impl FnOnce() -> String,
+) -> Option<ConnError> {
+    let rustls::Error::InvalidCertificate(cert) = e else {
+        return None;
+    };
+    let target = target.to_owned();
+    let roots = roots.unwrap_or_else(|| "the roots".to_owned());
+    Some(match cert {
+        CertificateError::NotValidForNameContext { expected, presented } => {
+            ConnError::TlsHostName {
+                target,
+                host: expected.to_str().into_owned(),
+                presented: presented.iter().map(|n| general_name(n)).collect(),
+            }
+        }
+        CertificateError::NotValidForName => {
+            ConnError::TlsHostName { target, host: host(), presented: vec![] }
+        }
+        CertificateError::UnknownIssuer => ConnError::TlsUntrusted {
+            target,
+            reason: format!(
+                "it was not issued by a certificate authority in {roots}"
+            ),
+        },
+        other => ConnError::TlsUntrusted {
+            target,
+            reason: format!("{other} (checked against {roots})"),
+        },
+    })
+}
+
+/// A name webpki presents as `DnsName("db.example")` or
+/// `IpAddress(10.0.0.1)`, as `db.example` or `10.0.0.1`.
+fn general_name(presented: &str) -> String {
+    let inner = presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|s| s.strip_suffix("\")"))
+        .or_else(|| {
+            presented
+                .strip_prefix("IpAddress(")
+                .and_then(|s| s.strip_suffix(')'))
+        });
+    inner.unwrap_or(presented).to_owned()
+}
+
+/// `" (it is for a, b)"`, or nothing if no names are known.
+fn presented_names(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("; the certificate is for {}", names.join(", "))
     }
 }
 
@@ -1607,24 +2198,252 @@ mod tests {
        }
 
     #[test]
-    fn tls_modes_that_need_tls_fail_clearly() {
+    fn sslmode_from_string_or_env_and_the_driver_mode() {
+        use tokio_postgres::config::SslMode as Driver;
         let env = [("USER", "u")];
-        for mode in ["require", "verify-ca", "verify-full"] {
+        let modes = [
+            ("disable", SslMode::Disable, Driver::Disable),
+            ("allow", SslMode::Allow, Driver::Prefer),
+            ("prefer", SslMode::Prefer, Driver::Prefer),
+            ("require", SslMode::Require, Driver::Require),
+            ("verify-ca", SslMode::VerifyCa, Driver::Require),
+            ("verify-full", SslMode::VerifyFull, Driver::Require),
+        ];
+        for (name, mode, driver) in modes {
             for conninfo in [
-                format!("sslmode={mode}"),
-                format!("postgres://h?sslmode={mode}"),
+                format!("host=h sslmode={name}"),
+                format!("postgres://h?sslmode={name}"),
             ] {
-                let e = resolve(&conninfo, &env).unwrap_err();
-                assert!(matches!(e, ConnError::TlsUnavailable(_)));
-                assert!(e.to_string().contains(mode), "{e}");
+                let s = resolve(&conninfo, &env).unwrap();
+                assert_eq!(s.sslmode(), mode, "{conninfo}");
+                assert_eq!(s.to_config().get_ssl_mode(), driver, "{name}");
+                assert!(s.to_string().ends_with(&format!("sslmode={name}")));
             }
-            let e = resolve("", &[("PGSSLMODE", mode), ("USER", "u")])
-                .unwrap_err();
-            assert!(matches!(e, ConnError::TlsUnavailable(_)));
+            let s = resolve("host=h", &[("PGSSLMODE", name), ("USER", "u")])
+                .unwrap();
+            assert_eq!(s.sslmode(), mode);
+            // No TLS over a Unix socket, whatever the mode (libpq).
+            let s =
+                resolve(&format!("host=/tmp sslmode={name}"), &env).unwrap();
+            assert_eq!(s.to_config().get_ssl_mode(), Driver::Disable);
+            let s =
+                resolve(&format!("host=/tmp,h sslmode={name}"), &env).unwrap();
+            assert_eq!(s.to_config().get_ssl_mode(), driver);
         }
-        for mode in ["disable", "allow", "prefer"] {
-            resolve(&format!("sslmode={mode}"), &env).unwrap();
+        // libpq's default, and the string winning over the environment.
+        let s = resolve("host=h", &env).unwrap();
+        assert_eq!(s.sslmode(), SslMode::Prefer);
+        assert_eq!(s.to_config().get_ssl_mode(), Driver::Prefer);
+        let env = [
+            ("USER", "u"),
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/env.pem"),
+        ];
+        let s = resolve("host=h", &env).unwrap();
+        assert_eq!(s.sslmode(), SslMode::VerifyFull);
+        assert_eq!(s.sslrootcert(), Some(Path::new("/env.pem")));
+        let s = resolve("host=h sslmode=disable sslrootcert=/k.pem", &env)
+            .unwrap();
+        assert_eq!(s.sslmode(), SslMode::Disable);
+        assert_eq!(s.sslrootcert(), Some(Path::new("/k.pem")));
+        let s =
+            resolve("postgres://h?sslmode=require&sslrootcert=%2Fu.pem", &env)
+                .unwrap();
+        assert_eq!(s.sslmode(), SslMode::Require);
+        assert_eq!(s.sslrootcert(), Some(Path::new("/u.pem")));
+        // Empty values count as unset.
+        let s = resolve("host=h sslmode='' sslrootcert=''", &env).unwrap();
+        assert_eq!(s.sslmode(), SslMode::VerifyFull);
+        assert_eq!(s.sslrootcert(), Some(Path::new("/env.pem")));
+    }
+
+    #[test]
+    fn sslrootcert_system_means_verify_full() {
+        let env = [("USER", "u")];
+        let s = resolve("host=h sslrootcert=system", &env).unwrap();
+        assert_eq!(s.sslmode(), SslMode::VerifyFull);
+        assert_eq!(s.sslrootcert(), Some(Path::new("system")));
+        let s = resolve("", &[("USER", "u"), ("PGSSLROOTCERT", "system")])
+            .unwrap();
+        assert_eq!(s.sslmode(), SslMode::VerifyFull);
+        resolve("sslrootcert=system sslmode=verify-full", &env).unwrap();
+        // Weaker modes are refused, blaming where the mode came from.
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let e =
+                resolve(&format!("sslmode={mode} sslrootcert=system"), &env)
+                    .unwrap_err();
+            assert!(
+                matches!(&e, ConnError::InvalidValue { key, .. }
+                    if key == "sslmode"),
+                "{e:?}"
+            );
+            let shown = e.to_string();
+            assert!(shown.contains(&format!("\"{mode}\"")), "{shown}");
+            assert!(shown.contains("verify-full"), "{shown}");
+            let e = resolve(
+                "postgres://h?sslrootcert=system",
+                &[("USER", "u"), ("PGSSLMODE", mode)],
+            )
+            .unwrap_err();
+            assert!(matches!(&e, ConnError::InvalidValue { key, .. }
+                if key == "PGSSLMODE"));
         }
+    }
+
+    #[test]
+    fn default_root_certificate_is_under_home() {
+        let s =
+            resolve("host=h", &[("USER", "u"), ("HOME", "/home/u")]).unwrap();
+        assert_eq!(
+            s.default_rootcert.as_deref(),
+            Some(Path::new("/home/u/.postgresql/root.crt"))
+        );
+        let s = resolve("host=h", &[("USER", "u")]).unwrap();
+        assert_eq!(s.default_rootcert, None);
+    }
+
+    #[test]
+    fn verify_policy_follows_libpq() {
+        use SslMode::*;
+        let file = |p: &str| Roots::File(PathBuf::from(p));
+        let given = Some(Path::new("/given.pem"));
+        let default = Some(Path::new("/home/u/.postgresql/root.crt"));
+        let system = Some(Path::new("system"));
+        let cases = [
+            // Without any root certificates: nothing, or the system's.
+            (Allow, None, None, Verify::Nothing),
+            (Prefer, None, None, Verify::Nothing),
+            (Require, None, None, Verify::Nothing),
+            (VerifyCa, None, None, Verify::Chain(Roots::System)),
+            (VerifyFull, None, None, Verify::Full(Roots::System)),
+            // sslrootcert makes the weaker modes check the chain.
+            (Prefer, given, None, Verify::Chain(file("/given.pem"))),
+            (Require, given, None, Verify::Chain(file("/given.pem"))),
+            (VerifyCa, given, None, Verify::Chain(file("/given.pem"))),
+            (VerifyFull, given, None, Verify::Full(file("/given.pem"))),
+            // So does libpq's default file if it exists, unless
+            // sslrootcert is given.
+            (
+                Require,
+                None,
+                default,
+                Verify::Chain(file("/home/u/.postgresql/root.crt")),
+            ),
+            (
+                VerifyFull,
+                None,
+                default,
+                Verify::Full(file("/home/u/.postgresql/root.crt")),
+            ),
+            (VerifyCa, given, default, Verify::Chain(file("/given.pem"))),
+            (VerifyFull, system, default, Verify::Full(Roots::System)),
+        ];
+        for (mode, rootcert, default_rootcert, want) in cases {
+            assert_eq!(
+                verify_policy(mode, rootcert, default_rootcert),
+                want,
+                "{mode} {rootcert:?} {default_rootcert:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn root_certificate_file_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "cwl-rootcert-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let garbled = dir.join("garbled.pem");
+        std::fs::write(
+            &garbled,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for (path, why) in [
+            (&missing, "No such file"),
+            (&empty, "no PEM certificate"),
+            (&garbled, "certificate 1"),
+        ] {
+            for verify in [
+                Verify::Chain(Roots::File(path.clone())),
+                Verify::Full(Roots::File(path.clone())),
+            ] {
+                let Err(e) = tls_client(&verify) else {
+                    panic!("{verify:?} built a client");
+                };
+                assert!(matches!(e, ConnError::RootCert { .. }), "{e:?}");
+                let shown = e.to_string();
+                assert!(
+                    shown.contains(&path.display().to_string()),
+                    "{shown}"
+                );
+                assert!(shown.contains(why), "{shown}");
+            }
+        }
+        // Without certificate checks there is nothing to read.
+        let client = tls_client(&Verify::Nothing).unwrap();
+        assert_eq!(client.roots, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_failures_say_what_is_wrong() {
+        let target = "host=db port=5432 dbname=d user=u sslmode=verify-full";
+        let roots = || Some(Roots::File("/etc/ca.pem".into()).describe());
+        let name = |e: CertificateError| {
+            let e = rustls::Error::InvalidCertificate(e);
+            tls_failure(&e, target, roots(), || "db".to_owned()).unwrap()
+        };
+
+        let e = name(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("127.0.0.1").unwrap().to_owned(),
+            presented: vec![
+                "DnsName(\"localhost\")".to_owned(),
+                "IpAddress(10.0.0.1)".to_owned(),
+            ],
+        });
+        assert!(matches!(e, ConnError::TlsHostName { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "connecting to {target}: the server certificate does not \
+                 match the host name \"127.0.0.1\"; the certificate is for \
+                 localhost, 10.0.0.1 (sslmode=verify-full)"
+            )
+        );
+        let e = name(CertificateError::NotValidForName);
+        assert!(e.to_string().contains("match the host name \"db\""), "{e}");
+
+        let e = name(CertificateError::UnknownIssuer);
+        assert!(matches!(e, ConnError::TlsUntrusted { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "connecting to {target}: the server certificate is not \
+                 trusted: it was not issued by a certificate authority in \
+                 the root certificate file /etc/ca.pem"
+            )
+        );
+        let e = name(CertificateError::Expired);
+        assert!(matches!(e, ConnError::TlsUntrusted { .. }), "{e:?}");
+        assert!(e.to_string().contains("/etc/ca.pem"), "{e}");
+
+        // Other TLS errors stay the driver's.
+        let e = rustls::Error::HandshakeNotComplete;
+        assert!(tls_failure(&e, target, roots(), String::new).is_none());
+
+        let e = ConnError::TlsNotSupported {
+            target: target.to_owned(),
+            mode: SslMode::Require,
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("does not support TLS"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
     }
 
     #[test]

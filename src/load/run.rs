@@ -80,6 +80,10 @@ pub struct LoadConfig {
     /// `cwl_copy::batch`, level INFO): objects, events, rows, rejected,
     /// seconds, queue lag.
     pub log_batches: bool,
+    /// Name each object by its ledger key while converting (its `@object`
+    /// value), for a target that matches rows to the ledger by that
+    /// column (Redshift's staging table).
+    pub name_by_ledger_key: bool,
 }
 
 impl LoadConfig {
@@ -96,6 +100,7 @@ impl LoadConfig {
             max_object_bytes: 8 << 30,
             progress: Arc::default(),
             log_batches: false,
+            name_by_ledger_key: false,
         }
     }
 }
@@ -436,6 +441,7 @@ async fn pipeline<S: Source, T: Target>(
     let (res_tx, mut res_rx) =
         tokio::sync::mpsc::channel::<Result<Produced, LoadError>>(window);
     let converter = Arc::clone(&config.converter);
+    let by_key = config.name_by_ledger_key;
     let pool = Arc::clone(pool);
     let prog = Arc::clone(progress);
     let s3 = source.s3().cloned();
@@ -475,6 +481,7 @@ async fn pipeline<S: Source, T: Target>(
                             scratch,
                             buf,
                             &prog,
+                            by_key,
                         )
                     },
                     |_, r| res_tx.blocking_send(r).map_err(|_| ()),
@@ -700,6 +707,7 @@ fn rejected_rows(
 }
 
 /// Reads and converts object `i` of `items` on a worker.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn produce(
     converter: &Converter,
     items: &[ObjectRef],
@@ -708,6 +716,7 @@ fn produce(
     scratch: &mut ConvertScratch,
     buf: &mut Vec<u8>,
     progress: &Progress,
+    by_key: bool,
 ) -> Result<Produced, LoadError> {
     let Some(r) = items.get(i) else {
         return Err(LoadError::Worker(format!("no object {i}")));
@@ -744,7 +753,8 @@ fn produce(
         }
     };
     let mut out = ObjectOutput::default();
-    converter.convert(&r.name, data, scratch, &mut out);
+    let name = if by_key { &r.ledger_key } else { &r.name };
+    converter.convert(name, data, scratch, &mut out);
     add(&progress.objects_converted, 1);
     add(
         &progress.bytes_converted,

@@ -438,6 +438,32 @@ impl ColumnSpec {
     pub fn column_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.columns.iter().map(|c| c.name.as_str())
     }
+
+    /// This spec with a first text column `name` holding each event's
+    /// object name (`@object`; never truncated: a name over 65,535 bytes
+    /// rejects the event), for a loader that must know which object each
+    /// row came from (Redshift's staging table).
+    #[must_use]
+    pub fn with_object_column(&self, name: &str) -> ColumnSpec {
+        let mut spec = self.clone();
+        spec.columns.insert(
+            0,
+            Column {
+                name: name.to_owned(),
+                name_pos: Pos::default(),
+                source: Source::Meta(Meta::Object),
+                kind: Kind::Text {
+                    max_bytes: 65_535,
+                    overflow: Overflow::Reject,
+                },
+                max_bytes_pos: None,
+                required: true,
+                default: None,
+                on_mismatch: OnMismatch::Reject,
+            },
+        );
+        spec
+    }
 }
 
 impl FromStr for ColumnSpec {

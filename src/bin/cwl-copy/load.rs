@@ -10,12 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cwl_copy::load::source::s3::S3;
+use cwl_copy::load::source::s3::{sdk_config, S3};
 use cwl_copy::load::source::sqs::{SqsOptions, SqsSource, Stopper};
+use cwl_copy::load::target::redshift::{
+    Endpoint, RedshiftOptions, RedshiftTarget,
+};
 use cwl_copy::load::{
     BatchLimits, CopyTarget, LedgerTables, Listing, LoadConfig, LoaderOptions,
     PgLoader, PgSettings, PgTarget, Progress, TableName,
 };
+use cwl_copy::load::{Input, ListOptions, LoadSummary, Target};
 use cwl_copy::{Converter, Dialect};
 
 use crate::args::{self, DecodeOpts, SourceOpts, Usage};
@@ -30,10 +34,14 @@ pub(crate) struct LoadArgs {
     /// The column spec (TOML).
     #[arg(long, value_name = "SPEC")]
     pub(crate) columns: PathBuf,
-    /// PostgreSQL connection: a `postgres://user@host:port/db` URL or
+    /// The target: PostgreSQL, a `postgres://user@host:port/db` URL or
     /// `host=… port=…` keywords, merged with PGHOST, PGPORT, PGUSER,
-    /// PGDATABASE, PGPASSWORD, PGPASSFILE/~/.pgpass and PGSSLMODE. Keep
-    /// passwords out of it: use PGPASSWORD or .pgpass.
+    /// PGDATABASE, PGPASSWORD, PGPASSFILE/~/.pgpass and PGSSLMODE (keep
+    /// passwords out of it: use PGPASSWORD or .pgpass); or Redshift,
+    /// `redshift://user@host:5439/db` (the wire protocol, same
+    /// credentials), `redshift-data://cluster/ID/DB?db_user=USER` (or
+    /// `?secret_arn=ARN`), `redshift-data://workgroup/NAME/DB` (the Data
+    /// API).
     #[arg(long, value_name = "CONNINFO", default_value = "")]
     pub(crate) target: String,
     /// Target table [default: the spec's `table`].
@@ -91,6 +99,23 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "SECS", requires = "sqs_queue_url",
           value_parser = clap::value_parser!(i32).range(1..=43_200))]
     pub(crate) visibility_timeout: Option<i32>,
+    /// Redshift: the IAM role COPY reads the staged parts with (an ARN, or
+    /// `default` for the cluster's default role).
+    #[arg(long, value_name = "ARN|default")]
+    pub(crate) iam_role: Option<String>,
+    /// Redshift: where each batch's gzip CSV parts and manifest are
+    /// staged (deleted after the commit; give the prefix a lifecycle rule
+    /// for what a crash leaves). Must not overlap an input or the Firehose
+    /// prefix.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX/")]
+    pub(crate) staging: Option<String>,
+    /// Redshift: parts per batch are a multiple of this [default: the
+    /// cluster's slice count, from stv_slices; 1 on Serverless].
+    #[arg(long, value_name = "N")]
+    pub(crate) slices: Option<usize>,
+    /// Redshift: print the statement plan of a batch and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Serve Prometheus text metrics on this address (e.g.
     /// 127.0.0.1:9898): counters of messages, objects, events, rows,
     /// rejects, batches and errors; gauges of messages in flight and the
@@ -103,40 +128,156 @@ pub(crate) struct LoadArgs {
     pub(crate) inputs: Vec<String>,
 }
 
+/// `--staging s3://bucket/prefix/` as (bucket, prefix ending in `/`).
+fn staging(args: &LoadArgs, inputs: &[Input]) -> Result<(String, String)> {
+    let Some(url) = &args.staging else {
+        return Err(Usage(
+            "a Redshift target needs --staging s3://bucket/prefix/ (where \
+             the batches' parts and manifests are staged) and --iam-role"
+                .into(),
+        )
+        .into());
+    };
+    let Ok(Input::S3 { bucket, prefix }) = url.parse::<Input>() else {
+        return Err(Usage(format!(
+            "--staging {url}: expected s3://bucket/prefix/"
+        ))
+        .into());
+    };
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix
+    } else {
+        format!("{prefix}/")
+    };
+    for input in inputs {
+        if let Input::S3 { bucket: b, prefix: p } = input {
+            if *b == bucket
+                && (prefix.starts_with(p.as_str()) || p.starts_with(&prefix))
+            {
+                return Err(Usage(format!(
+                    "--staging s3://{bucket}/{prefix} overlaps the input \
+                     {input}: staged parts would raise S3 events into the \
+                     same notifications and be read as logs; stage \
+                     elsewhere"
+                ))
+                .into());
+            }
+        }
+    }
+    if prefix.contains("from_CloudWatchLogs") {
+        return Err(Usage(format!(
+            "--staging s3://{bucket}/{prefix} is under a Firehose prefix; \
+             stage elsewhere"
+        ))
+        .into());
+    }
+    Ok((bucket, prefix))
+}
+
 pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let spec = args::read_spec(&args.columns, args.table.as_deref())?;
-    let mapper = args::mapper(&args.columns, &spec, Dialect::Postgres)?;
+    let redshift =
+        Endpoint::parse(&args.target).map_err(|e| Usage(e.to_string()))?;
     let table = TableName::new(args.schema.as_deref(), spec.table())
         .map_err(|e| Usage(format!("--table: {e}")))?;
-    let columns: Vec<String> =
-        spec.column_names().map(str::to_owned).collect();
-    let mut copy = CopyTarget::new(table.clone(), &columns)
-        .map_err(|e| Usage(format!("{e}")))?;
-    if args.dedup_events {
-        let id = spec.id_column().ok_or_else(|| {
-            Usage(
-                "--dedup-events needs a column with source = \"@id\" in the \
-                 spec"
-                    .into(),
-            )
-        })?;
-        copy = copy.dedup_on(id).map_err(|e| Usage(format!("{e}")))?;
-    }
     let tables = LedgerTables::new(
         args.schema.as_deref(),
         Some(&args.ledger_table),
         Some(&args.quarantine_table),
     )
     .map_err(|e| Usage(format!("{e}")))?;
-    let create = args
-        .create_table
-        .then(|| cwl_copy::sql::create_table(&mapper, &table));
     let inputs = args::parse_inputs(&args.inputs)?;
     let list = args::list_options(&args.source)?;
-    let any_s3 = inputs.iter().any(cwl_copy::load::Input::is_s3);
-    // Reads env and ~/.pgpass: done before the runtime starts.
-    let settings = PgSettings::resolve(&args.target).context("--target")?;
+    let any_s3 = inputs.iter().any(Input::is_s3);
+    if args.sqs_queue_url.is_some()
+        && (args.source.from.is_some()
+            || args.source.prefix_template.is_some())
+    {
+        return Err(Usage(
+            "--from, --to and --prefix-template list S3 prefixes; with \
+             --sqs-queue-url the queue names the objects (use `cwl-copy \
+             enqueue` to queue a backfill)"
+                .into(),
+        )
+        .into());
+    }
+    let id = spec.id_column().map(str::to_owned);
+    if args.dedup_events && id.is_none() {
+        return Err(Usage(
+            "--dedup-events needs a column with source = \"@id\" in the spec"
+                .into(),
+        )
+        .into());
+    }
+    let dialect =
+        if redshift.is_some() { Dialect::Redshift } else { Dialect::Postgres };
+    let plain = args::mapper(&args.columns, &spec, dialect)?;
+    let create =
+        args.create_table.then(|| cwl_copy::sql::create_table(&plain, &table));
+
+    // The target: PostgreSQL, or Redshift (wire or Data API).
+    enum Plan {
+        Pg(CopyTarget, PgSettings),
+        Rs(Box<RedshiftOptions>, Option<PgSettings>),
+    }
+    let (mapper, plan) = match &redshift {
+        None => {
+            let columns: Vec<String> =
+                spec.column_names().map(str::to_owned).collect();
+            let mut copy = CopyTarget::new(table.clone(), &columns)
+                .map_err(|e| Usage(format!("{e}")))?;
+            if args.dedup_events {
+                if let Some(id) = &id {
+                    copy = copy
+                        .dedup_on(id)
+                        .map_err(|e| Usage(format!("{e}")))?;
+                }
+            }
+            // Reads env and ~/.pgpass: done before the runtime starts.
+            let settings =
+                PgSettings::resolve(&args.target).context("--target")?;
+            (plain, Plan::Pg(copy, settings))
+        }
+        Some(endpoint) => {
+            let staging = staging(args, &inputs)?;
+            let Some(iam_role) = args.iam_role.clone() else {
+                return Err(Usage(
+                    "a Redshift target needs --iam-role ARN (or `default`), \
+                     the role COPY reads the staged parts with"
+                        .into(),
+                )
+                .into());
+            };
+            let settings = match endpoint {
+                Endpoint::Wire(url) => {
+                    Some(PgSettings::resolve(url).context("--target")?)
+                }
+                _ => None,
+            };
+            let columns = cwl_copy::sql::column_types(&plain, 0);
+            let id_position = id.as_ref().and_then(|id| {
+                spec.column_names().position(|c| c == id.as_str())
+            });
+            let with_object = spec
+                .with_object_column(cwl_copy::sql::redshift::OBJECT_COLUMN);
+            let mapper =
+                args::mapper(&args.columns, &with_object, Dialect::Redshift)?;
+            let options = RedshiftOptions {
+                endpoint: endpoint.clone(),
+                iam_role,
+                staging,
+                table: table.clone(),
+                tables: tables.clone(),
+                columns,
+                dedup: if args.dedup_events { id.clone() } else { None },
+                id_position,
+                create: create.clone(),
+                slices: args.slices,
+            };
+            (mapper, Plan::Rs(Box::new(options), settings))
+        }
+    };
 
     let mut config =
         LoadConfig::new(Converter::new(args.opts.decoder(), mapper));
@@ -150,23 +291,29 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         config.s3_concurrency = c.max(1);
     }
     config.max_object_bytes = args.opts.max_object_bytes;
-    let bar = ProgressBar::start(&config.progress);
-
-    if args.sqs_queue_url.is_some()
-        && (args.source.from.is_some()
-            || args.source.prefix_template.is_some())
-    {
-        return Err(Usage(
-            "--from, --to and --prefix-template list S3 prefixes; with \
-             --sqs-queue-url the queue names the objects (use `cwl-copy \
-             enqueue` to queue a backfill)"
-                .into(),
-        )
-        .into());
-    }
-
+    config.name_by_ledger_key = redshift.is_some();
     // One structured line per batch for a long-running consumer.
     config.log_batches = args.sqs_queue_url.is_some();
+
+    if args.dry_run {
+        let Plan::Rs(options, settings) = plan else {
+            return Err(Usage(
+                "--dry-run prints a Redshift target's statement plan".into(),
+            )
+            .into());
+        };
+        let rt = args::runtime()?;
+        let lines = rt.block_on(async {
+            let sdk = sdk_config(args.source.endpoint_url.as_deref()).await;
+            let s3 = S3::connect(&args::s3_options(&args.source)).await;
+            RedshiftTarget::new(*options, settings, &sdk, s3).dry_run_plan()
+        });
+        for l in lines {
+            println!("{l};");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = ProgressBar::start(&config.progress);
 
     let rt = args::runtime()?;
     if let Some(addr) = args.metrics_addr {
@@ -178,47 +325,29 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         cwl_copy::load::describe_metrics();
     }
     let result = rt.block_on(async {
-        let loader = PgLoader::connect(
-            settings,
-            LoaderOptions { tables: tables.clone(), ..Default::default() },
-        )
-        .await
-        .context("connecting to PostgreSQL")?;
-        let mut target = PgTarget::new(loader, copy, tables, create);
-        let summary = match &args.sqs_queue_url {
-            Some(url) => {
-                let sdk = cwl_copy::load::source::s3::sdk_config(
-                    args.source.endpoint_url.as_deref(),
+        match plan {
+            Plan::Pg(copy, settings) => {
+                let loader = PgLoader::connect(
+                    settings,
+                    LoaderOptions {
+                        tables: tables.clone(),
+                        ..Default::default()
+                    },
                 )
-                .await;
+                .await
+                .context("connecting to PostgreSQL")?;
+                let mut target = PgTarget::new(loader, copy, tables, create);
+                drive(args, &config, &inputs, &list, any_s3, &mut target).await
+            }
+            Plan::Rs(options, settings) => {
+                let sdk =
+                    sdk_config(args.source.endpoint_url.as_deref()).await;
                 let s3 = S3::connect(&args::s3_options(&args.source)).await;
-                let mut opts = SqsOptions::new(url);
-                opts.once = args.once;
-                opts.wait_seconds = args.wait_seconds;
-                opts.visibility_timeout = args.visibility_timeout;
-                opts.max_in_flight =
-                    args.batch_objects.saturating_mul(2).clamp(20, 100_000);
-                let source = SqsSource::connect(
-                    aws_sdk_sqs::Client::new(&sdk),
-                    s3,
-                    opts,
-                )
-                .await?;
-                let stopper = source.stopper();
-                let _signals = SignalGuard(tokio::spawn(on_signals(stopper)));
-                cwl_copy::load::run(&config, source, &mut target).await?
+                let mut target =
+                    RedshiftTarget::new(*options, settings, &sdk, s3);
+                drive(args, &config, &inputs, &list, any_s3, &mut target).await
             }
-            None => {
-                let s3 = if any_s3 {
-                    Some(S3::connect(&args::s3_options(&args.source)).await)
-                } else {
-                    None
-                };
-                let source = Listing::new(&inputs, &list, s3).await?;
-                cwl_copy::load::run(&config, source, &mut target).await?
-            }
-        };
-        anyhow::Ok(summary)
+        }
     });
     drop(bar);
     let summary = result?;
@@ -279,6 +408,44 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Runs the load from the INPUTs or the queue into `target`.
+async fn drive<T: Target>(
+    args: &LoadArgs,
+    config: &LoadConfig,
+    inputs: &[Input],
+    list: &ListOptions,
+    any_s3: bool,
+    target: &mut T,
+) -> Result<LoadSummary> {
+    Ok(match &args.sqs_queue_url {
+        Some(url) => {
+            let sdk = sdk_config(args.source.endpoint_url.as_deref()).await;
+            let s3 = S3::connect(&args::s3_options(&args.source)).await;
+            let mut opts = SqsOptions::new(url);
+            opts.once = args.once;
+            opts.wait_seconds = args.wait_seconds;
+            opts.visibility_timeout = args.visibility_timeout;
+            opts.max_in_flight =
+                args.batch_objects.saturating_mul(2).clamp(20, 100_000);
+            let source =
+                SqsSource::connect(aws_sdk_sqs::Client::new(&sdk), s3, opts)
+                    .await?;
+            let stopper = source.stopper();
+            let _signals = SignalGuard(tokio::spawn(on_signals(stopper)));
+            cwl_copy::load::run(config, source, target).await?
+        }
+        None => {
+            let s3 = if any_s3 {
+                Some(S3::connect(&args::s3_options(&args.source)).await)
+            } else {
+                None
+            };
+            let source = Listing::new(inputs, list, s3).await?;
+            cwl_copy::load::run(config, source, target).await?
+        }
     })
 }
 

@@ -90,7 +90,9 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CWL_COPY_LOG")
         .unwrap_or_else(|_| {
             // Warnings, and the loader's one line per batch (SQS mode).
-            tracing_subscriber::EnvFilter::new("warn,cwl_copy::batch=info")
+            tracing_subscriber::EnvFilter::new(
+                "warn,aws_config=error,cwl_copy::batch=info",
+            )
         });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -3,6 +3,7 @@
 //! its ledger rows. PostgreSQL is [`PgTarget`].
 
 pub(crate) mod postgres;
+pub mod redshift;
 
 use std::collections::HashSet;
 use std::future::Future;
