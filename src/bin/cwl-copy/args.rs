@@ -289,6 +289,17 @@ impl Objects {
         }
     }
 
+    /// Warns on stderr when the inputs hold no object (a wrong path or
+    /// prefix is then noticed); the exit code stays 0.
+    pub(crate) fn warn_if_empty(&self, inputs: &[String]) {
+        if self.refs.is_empty() {
+            eprintln!(
+                "cwl-copy: warning: no objects found in {}",
+                inputs.join(" ")
+            );
+        }
+    }
+
     /// Bytes of all objects, as listed.
     pub(crate) fn bytes(&self) -> u64 {
         self.refs.iter().filter_map(|r| r.size).sum()

@@ -151,6 +151,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
     let converter = Converter::new(args.opts.decoder(), mapper);
     let objects =
         Objects::list(&args.inputs, &args.source, args.opts.max_object_bytes)?;
+    objects.warn_if_empty(&args.inputs);
     let indices: Vec<usize> = (0..objects.refs.len()).collect();
     let (pool, threads) = args::pool(args.threads)?;
     let mut out = match &args.out {

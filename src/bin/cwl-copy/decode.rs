@@ -87,6 +87,7 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
     const CHUNK: usize = 1 << 20;
     const AHEAD: usize = 8;
     let objects = Objects::list(&a.paths, &a.source, opts.max_object_bytes)?;
+    objects.warn_if_empty(&a.paths);
     let decoder = opts.decoder();
     let (pool, threads) = args::pool(threads)?;
     let indices: Vec<usize> = (0..objects.refs.len()).collect();

@@ -350,7 +350,27 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         }
     });
     drop(bar);
-    let summary = result?;
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            // The summary is written on failure too, with the error.
+            if let Some(path) = &args.summary_json {
+                let v = serde_json::json!({
+                    "error": format!("{e:#}"),
+                    "reconciled": false,
+                    "elapsed_seconds": started.elapsed().as_secs_f64(),
+                });
+                let _ = args::write_summary(path, &v);
+            }
+            return Err(e);
+        }
+    };
+    if summary.objects_seen == 0 && args.sqs_queue_url.is_none() {
+        eprintln!(
+            "cwl-copy: warning: no objects found in {}",
+            args.inputs.join(" ")
+        );
+    }
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "cwl-copy: {} objects ({} already loaded, {} loaded, {} loaded by another run, {} vanished), {} events: {} rows, {} filtered out, {} rejected, {} duplicate events; {} decode errors; {} batches; {:.2}s",
