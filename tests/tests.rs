@@ -20,6 +20,8 @@ mod load_faults;
 #[cfg(feature = "loader")]
 mod loader_s3;
 #[cfg(feature = "loader")]
+mod loader_sqs;
+#[cfg(feature = "loader")]
 mod pgload;
 #[cfg(feature = "loader")]
 mod services;

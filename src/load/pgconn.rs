@@ -95,6 +95,9 @@
 //!   (libpq fails);
 //! - a file `sslrootcert` names that does not exist is an error under
 //!   every mode that tries TLS (libpq ignores it below `verify-ca`);
+//! - in a host list that mixes Unix sockets and TCP hosts, `require` and
+//!   stricter modes fail on the Unix sockets (the driver has one mode for
+//!   all hosts); a list of Unix sockets only never uses TLS, as in libpq;
 //! - the client certificate settings (`sslcert`, `sslkey`), `sslcrl`,
 //!   `sslnegotiation` and `ssl_min_protocol_version` are not supported (an
 //!   error, like any unknown key); TLS 1.2 and 1.3 are offered.
@@ -234,8 +237,8 @@ pub enum ConnError {
     /// `sslmode` is `require` or stricter, and the server does not accept
     /// TLS connections.
     #[error(
-        "connecting to {target}: the server does not support TLS, which \
-         sslmode={mode} requires"
+        "connecting to {target}: the server does not support TLS, and \
+         sslmode={mode} requires it"
     )]
     TlsNotSupported {
         /// The connection target, without password.

@@ -1,6 +1,6 @@
 //! [`run`]: the loader's driver, shared by every source and target.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -306,10 +306,11 @@ pub fn object_rows(r: &ObjectRef, data: &[u8], o: ObjectOutput) -> ObjectRows {
             member: r.member,
             event_id: r.id,
             reason: match r.column {
-                Some(c) => format!("column {c:?}: {}", r.reason),
-                None => r.reason,
+                Some(c) => format!("{}: column {c:?}: {}", r.code, r.reason),
+                None => format!("{}: {}", r.code, r.reason),
             },
             message: r.message,
+            code: r.code.to_owned(),
         })
         .collect();
     let errors = o
@@ -496,8 +497,9 @@ async fn pipeline<S: Source, T: Target>(
         })?;
     let mut work_tx = Some(work_tx);
 
-    // Keys sent to the converter and not yet settled.
-    let mut in_flight: HashSet<String> = HashSet::new();
+    // Keys sent to the converter and not yet settled, each with whether
+    // it is a message body rather than an object (not counted as one).
+    let mut in_flight: InFlight = HashMap::new();
     let mut batcher = Batcher::new(config.limits);
     loop {
         let deadline = batcher.deadline();
@@ -564,6 +566,11 @@ async fn pipeline<S: Source, T: Target>(
     Ok(())
 }
 
+/// Ledger keys on their way → whether the key is a message body (an SQS
+/// body that is no notification), which is quarantined like an object but
+/// not counted as one.
+type InFlight = HashMap<String, bool>;
+
 async fn sleep_until(at: Option<std::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -579,9 +586,12 @@ async fn admit<S: Source, T: Target>(
     target: &mut T,
     summary: &mut LoadSummary,
     progress: &Progress,
-    in_flight: &mut HashSet<String>,
+    in_flight: &mut InFlight,
 ) -> Result<Vec<ObjectRef>, LoadError> {
-    let n = u64::try_from(refs.len()).unwrap_or(u64::MAX);
+    let is_message =
+        |r: &ObjectRef| matches!(r.location, Location::Rejected { .. });
+    let objects = refs.iter().filter(|r| !is_message(r)).count();
+    let n = u64::try_from(objects).unwrap_or(u64::MAX);
     let bytes: u64 = refs.iter().filter_map(|r| r.size).sum();
     add(&progress.objects_listed, n);
     add(&progress.bytes_listed, bytes);
@@ -595,17 +605,23 @@ async fn admit<S: Source, T: Target>(
     let mut settled = Vec::new();
     let mut todo = Vec::with_capacity(refs.len());
     for r in refs {
+        let message = is_message(&r);
         if done.contains(&r.ledger_key) {
-            summary.objects_skipped_already_loaded += 1;
-            add(&progress.objects_skipped, 1);
-            add(&progress.bytes_skipped, r.size.unwrap_or(0));
+            if !message {
+                summary.objects_skipped_already_loaded += 1;
+                add(&progress.objects_skipped, 1);
+                add(&progress.bytes_skipped, r.size.unwrap_or(0));
+            }
             settled.push(r.ledger_key);
-        } else if !in_flight.insert(r.ledger_key.clone()) {
+        } else if in_flight.contains_key(&r.ledger_key) {
             // On its way already (twice in a listing, or notified again):
             // settled when that one commits.
-            summary.objects_skipped_duplicate += 1;
-            add(&progress.objects_skipped, 1);
+            if !message {
+                summary.objects_skipped_duplicate += 1;
+                add(&progress.objects_skipped, 1);
+            }
         } else {
+            in_flight.insert(r.ledger_key.clone(), message);
             todo.push(r);
         }
     }
@@ -628,7 +644,7 @@ async fn commit<S: Source, T: Target>(
     batch: &[ObjectRows],
     summary: &mut LoadSummary,
     config: &LoadConfig,
-    in_flight: &mut HashSet<String>,
+    in_flight: &mut InFlight,
 ) -> Result<(), LoadError> {
     let started = std::time::Instant::now();
     let outcome = match target.load_batch(batch).await {
@@ -644,6 +660,16 @@ async fn commit<S: Source, T: Target>(
     let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
     add(&config.progress.objects_loaded, n(outcome.loaded.len()));
     summary.add_batch(&outcome);
+    // Message bodies were quarantined through the batch, but are no
+    // objects (they count in `messages_quarantined`).
+    let messages = |keys: &[String]| {
+        n(keys.iter().filter(|k| in_flight.get(*k) == Some(&true)).count())
+    };
+    let (loaded_msgs, dup_msgs) =
+        (messages(&outcome.loaded), messages(&outcome.skipped_duplicate));
+    summary.objects_loaded -= loaded_msgs;
+    summary.objects_skipped_duplicate -= dup_msgs;
+    summary.errors -= loaded_msgs;
     metrics::counter!("cwl_copy_batches_total").increment(1);
     metrics::counter!("cwl_copy_objects_total", "outcome" => "loaded")
         .increment(n(outcome.loaded.len()));

@@ -18,6 +18,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 pub mod corpus_s3;
 pub mod s3proxy;
+pub mod sqs;
 
 const HOW: &str = "run ./test.sh, which provisions PostgreSQL/moto and \
                    exports the CWL_TEST_* variables";

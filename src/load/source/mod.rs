@@ -61,8 +61,10 @@ pub struct ObjectRef {
     /// path as found, or `s3://bucket/key`.
     pub name: String,
     /// The object's identity in the ledger: the canonical path of a local
-    /// file, `s3://bucket/key` for S3 (`?versionId=…` appended when the
-    /// version is known).
+    /// file, `s3://bucket/key` for S3 (the same from a listing, a
+    /// notification or `enqueue`; a notification's version id pins the
+    /// bytes read, not the identity, since Firehose never overwrites a
+    /// key).
     pub ledger_key: String,
     /// Where the bytes are.
     pub location: Location,

@@ -185,6 +185,7 @@ fn eventbridge(o: &serde_json::Map<String, Value>) -> Notice {
             version_id: object
                 .and_then(|o| o.get("version-id"))
                 .and_then(Value::as_str)
+                .filter(|v| !v.is_empty() && *v != "null")
                 .map(str::to_owned),
             size: object.and_then(|o| o.get("size")).and_then(Value::as_u64),
             etag: object
