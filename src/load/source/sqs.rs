@@ -585,7 +585,8 @@ impl Source for SqsSource {
                             // The ledger knows an object by its key: the same as a
                             // listing or `enqueue` gives (ListObjectsV2 has no
                             // versions); the version only pins the bytes read.
-                            let ledger_key = s3_ledger_key(&o.bucket, &o.key, None);
+                            let ledger_key =
+                                s3_ledger_key(&o.bucket, &o.key, None);
                             keys.push(ledger_key.clone());
                             refs.push(ObjectRef {
                                 name: s3_ledger_key(&o.bucket, &o.key, None),
