@@ -27,3 +27,5 @@ mod pgload;
 mod services;
 #[cfg(feature = "loader")]
 mod support;
+#[cfg(feature = "loader")]
+mod tls;

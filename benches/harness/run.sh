@@ -4,7 +4,7 @@
 #
 #   benches/harness/run.sh [--mb N] [--objects K] [--jq-objects J]
 #                          [--repeat R] [--load] [--markdown FILE] [--data DIR]
-#                          [--no-growth]
+#                          [--no-growth] [--s3] [--s3-concurrency N]
 #
 # Defaults: 1024 MB of inflated envelope JSON in 200 objects (env
 # CWL_BENCH_MB, CWL_BENCH_OBJECTS), jq on the first 10 objects (env
@@ -17,6 +17,18 @@
 # a throwaway PostgreSQL 15 (stock durability: fsync on, synchronous_commit
 # on) on a free 127.0.0.1 port, torn down on exit; their CPU s include the
 # server's.
+# --s3 adds S3 as a source (issue #9): a moto[server] S3 emulator (the
+# version test.sh pins, installed with pip if missing) on a free 127.0.0.1
+# port, torn down on exit; the corpus uploaded once under Firehose hour
+# prefixes (app-logs/from_CloudWatchLogs/YYYY/MM/DD/HH/, spread over 4
+# hours) with boto3 (benches/harness/s3.py); convert --threads 2 from S3
+# next to local files (both to /dev/null, CSV checked byte-identical); the
+# bound: boto3 GETs of every object from moto with a thread pool of
+# --s3-concurrency (default as cwl-copy's: 4 per CPU, 8 to 32; env
+# CWL_BENCH_S3_CONCURRENCY); with --load, load from S3 next to load from
+# local files, each into a fresh table, and load from S3 of the corpus ×4
+# for its peak RSS (not with --no-growth). Builds the default features.
+# moto's CPU s are in each S3 row's note, not in its CPU s.
 #
 # Contenders:
 #   floor    memcpy (memory bandwidth), zcat, pigz -d, and cwl_copy's own
@@ -26,6 +38,7 @@
 #   duckdb   read_json of the gzip objects → unnest → json_extract → CSV
 #   load     cwl-copy load vs psql \copy of the convert CSV; 1,000 small
 #            objects in merged batches vs one COPY per object
+#   s3       convert and load from moto vs from local files; boto3 GETs
 #
 # Throughput is of inflated envelope bytes. "MB/CPU-s" divides by user+sys
 # CPU seconds, the figure that survives a shared, noisy machine; ratios
@@ -42,6 +55,9 @@ DATA=${CWL_BENCH_DATA:-$REPO/bench-data}
 MARKDOWN=
 LOAD=0
 GROWTH=1
+S3=0
+S3_CONCURRENCY=${CWL_BENCH_S3_CONCURRENCY:-$(($(nproc) * 4 < 8 ? 8 : $(nproc) * 4 > 32 ? 32 : $(nproc) * 4))}
+MOTO_VERSION=5.2.1 # as test.sh
 SPEC=$REPO/testdata/specs/integrated_user_log.toml
 
 usage() { sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed -n 's/^# \{0,1\}//p'; exit 2; }
@@ -55,6 +71,8 @@ while (($#)); do
         --markdown) MARKDOWN=$2; shift 2 ;;
         --load) LOAD=1; shift ;;
         --no-growth) GROWTH=0; shift ;;
+        --s3) S3=1; shift ;;
+        --s3-concurrency) S3_CONCURRENCY=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "run.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -73,17 +91,71 @@ TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 BIN=$TARGET/release/cwl-copy
 GEN=$TARGET/release/examples/gen_corpus
 
+# --- PostgreSQL and moto, torn down by the EXIT trap ---------------------------
+OUT=$(mktemp -d /tmp/cwl-bench.XXXXXX)
+chmod 755 "$OUT"
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+# shellcheck source=../../scripts/pg.sh
+source "$REPO/scripts/pg.sh"
+MOTO_PID=
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM HUP
+    # moto as test.sh stops it: TERM, up to 5 s, then KILL.
+    if [[ -n $MOTO_PID ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
+        kill "$MOTO_PID" 2>/dev/null
+        for _ in $(seq 50); do
+            kill -0 "$MOTO_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$MOTO_PID" 2>/dev/null
+        wait "$MOTO_PID" 2>/dev/null
+    fi
+    pg_stop
+    [[ ${CWL_BENCH_KEEP_TMP:-} == 1 ]] && echo "kept $OUT" >&2 || rm -rf "$OUT"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# moto[server] for --s3, as test.sh provisions it.
+if ((S3)); then
+    PYTHON=${PYTHON:-python3}
+    moto_version() {
+        "$PYTHON" -c 'import importlib.metadata as m, moto.server
+print(m.version("moto"))' 2>/dev/null || true
+    }
+    if [[ $(moto_version) != "$MOTO_VERSION" ]]; then
+        note "installing moto[server]==$MOTO_VERSION"
+        "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+            --no-input "moto[server]==$MOTO_VERSION"
+        [[ $(moto_version) == "$MOTO_VERSION" ]] ||
+            die "moto[server]==$MOTO_VERSION did not import after pip install"
+    fi
+    # The real interpreter, not a pyenv shim, so $! is the server's pid.
+    PY=$("$PYTHON" -c 'import sys; print(sys.executable)')
+fi
+
 # --- build ------------------------------------------------------------------
 cd "$REPO"
-if ((LOAD)); then
-    note "building (release, default features: load needs the loader)"
+if ((LOAD || S3)); then
+    note "building (release, default features: load and S3 need the loader)"
     cargo build --release --quiet
 else
     note "building (release, --no-default-features --features cli)"
     cargo build --release --quiet --no-default-features --features cli
 fi
+# Private copies, each taken as soon as it is built: target/ is shared,
+# and a build of other features must not swap them in the middle of a run.
+cp "$BIN" "$OUT/cwl-copy"
 cargo build --release --quiet --no-default-features --features cli \
     --example gen_corpus
+cp "$GEN" "$OUT/gen_corpus"
+BIN=$OUT/cwl-copy GEN=$OUT/gen_corpus
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD)
 git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock examples ||
     COMMIT="$COMMIT+dirty"
@@ -100,27 +172,6 @@ mapfile -t FILES < <(find "$CORPUS/objects" -type f | LC_ALL=C sort)
 JQ_OBJECTS=$((JQ_OBJECTS > OBJECTS ? OBJECTS : JQ_OBJECTS))
 SUBSET=("${FILES[@]:0:JQ_OBJECTS}")
 QUARTER=("${FILES[@]:0:$(((OBJECTS + 3) / 4))}")
-
-OUT=$(mktemp -d /tmp/cwl-bench.XXXXXX)
-chmod 755 "$OUT"
-RESULTS=$OUT/results.tsv
-: >"$RESULTS"
-
-# --- PostgreSQL, torn down by the EXIT trap ----------------------------------
-# shellcheck source=../../scripts/pg.sh
-source "$REPO/scripts/pg.sh"
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM HUP
-    pg_stop
-    [[ ${CWL_BENCH_KEEP_TMP:-} == 1 ]] && echo "kept $OUT" >&2 || rm -rf "$OUT"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
 
 # --- measuring ----------------------------------------------------------------
 # measure NAME BYTES EVENTS CMD... : one row of results.tsv
@@ -369,6 +420,169 @@ PY
     done
 fi
 
+# --- 6. S3 as a source (issue #9): moto, torn down by the EXIT trap ------------------------
+if ((S3)); then
+    note "starting moto $MOTO_VERSION (S3 emulator)"
+    MOTO_PORT=
+    for attempt in 1 2 3; do
+        port=$(pg_free_port)
+        "$PY" -m moto.server -H 127.0.0.1 -p "$port" \
+            >>"$OUT/moto.log" 2>&1 </dev/null &
+        MOTO_PID=$!
+        # Poll until it answers HTTP (any status), it dies, or 60 s.
+        if "$PY" - "$port" "$MOTO_PID" 60 <<'PY'; then
+import os, sys, time, urllib.request, urllib.error
+port, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+            MOTO_PORT=$port
+            break
+        fi
+        echo "moto did not start on port $port (attempt $attempt)" >&2
+        kill "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+        MOTO_PID=
+    done
+    [[ -n $MOTO_PORT ]] ||
+        { tail -n 30 "$OUT/moto.log" >&2; die "moto did not start"; }
+    ENDPOINT=http://127.0.0.1:$MOTO_PORT
+    note "moto ready at $ENDPOINT (pid $MOTO_PID)"
+    # moto's dummy credentials, through the standard chain (environment).
+    export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+    export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+    export AWS_EC2_METADATA_DISABLED=true
+    unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
+
+    S3PY=$REPO/benches/harness/s3.py
+    FIREHOSE=app-logs/from_CloudWatchLogs/
+    S3_HOURS=4
+    kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
+    # s3_upload BUCKET DIR: the objects of DIR under $S3_HOURS hour prefixes.
+    s3_upload() {
+        note "uploading $2 to s3://$1/$FIREHOSE"
+        "$PY" "$S3PY" upload "$ENDPOINT" "$1" "$FIREHOSE" "$S3_HOURS" "$2" ||
+            die "uploading $2 to moto failed"
+    }
+    UP=$(s3_upload cwl-bench "$CORPUS/objects")
+    [[ $(kv objects "$UP") == "$OBJECTS" && $(kv bytes "$UP") == "$COMPRESSED" ]] ||
+        die "upload: $UP (want $OBJECTS objects, $COMPRESSED bytes)"
+    S3_FLAGS=(--endpoint-url "$ENDPOINT" --s3-concurrency "$S3_CONCURRENCY"
+        --from "$(kv from "$UP")" --to "$(kv to "$UP")")
+    S3_URL=s3://cwl-bench/$FIREHOSE
+    if ((GROWTH && LOAD)); then
+        UPX4=$(s3_upload cwl-bench-x4 "$BIG/objects")
+        S3X4_FLAGS=(--endpoint-url "$ENDPOINT" --s3-concurrency "$S3_CONCURRENCY"
+            --from "$(kv from "$UPX4")" --to "$(kv to "$UPX4")")
+    fi
+
+    # moto's CPU seconds so far (all its threads), from /proc.
+    moto_cpu() {
+        python3 - "$MOTO_PID" <<'PY'
+import os, sys
+with open(f"/proc/{sys.argv[1]}/stat") as f:
+    x = f.read().rsplit(")", 1)[1].split()
+print((int(x[11]) + int(x[12])) / os.sysconf("SC_CLK_TCK"))
+PY
+    }
+    # append_note TEXT: to the note of the last row of results.tsv.
+    append_note() {
+        python3 - "$RESULTS" "$1" <<'PY'
+import sys
+path, text = sys.argv[1:]
+lines = open(path).read().splitlines()
+f = lines[-1].split("\t")
+f[7] = (f[7] + "; " if f[7] else "") + text
+lines[-1] = "\t".join(f)
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+    }
+    # moto_note RUNS MEASURE...: runs a measure, notes moto's CPU per run.
+    moto_note() {
+        local runs=$1 before after
+        shift
+        before=$(moto_cpu)
+        "$@"
+        after=$(moto_cpu)
+        append_note "moto's CPU $(python3 -c 'import sys; b, a, n = map(float, sys.argv[1:])
+print(f"{(a - b) / n:.2f}")' "$before" "$after" "$runs") s per run (not in CPU s)"
+    }
+    # convert_ok with the flags and inputs as given (after --).
+    convert_flags_ok() {
+        local t=$1 out=$2 summary=$3
+        shift 3
+        "$BIN" convert --columns "$SPEC" --threads "$t" --out "$out" \
+            --summary-json "$summary" "$@" || [[ $? == 3 ]]
+    }
+    export -f convert_flags_ok
+
+    # Both to /dev/null: the file rows above pay for the page-cache copy.
+    NOTE="the same objects as the S3 row below, from the local files" \
+        measure "cwl-copy convert --threads 2, local files → /dev/null" \
+        "$INFLATED" "@$OUT/local2.json" \
+        bash -c 'convert_ok "$@"' _ 2 /dev/null "$OUT/local2.json" "$CORPUS/objects"
+    NOTE="$S3_URL --from $(kv from "$UP") --to $(kv to "$UP") ($S3_HOURS hour prefixes), --s3-concurrency $S3_CONCURRENCY" \
+        moto_note "$REPEAT" measure "cwl-copy convert --threads 2, S3 → /dev/null" \
+        "$INFLATED" "@$OUT/s3conv.json" \
+        bash -c 'convert_flags_ok "$@"' _ 2 /dev/null "$OUT/s3conv.json" \
+        "${S3_FLAGS[@]}" -- "$S3_URL"
+    # The bound: what moto serves to one client process, the same number
+    # of requests at once. Wall includes Python's start and the listing,
+    # as cwl-copy's does.
+    NOTE="one python3 process, boto3 $("$PY" -c 'import boto3; print(boto3.__version__)'), a pool of $S3_CONCURRENCY threads, bodies read and discarded; bytes = the corpus's inflated bytes, to compare with the rows above" \
+        moto_note "$REPEAT" measure "moto: boto3 GET of every object, $S3_CONCURRENCY threads" \
+        "$INFLATED" "" \
+        "$PY" "$S3PY" get "$ENDPOINT" cwl-bench "$FIREHOSE" "$S3_CONCURRENCY" \
+        "$OUT/gets.log"
+    GOT=$(cat "$OUT/stdout")
+    [[ $(kv bytes "$GOT") == "$COMPRESSED" ]] ||
+        die "boto3 GET: $GOT (want $COMPRESSED bytes)"
+    # The GET phase alone (no interpreter start, no listing), median of
+    # the runs: the server's rate, for the summary.
+    read -r GET_S GET_CPU < <(python3 - "$OUT/gets.log" <<'PY'
+import re, statistics as st, sys
+runs = [dict(re.findall(r"(\w+)=(\S+)", l)) for l in open(sys.argv[1])]
+print(st.median(float(r["get_seconds"]) for r in runs),
+      st.median(float(r["get_cpu_seconds"]) for r in runs))
+PY
+    )
+    export S3_GET_SECONDS=$GET_S
+    append_note "GET phase alone (median): $GET_S s, client CPU $GET_CPU s"
+
+    if ((LOAD)); then
+        # Each into a fresh schema: its own table, ledger and quarantine.
+        psqlc -c 'CREATE SCHEMA s3'
+        NOTE="$S3_URL, --s3-concurrency $S3_CONCURRENCY, into a fresh schema s3 (table, ledger, quarantine)" \
+            moto_note 1 pg_measure "cwl-copy load, corpus, from S3" \
+            "$INFLATED" "@$OUT/loads3.json" \
+            bash -c 'load_ok "$@"' _ --columns "$SPEC" --target "$PG" \
+            --schema s3 --create-table --summary-json "$OUT/loads3.json" \
+            "${S3_FLAGS[@]}" -- "$S3_URL"
+        if ((GROWTH)); then
+            psqlc -c 'CREATE SCHEMA s3x4'
+            NOTE="RSS check: $((MB * 4)) MB in $((OBJECTS * 4)) objects from s3://cwl-bench-x4/$FIREHOSE into a fresh schema s3x4" \
+                moto_note 1 pg_measure "cwl-copy load, corpus ×4, from S3" \
+                "$(sed -n 's/^inflated_bytes=//p' "$BIG/manifest")" \
+                "@$OUT/loads3x4.json" \
+                bash -c 'load_ok "$@"' _ --columns "$SPEC" --target "$PG" \
+                --schema s3x4 --create-table --summary-json "$OUT/loads3x4.json" \
+                "${S3X4_FLAGS[@]}" -- "s3://cwl-bench-x4/$FIREHOSE"
+        fi
+    fi
+fi
+
 # --- checks ---------------------------------------------------------------------------------
 note "checks"
 CHECKS=$OUT/checks.txt
@@ -388,6 +602,42 @@ if cmp -s "$OUT/t1.csv" "$OUT/t2.csv"; then
     check "convert --threads 1 and --threads 2: identical CSV ($ROWS rows, $(wc -c <"$OUT/t1.csv") bytes)"
 else
     check "FAIL: convert --threads 1 and --threads 2 differ"
+fi
+if ((S3)); then
+    # Once more from S3, untimed, to a file: byte-compared with the local
+    # 2-thread CSV (the spec has no @object column: names may not differ).
+    note "convert from S3 to a file, for the byte comparison"
+    convert_flags_ok 2 "$OUT/s3.csv" "$OUT/s3csv.json" "${S3_FLAGS[@]}" -- "$S3_URL"
+    if cmp -s "$OUT/t2.csv" "$OUT/s3.csv"; then
+        check "convert --threads 2 from S3 and from local files: identical CSV ($(json_field "$OUT/s3csv.json" rows) rows, md5 $(md5sum <"$OUT/s3.csv" | cut -c1-32))"
+    else
+        check "FAIL: convert from S3 ($(wc -c <"$OUT/s3.csv") bytes, $(json_field "$OUT/s3csv.json" rows) rows) and from local files ($(wc -c <"$OUT/t2.csv") bytes, $ROWS rows) differ"
+    fi
+    rm -f "$OUT/s3.csv"
+    same_summary() { # A B FIELD...: "field a/b" for each, FAIL if any differ
+        local a=$1 b=$2 f out= bad=
+        shift 2
+        for f; do
+            local x y
+            x=$(json_field "$a" "$f") y=$(json_field "$b" "$f")
+            out+="${out:+, }$f $x${x:+ / }$y"
+            [[ $x == "$y" ]] || bad="FAIL: "
+        done
+        echo "$bad$out"
+    }
+    check "convert to /dev/null, S3 / local files: $(same_summary "$OUT/s3conv.json" "$OUT/local2.json" objects events rows rejected inflated_bytes input_bytes)"
+    check "moto: $(kv objects "$UP") objects, $(kv bytes "$UP") bytes (the corpus's gzip) uploaded in $(kv seconds "$UP") s under $S3_HOURS hour prefixes $(kv from "$UP")..$(kv to "$UP"); boto3 GET read $(kv bytes "$GOT") bytes"
+    if ((LOAD)); then
+        L3=$(psqlc -At -c 'SELECT count(*) FROM s3.integrated_user_log')
+        MISSING=$(psqlc -At -c 'SELECT count(*) FROM (SELECT * FROM public.integrated_user_log
+            EXCEPT ALL SELECT * FROM s3.integrated_user_log) d')
+        LEDGER3=$(psqlc -At -c "SELECT count(*) || ' (' || count(*) FILTER (WHERE key LIKE 's3://cwl-bench/%') || ' s3:// keys)' FROM s3.cwl_copy_ledger")
+        check "load from S3: $L3 rows vs $LOADED from local files, $MISSING rows of the local load missing from it; ledger s3.cwl_copy_ledger $LEDGER3 rows; summary: objects_listed $(json_field "$OUT/loads3.json" objects_listed), bytes_downloaded $(json_field "$OUT/loads3.json" bytes_downloaded) (corpus: $COMPRESSED)"
+        if ((GROWTH)); then
+            L4=$(psqlc -At -c 'SELECT count(*) FROM s3x4.integrated_user_log')
+            check "load ×4 from S3: $L4 rows (convert of the corpus ×4: $(json_field "$OUT/big.json" rows)); $(json_field "$OUT/loads3x4.json" objects_loaded) objects, bytes_downloaded $(json_field "$OUT/loads3x4.json" bytes_downloaded)"
+        fi
+    fi
 fi
 python3 - "$OUT" "$HAVE_DUCKDB" >>"$CHECKS" <<'EOF'
 import csv, sys
@@ -443,6 +693,8 @@ jq = next((d for d in data if d["name"].startswith("seed")), None)
 hdr = ["contender", "wall s", "CPU s", "peak RSS MB", "MB/s", "MB/CPU-s",
        "events/s", "× floor", "× jq", "load1"]
 table = []
+def bound(d):
+    return any(d["name"].find(s) >= 0 for s in ("memcpy", "dd ", "moto"))
 for d in data:
     pc = per_cpu(d)
     table.append([
@@ -450,8 +702,8 @@ for d in data:
         f"{d['mb'] / d['wall']:.0f}" if d["wall"] else "",
         f"{pc:.0f}" if pc else "",
         f"{d['events'] / d['wall'] / 1e3:.0f}k" if d["events"] and d["wall"] else "",
-        f"{pc / per_cpu(floor):.2f}" if pc and floor and d["name"].find("memcpy") < 0 and d["name"].find("dd ") < 0 else "",
-        f"{pc / per_cpu(jq):.1f}" if pc and jq and d["name"].find("memcpy") < 0 and d["name"].find("dd ") < 0 else "",
+        f"{pc / per_cpu(floor):.2f}" if pc and floor and not bound(d) else "",
+        f"{pc / per_cpu(jq):.1f}" if pc and jq and not bound(d) else "",
         d["load1"]])
 def get(prefix):
     return next((d for d in data if d["name"].startswith(prefix)), None)
@@ -489,6 +741,40 @@ if t2:
     if q: s += f"; on a quarter of the corpus {q['rss']:.0f} MB"
     if big: s += f"; on the corpus ×4 ({big['mb']:.0f} MB) {big['rss']:.0f} MB"
     summary.append(s)
+# S3 as a source (issue #9).
+def named(n):
+    return next((d for d in data if d["name"] == n), None)
+def speed(d):
+    return d["mb"] / d["wall"]
+s3sum = []
+loc2, s3c = get("cwl-copy convert --threads 2, local files"), get("cwl-copy convert --threads 2, S3")
+moto = get("moto: boto3 GET")
+ll, s3l, s3x4 = named("cwl-copy load, corpus"), named("cwl-copy load, corpus, from S3"), named("cwl-copy load, corpus ×4, from S3")
+if loc2 and s3c:
+    s3sum.append(f"convert --threads 2 to /dev/null, S3 vs local files: {s3c['wall']:.2f} s vs {loc2['wall']:.2f} s wall "
+                 f"({speed(s3c):.0f} vs {speed(loc2):.0f} MB/s, {speed(s3c) / speed(loc2):.2f}×), "
+                 f"{per_cpu(s3c):.0f} vs {per_cpu(loc2):.0f} MB/CPU-s, peak RSS {s3c['rss']:.0f} vs {loc2['rss']:.0f} MB")
+if moto:
+    g = float(os.environ.get("S3_GET_SECONDS") or moto["wall"])
+    s = (f"moto's bound, boto3 GETs of every object from one process: {moto['wall']:.2f} s with Python's start and the "
+         f"listing, {g:.2f} s for the GETs alone: {moto['mb'] / g:.0f} MB/s of inflated corpus "
+         f"({int(compressed) / 1e6 / g:.0f} MB/s of the gzip bytes moved)")
+    if s3c: s += f"; convert from S3 ran at {speed(s3c) / (moto['mb'] / g):.0%} of it"
+    if s3l: s += f", load from S3 at {speed(s3l) / (moto['mb'] / g):.0%}"
+    s3sum.append(s)
+if ll and s3l:
+    s3sum.append(f"load, S3 vs local files: {s3l['wall']:.2f} s vs {ll['wall']:.2f} s wall ({speed(s3l) / speed(ll):.2f}×), "
+                 f"{per_cpu(s3l):.0f} vs {per_cpu(ll):.0f} MB/CPU-s (PostgreSQL's CPU included, moto's not)")
+if s3l:
+    ok = s3l["rss"] <= 128
+    s = f"peak RSS, load from S3: {s3l['rss']:.0f} MB on {s3l['mb']:.0f} MB"
+    if s3x4:
+        ok = ok and s3x4["rss"] <= 128 and s3x4["rss"] <= 1.25 * s3l["rss"]
+        s += f", {s3x4['rss']:.0f} MB on {s3x4['mb']:.0f} MB"
+    s += f" (target ≤ 128 MB, flat: ×4 within 25%): {verdict(ok)}"
+    if not s3x4: s += " on the 1× corpus only (no ×4 row: --no-growth)"
+    if ll: s += f"; load from local files {ll['rss']:.0f} MB"
+    s3sum.append(s)
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 load = open("/proc/loadavg").read().split()[:3]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
@@ -504,6 +790,7 @@ for r in table:
     print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
 print()
 for s in summary: print("- " + s)
+for s in s3sum: print("- " + s)
 print(open(checks).read().rstrip())
 print("notes:")
 for d in data:
@@ -516,6 +803,9 @@ if md:
             f.write("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |\n")
         f.write("\nTargets (issue #5):\n\n")
         for s in summary: f.write(f"- {s}\n")
+        if s3sum:
+            f.write("\nS3 as a source (issue #9):\n\n")
+            for s in s3sum: f.write(f"- {s}\n")
         f.write("\nChecks:\n\n" + open(checks).read())
         f.write("\nNotes:\n\n")
         for d in data:
