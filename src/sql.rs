@@ -790,8 +790,8 @@ pub mod redshift {
         pub ledger: &'a TableName,
         /// The quarantine table.
         pub quarantine: &'a TableName,
-        /// The target's columns and their Redshift types, in CSV order
-        /// (without the object column).
+        /// The target's columns (and their Redshift types, for reports),
+        /// in CSV order, without the object column.
         pub columns: &'a [(String, String)],
         /// The `--dedup-events` id column.
         pub dedup: Option<&'a str>,
@@ -866,16 +866,14 @@ pub mod redshift {
         ];
         let mut insert_at = None;
         if let Some(rows) = p.rows_manifest {
-            let defs: Vec<String> = p
-                .columns
-                .iter()
-                .map(|(c, ty)| format!("{} {ty}", ident(c)))
-                .collect();
             let obj = ident(OBJECT_COLUMN);
             s.push(format!("DROP TABLE IF EXISTS {STAGE}"));
+            // The target's own types: a value that does not fit fails the
+            // COPY, at its part and line, not a later INSERT.
             s.push(format!(
-                "CREATE TEMP TABLE {STAGE} ({obj} VARCHAR(65535), {})",
-                defs.join(", ")
+                "CREATE TEMP TABLE {STAGE} AS SELECT CAST(NULL AS \
+                 VARCHAR(65535)) AS {obj}, {col_list} FROM {} WHERE 1 = 0",
+                p.table
             ));
             s.push(copy(STAGE, rows, true));
             s.push(format!(

@@ -24,6 +24,8 @@ mod loader_sqs;
 #[cfg(feature = "loader")]
 mod pgload;
 #[cfg(feature = "loader")]
+mod redshift;
+#[cfg(feature = "loader")]
 mod services;
 #[cfg(feature = "loader")]
 mod support;

@@ -284,42 +284,7 @@ async fn heartbeat(inner: Arc<Inner>) {
                 .collect(),
             Err(_) => return,
         };
-        for chunk in held.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, receipt))| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(receipt)
-                        .visibility_timeout(inner.visibility)
-                        .build()
-                        .ok()
-                })
-                .collect::<Vec<_>>();
-            match inner
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(&inner.options.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    for f in out.failed() {
-                        tracing::debug!(
-                            id = f.id(),
-                            code = f.code(),
-                            "visibility not extended (the message may have been deleted)"
-                        );
-                    }
-                }
-                Err(e) => tracing::warn!(
-                    error = %DisplayErrorContext(&e),
-                    "extending message visibility failed; will retry"
-                ),
-            }
-        }
+        inner.set_visibility(&held, inner.visibility).await;
     }
 }
 
@@ -371,8 +336,15 @@ impl Inner {
         self.gauges();
     }
 
-    /// Returns messages to the queue at once (visibility 0).
-    async fn release(&self, messages: &[(String, String)]) {
+    /// Sets the visibility timeout of messages (id, receipt), 10 a call;
+    /// returns how many were changed. A message that was deleted in the
+    /// meantime fails quietly.
+    async fn set_visibility(
+        &self,
+        messages: &[(String, String)],
+        seconds: i32,
+    ) -> u64 {
+        let mut changed = 0;
         for chunk in messages.chunks(10) {
             let entries = chunk
                 .iter()
@@ -381,13 +353,12 @@ impl Inner {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
                         .receipt_handle(receipt)
-                        .visibility_timeout(0)
+                        .visibility_timeout(seconds)
                         .build()
                         .ok()
                 })
                 .collect::<Vec<_>>();
-            let n = u64::try_from(entries.len()).unwrap_or(0);
-            if let Err(e) = self
+            match self
                 .sqs
                 .change_message_visibility_batch()
                 .queue_url(&self.options.queue_url)
@@ -395,17 +366,37 @@ impl Inner {
                 .send()
                 .await
             {
-                tracing::warn!(
+                Ok(out) => {
+                    changed +=
+                        u64::try_from(out.successful().len()).unwrap_or(0);
+                    for f in out.failed() {
+                        tracing::debug!(
+                            id = f.id(),
+                            code = f.code(),
+                            "visibility not changed (the message may have \
+                             been deleted)"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(
                     error = %DisplayErrorContext(&e),
-                    "returning messages failed; they come back after their \
-                     visibility timeout"
-                );
-            } else {
-                self.counters.returned.fetch_add(n, Ordering::Relaxed);
-                count("returned", n);
+                    seconds,
+                    "changing message visibility failed (extensions are \
+                     retried at the next heartbeat; returned messages come \
+                     back after their timeout)"
+                ),
             }
         }
+        changed
+    }
+
+    /// Returns messages to the queue at once (visibility 0).
+    async fn release(&self, messages: &[(String, String)]) {
+        let n = self.set_visibility(messages, 0).await;
+        self.counters.returned.fetch_add(n, Ordering::Relaxed);
+        count("returned", n);
         self.room.notify_waiters();
+        self.gauges();
     }
 
     /// Removes the settled `keys` from the messages waiting on them and

@@ -456,7 +456,7 @@ static BATCH_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A batch id unique across processes and time: nanoseconds since the
 /// epoch, process id and a per-process counter, in hex.
-fn new_batch_id() -> String {
+pub(crate) fn new_batch_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

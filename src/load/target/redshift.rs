@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_redshiftdata::types::{Field, StatusString};
 use bytes::Bytes;
 
+use super::postgres::new_batch_id;
 use super::{BatchOutcome, Target, TargetInfo};
 use crate::load::pgconn::PgSettings;
 use crate::load::source::s3::S3;
@@ -679,24 +680,89 @@ impl RedshiftTarget {
         }
     }
 
-    /// Reads the cause of a failed COPY from the load-error table.
-    async fn copy_error(&mut self) -> Option<RedshiftError> {
-        let sql = if self.endpoint.serverless() {
-            "SELECT file_name, line_number, column_name, error_message, NULL \
-             FROM sys_load_error_detail ORDER BY log_time DESC LIMIT 1"
-        } else {
-            "SELECT TRIM(filename), line_number, TRIM(colname), \
-             TRIM(err_reason), raw_line FROM stl_load_errors ORDER BY \
-             starttime DESC LIMIT 1"
+    /// Runs a `CREATE … IF NOT EXISTS`. Two loaders starting together
+    /// can both pass the existence check; the one that loses the race
+    /// fails with "already exists", which means what it wanted is there.
+    async fn ddl(&mut self, stmt: &str) -> Result<(), LoadError> {
+        match self.runner.query(stmt).await {
+            Err(e) if e.to_string().contains("already exists") => {
+                tracing::debug!(error = %e, "created by a concurrent loader");
+                Ok(())
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// The CSV record holding line `line` (from 1) of a staged part.
+    async fn part_line(&self, part: &str, line: i64) -> Option<String> {
+        let key = part
+            .strip_prefix(&format!("s3://{}/", self.staging_bucket))?
+            .to_owned();
+        let got = self
+            .s3
+            .get(&self.staging_bucket, &key, None, PART_LIMIT)
+            .await
+            .ok()?;
+        let crate::load::source::Fetched::Data(gz) = got else {
+            return None;
         };
-        let a = self.runner.query(sql).await.ok()?;
+        let csv = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut d = flate2::read::MultiGzDecoder::new(&gz[..]);
+            std::io::Read::read_to_end(&mut d, &mut out).ok().map(|_| out)
+        })
+        .await
+        .ok()??;
+        let mut start = 0;
+        let mut first_line = 1i64;
+        for end in record_ends(&csv) {
+            let record = csv.get(start..end)?;
+            let lines =
+                i64::try_from(memchr::memchr_iter(b'\n', record).count())
+                    .ok()?;
+            if line < first_line + lines {
+                return Some(
+                    String::from_utf8_lossy(record).trim_end().to_owned(),
+                );
+            }
+            first_line += lines;
+            start = end;
+        }
+        None
+    }
+
+    /// Reads the cause of a failed COPY from the load-error table.
+    async fn copy_error(&mut self, dir: &str) -> Option<RedshiftError> {
+        // This batch's parts only: other loads may fail at the same time.
+        let like =
+            quote_literal(&format!("s3://{}/{dir}%", self.staging_bucket));
+        let sql = if self.endpoint.serverless() {
+            format!(
+                "SELECT TRIM(file_name), line_number, TRIM(column_name), \
+                 TRIM(error_message), NULL FROM sys_load_error_detail WHERE \
+                 TRIM(file_name) LIKE {like} ORDER BY log_time DESC LIMIT 1"
+            )
+        } else {
+            format!(
+                "SELECT TRIM(filename), line_number, TRIM(colname), \
+                 TRIM(err_reason), raw_line FROM stl_load_errors WHERE \
+                 TRIM(filename) LIKE {like} ORDER BY starttime DESC LIMIT 1"
+            )
+        };
+        let a = self.runner.query(&sql).await.ok()?;
         let row = a.rows.into_iter().next()?;
         let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let raw = get(4);
+        let part = get(0);
+        let line: i64 = get(1).parse().unwrap_or(0);
+        let mut raw = get(4);
+        if raw.is_empty() {
+            // Serverless keeps no raw line: read it from the part.
+            raw = self.part_line(&part, line).await.unwrap_or_default();
+        }
         let fields = csv_fields(&raw);
         Some(RedshiftError::Copy(Box::new(CopyFailure {
-            part: get(0),
-            line: get(1).parse().unwrap_or(0),
+            part,
+            line,
             column: get(2),
             reason: get(3),
             object: fields.first().cloned().unwrap_or_else(|| "?".into()),
@@ -810,16 +876,6 @@ fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
-fn new_batch_id() -> String {
-    static SEQ: std::sync::atomic::AtomicU64 =
-        std::sync::atomic::AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{nanos:x}-{:x}-{seq:x}", std::process::id())
-}
-
 fn rfc3339_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -837,7 +893,7 @@ impl Target for RedshiftTarget {
             &self.tables.ledger,
             &self.tables.quarantine,
         ) {
-            self.runner.query(&stmt).await?;
+            self.ddl(&stmt).await?;
         }
         let schema = match self.table.schema() {
             Some(s) => s.to_owned(),
@@ -871,7 +927,7 @@ impl Target for RedshiftTarget {
                 )));
             };
             for stmt in create {
-                self.runner.query(&stmt).await?;
+                self.ddl(&stmt).await?;
             }
             self.created = true;
         }
@@ -1048,7 +1104,7 @@ impl Target for RedshiftTarget {
                 let cause = if e.to_string().contains("load_error")
                     || e.to_string().contains("Load into table")
                 {
-                    self.copy_error().await
+                    self.copy_error(&dir).await
                 } else {
                     None
                 };
