@@ -66,6 +66,10 @@ pub struct ObjectOutput {
     pub rejects: Vec<RejectedEvent>,
     /// Event counts.
     pub counts: Counts,
+    /// Values `overflow = "truncate"` cut in written rows, by column index
+    /// (in [`Mapper::column_names`] order); empty when none was cut, and
+    /// otherwise one entry per column.
+    pub truncated: Vec<u64>,
     /// Decode counts.
     pub decode: DecodeStats,
     /// Input the decoder could not read.
@@ -78,14 +82,15 @@ impl ObjectOutput {
         self.csv.clear();
         self.rejects.clear();
         self.counts = Counts::default();
+        self.truncated.clear();
         self.decode = DecodeStats::default();
         self.errors.clear();
     }
 }
 
-/// An event the mapper rejected: where it came from, why, and the raw
-/// message, so nothing is dropped silently. Allocated only on the reject
-/// path.
+/// An event the mapper rejected: where it came from, why (a stable code
+/// and a reason), and the raw message, so nothing is dropped silently.
+/// Allocated only on the reject path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RejectedEvent {
@@ -97,7 +102,11 @@ pub struct RejectedEvent {
     pub timestamp: Option<i64>,
     /// The column at fault, if one is.
     pub column: Option<String>,
-    /// Why it was rejected.
+    /// Why it was rejected, as a stable machine-readable code
+    /// ([`Reject`](crate::Reject) lists them: `not_json`, `not_object`,
+    /// `type_mismatch`, `too_long`, …).
+    pub code: &'static str,
+    /// Why it was rejected, in words.
     pub reason: String,
     /// The raw message.
     pub message: String,
@@ -134,6 +143,7 @@ impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
                     id: ev.id.map(str::to_owned),
                     timestamp: ev.timestamp,
                     column: r.column,
+                    code: r.code,
                     reason: r.reason,
                     message: ev.message.to_owned(),
                 });
@@ -204,11 +214,22 @@ impl Converter {
         flush: Option<(usize, F)>,
     ) {
         let ConvertScratch { decode, map } = scratch;
+        map.clear_truncated();
         let sink = Sink { mapper: &self.mapper, scratch: map, out, flush };
         let stats = match self.decoder.decode(object, data, decode, sink) {
             Ok(s) => s,
             Err(never) => match never {},
         };
         out.decode.add(&stats);
+        if map.truncated.iter().any(|&n| n > 0) {
+            let n = self.mapper.column_names().len();
+            if out.truncated.len() < n {
+                out.truncated.resize(n, 0);
+            }
+            for (sum, &k) in out.truncated.iter_mut().zip(&map.truncated) {
+                *sum = sum.saturating_add(k);
+            }
+            map.clear_truncated();
+        }
     }
 }

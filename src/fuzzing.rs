@@ -69,8 +69,10 @@ pub fn object(input: &[u8]) {
 /// The `fuzz_scan` invariant. The first byte picks which of the
 /// document's paths are wanted; the rest, when UTF-8, is the message:
 /// the scanner accepts it iff `serde_json` and simd-json do, a keep-all
-/// scan gives simd-json's tape, and every wanted path looks up the same value on
-/// the pruned tape as on the full one (see [`scan_checked`]).
+/// scan gives simd-json's tape, and every wanted path looks up the same
+/// value on the pruned tape as on the full one, and as `serde_json`'s
+/// `Value` (which keeps the last of repeated keys) does (see
+/// [`scan_checked`]).
 pub fn scan(input: &[u8]) {
     let Some((&pick, data)) = input.split_first() else { return };
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -179,7 +181,9 @@ pub fn scan_checked(
 
 /// Scans `text` (valid JSON whose keep-all tape is `full`, `full_starts`)
 /// wanting `paths`; each of them must give the same value on both tapes,
-/// with the same number lexemes.
+/// with the same number lexemes, through column paths and filter
+/// selectors alike, and the value `serde_json` finds there: repeated keys
+/// resolve to their last occurrence, at every depth.
 pub(crate) fn check_pruned(
     text: &str,
     full: &[simd_json::Node<'_>],
@@ -187,6 +191,7 @@ pub(crate) fn check_pruned(
     paths: &[crate::map::path::Path],
 ) {
     use crate::map::convert::{write_json, Lexemes, NulPolicy};
+    use crate::map::filter::{resolve, Step as Sel};
     use crate::map::path::Segment;
     use crate::map::scan::{scan, Step, Want};
     use simd_json::Node;
@@ -217,6 +222,8 @@ pub(crate) fn check_pruned(
     };
     let full_tape = simd_json::Tape(full.to_vec());
     let pruned_tape = simd_json::Tape(tape.clone());
+    // The oracle, unless the text nests deeper than serde_json's limit.
+    let oracle = serde_json::from_str::<serde_json::Value>(text).ok();
     for p in paths {
         let a = p.lookup(full);
         let b = p.lookup(&tape);
@@ -229,18 +236,41 @@ pub(crate) fn check_pruned(
                 "{text:?}: {p:?}"
             );
         }
-        // The filter's lookups.
-        let get = |t: &simd_json::Tape<'_>| {
-            let mut v = Some(t.as_value());
+        if let Some(root) = &oracle {
+            let mut want = Some(root);
             for s in &p.segments {
-                v = v.and_then(|v| match s {
+                want = want.and_then(|v| match s {
                     Segment::Key(k) => v.get(k.as_str()),
-                    Segment::Index(n) => v.get_idx(*n),
+                    Segment::Index(n) => v.get(*n),
                 });
             }
-            format!("{v:?}")
+            let got = b.map(|b| to_value(&tape, &starts, text, b));
+            assert_eq!(got.as_ref(), want, "{text:?}: {p:?} (serde_json)");
+        }
+        // The filter's selectors resolve to the same node.
+        let steps: Vec<Sel> = p
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => Sel::Key(k.as_str().into()),
+                Segment::Index(n) => Sel::Index(*n),
+            })
+            .collect();
+        let get = |t: &simd_json::Tape<'_>| {
+            format!("{:?}", resolve(t.as_value(), &steps))
         };
         assert_eq!(get(&full_tape), get(&pruned_tape), "{text:?}: {p:?}");
+        // `tape::Value` is a node slice: its Debug text is the slice's.
+        let by_path = b.map(|b| {
+            let end = crate::map::path::skip(&tape, b).unwrap_or(b);
+            format!("Value({:?})", tape.get(b..end).unwrap_or_default())
+        });
+        let by_filter =
+            resolve(pruned_tape.as_value(), &steps).map(|v| format!("{v:?}"));
+        assert_eq!(
+            by_path, by_filter,
+            "{text:?}: {p:?}: filter and path differ"
+        );
     }
     // Number lexemes: the text where each kept number starts is that
     // number.
@@ -258,6 +288,61 @@ pub(crate) fn check_pruned(
             Some(v),
             "{text:?}: node {i}"
         );
+    }
+}
+
+/// The value at node `i` of a (pruned) tape as `serde_json` would build
+/// it: members inserted in order (so the last of repeated keys stays),
+/// numbers parsed from their lexeme in `text` by `serde_json` itself.
+fn to_value(
+    nodes: &[simd_json::Node<'_>],
+    starts: &[u32],
+    text: &str,
+    i: usize,
+) -> serde_json::Value {
+    use crate::map::convert::Lexemes;
+    use crate::map::path::skip;
+    use serde_json::Value as V;
+    use simd_json::{Node, StaticNode};
+
+    match nodes.get(i) {
+        Some(Node::String(s)) => V::String((*s).to_owned()),
+        Some(Node::Static(StaticNode::Null)) | None => V::Null,
+        Some(Node::Static(StaticNode::Bool(b))) => V::Bool(*b),
+        Some(Node::Static(n)) => {
+            let lexeme = Lexemes::new(starts, text.as_bytes()).number(i);
+            match lexeme.and_then(|l| serde_json::from_str(l).ok()) {
+                Some(v) => v,
+                None => match *n {
+                    StaticNode::I64(v) => V::from(v),
+                    StaticNode::U64(v) => V::from(v),
+                    StaticNode::F64(v) => V::from(v),
+                    _ => V::Null,
+                },
+            }
+        }
+        Some(Node::Array { len, .. }) => {
+            let mut j = i + 1;
+            let mut items = Vec::with_capacity(*len);
+            for _ in 0..*len {
+                items.push(to_value(nodes, starts, text, j));
+                j = skip(nodes, j).unwrap_or(j);
+            }
+            V::Array(items)
+        }
+        Some(Node::Object { len, .. }) => {
+            let mut j = i + 1;
+            let mut map = serde_json::Map::new();
+            for _ in 0..*len {
+                let key = match nodes.get(j) {
+                    Some(Node::String(k)) => (*k).to_owned(),
+                    _ => break,
+                };
+                map.insert(key, to_value(nodes, starts, text, j + 1));
+                j = skip(nodes, j + 1).unwrap_or(j + 1);
+            }
+            V::Object(map)
+        }
     }
 }
 

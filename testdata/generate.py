@@ -4,11 +4,15 @@
     python3 testdata/generate.py
 
 Deterministic (fixed seed, gzip mtime 0). Objects have no extension, as
-Firehose writes them. For each fixture NAME under firehose/ or bad/ it
+Firehose writes them. For each fixture NAME under firehose/, bad/ or
+mapping/ it
 writes expected/NAME.events.ndjson (one JSON event per line, the fields of
 `cwl-copy decode` minus `object`) and expected/NAME.errors.json (the list
 of errors `cwl-copy decode --summary-json` must report: kind, member,
-offset). Decompression bombs are not stored: tests build them.
+offset). Decompression bombs are not stored: tests build them. For the
+mapping fixture it also writes expected/edge-cases.DIALECT.json: the rows,
+rejects and counts `cwl-copy convert --columns specs/edge_cases.toml` must
+give.
 """
 import gzip
 import json
@@ -198,6 +202,163 @@ def main():
     write("bad", "zip-object", b"PK\x03\x04" + b"\x00" * 40, [], [("unsupported_format", None, 0)])
     write("bad", "lines-invalid-utf8", b"good line\nbad \xc3\x28 line\nlast\n",
           expected_events(None, lines=["good line", "last"]), [("invalid_utf8", 1, 10)])
+
+    mapping()
+
+
+# ---------------------------------------------------------------------------
+# Mapping fixture (issue #12): messages that are JSON but not objects,
+# repeated keys, over-long text, and a reject of every kind, converted with
+# specs/edge_cases.toml. Python's json keeps the *last* of repeated keys
+# (like jq and PostgreSQL's jsonb), so it is the oracle of what each path
+# selects; the expected rows, rejects and counts per dialect are computed
+# here, independently of cwl-copy.
+
+EDGE_MESSAGES = [
+    # Repeated keys: the last wins, twice and three times, nested, in arrays.
+    '{"level":"INFO","ctx":{"user":"u1"},"level":"WARN"}',
+    '{"level":"INFO","level":"WARN","level":"ERROR","ctx":{"user":"u2"}}',
+    '{"level":"n","ctx":{"user":"a","user":"b"},"ctx":{"user":"c","user":"d"}}',
+    '{"level":"n2","ctx":{"user":"a"},"ctx":{"id":1}}',
+    '{"level":"arr","items":[{"k":"x","k":"y"},{"k":"z"}],"items":[{"k":"p","k":"q","k":"r"}]}',
+    '{"level":"esc","\\u006cevel":"escaped-key-last"}',
+    # JSON, but not an object: rejected with not_object.
+    '42',
+    '"text"',
+    '[1,2]',
+    'null',
+    'true',
+    ' [ {"level":"INFO"} ] ',
+    # Not JSON.
+    'plain text, not JSON',
+    # A 90 KB value: PostgreSQL keeps it whole; Redshift rejects it (65,535).
+    '{"level":"big","note":"' + 'x' * 90000 + '"}',
+    # Truncated on purpose (max_bytes = 8, overflow = "truncate").
+    '{"level":"cut","short":"abcdefghijkl"}',
+    '{"level":"cut-utf8","short":"\u65e5\u672c\u8a9e\u65e5\u672c"}',
+    # A row rejected after a truncation: the truncation does not count.
+    '{"level":"cut-then-reject","short":"123456789","n":"not a number"}',
+    # Other rejects.
+    '{"level":"mismatch","n":"nope"}',
+    '{"ctx":{"user":"no level"}}',
+    '{"level":"nul \\u0000 inside"}',
+    '{"level":null,"level":"null-then-value"}',
+    '{"level":"value-then-null","level":null}',
+    '{"level":"num","n":7,"n":8}',
+    # Redshift would load the text \N as NULL: rejected there, kept here.
+    '{"level":"\\\\N"}',
+]
+
+EDGE_COLUMNS = [
+    # (name, source, type, options)
+    ("event_id", "@id", "text", {}),
+    ("level", "level", "text", {"required": True}),
+    ("user", "ctx.user", "text", {}),
+    ("first_k", "items[0].k", "text", {}),
+    ("note", "note", "text", {}),
+    ("short", "short", "text", {"max_bytes": 8, "overflow": "truncate"}),
+    ("n", "n", "int", {"on_mismatch": "reject"}),
+]
+
+MISSING = object()
+
+
+def select(doc, source):
+    cur = doc
+    for part in source.replace("[", ".[").split("."):
+        if part.startswith("["):
+            i = int(part[1:-1])
+            if not isinstance(cur, list) or i >= len(cur):
+                return MISSING
+            cur = cur[i]
+        else:
+            if not isinstance(cur, dict) or part not in cur:
+                return MISSING
+            cur = cur[part]
+    return cur
+
+
+def utf8_prefix(s, n):
+    b = s.encode()[:n]
+    while True:
+        try:
+            return b.decode()
+        except UnicodeDecodeError:
+            b = b[:-1]
+
+
+def edge_expected(events, dialect):
+    rows, rejects, by_code, truncated = [], [], {}, {}
+
+    def reject(ev, code, column):
+        rejects.append({"id": ev["id"], "code": code, "column": column})
+        by_code[code] = by_code.get(code, 0) + 1
+
+    for ev in events:
+        try:
+            doc = json.loads(ev["message"])
+        except ValueError:
+            reject(ev, "not_json", None)
+            continue
+        if not isinstance(doc, dict):
+            reject(ev, "not_object", None)
+            continue
+        row, cut, failed = [], [], None
+        for name, source, ty, opt in EDGE_COLUMNS:
+            v = ev["id"] if source == "@id" else select(doc, source)
+            if v is MISSING or v is None:
+                if opt.get("required"):
+                    failed = ("missing_required", name)
+                    break
+                row.append(None)
+                continue
+            if ty == "int":
+                if isinstance(v, int) and not isinstance(v, bool):
+                    row.append(str(v))
+                elif opt.get("on_mismatch") == "reject":
+                    failed = ("type_mismatch", name)
+                    break
+                else:
+                    row.append(None)
+                continue
+            if "\0" in v:
+                failed = ("nul_char", name)
+                break
+            limit = opt.get("max_bytes", 65535 if dialect == "redshift" else None)
+            if limit is not None and len(v.encode()) > limit:
+                if opt.get("overflow") != "truncate":
+                    failed = ("too_long", name)
+                    break
+                v = utf8_prefix(v, limit)
+                cut.append(name)
+            if dialect == "redshift" and v == "\\N":
+                failed = ("null_marker", name)
+                break
+            row.append(v)
+        if failed:
+            reject(ev, *failed)
+            continue
+        rows.append(row)
+        for name in cut:
+            truncated[name] = truncated.get(name, 0) + 1
+    return {"rows": rows, "rejects": rejects, "rejects_by_code": by_code,
+            "truncated": truncated}
+
+
+def mapping():
+    ts = 1714572000000
+    events = [{"id": "edge-%02d" % i, "timestamp": ts + i, "message": m}
+              for i, m in enumerate(EDGE_MESSAGES)]
+    half = len(events) // 2
+    envs = [envelope(events[:half], group="/edge/cases"),
+            envelope(events[half:], group="/edge/cases", stream="s2")]
+    data, _, _ = members(envs)
+    write("mapping", "edge-cases", data, expected_events(list(enumerate(envs))))
+    for dialect in ("postgres", "redshift"):
+        path = os.path.join(HERE, "expected", "edge-cases.%s.json" % dialect)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(edge_expected(events, dialect), f, indent=1, ensure_ascii=False)
+            f.write("\n")
 
 
 if __name__ == "__main__":

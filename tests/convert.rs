@@ -96,10 +96,115 @@ fn out_dir_writes_one_csv_per_object_and_rejects_are_reported() {
     let decode_rejects =
         lines.iter().filter(|l| l["kind"] != "rejected_event").count();
     assert_eq!(decode_rejects, errors.len());
+    // Every line carries a machine-readable code: a decode error's is its
+    // kind. The summary counts them by code.
+    for l in &lines {
+        let code = l["code"].as_str().unwrap();
+        assert!(!code.is_empty());
+        if l["kind"] != "rejected_event" {
+            assert_eq!(l["kind"], code);
+        }
+    }
+    let by_code = |key: &str| -> u64 {
+        s[key].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum()
+    };
+    assert_eq!(by_code("errors_by_code"), errors.len() as u64);
+    assert_eq!(by_code("rejects_by_code"), s["rejected"].as_u64().unwrap());
     assert!(lines
         .iter()
         .all(|l| l["object"].as_str().unwrap().contains("testdata/bad/")));
     assert_eq!(s["reconciled"], true);
+}
+
+/// The mapping fixture (issue #12) in each dialect gives the rows,
+/// rejects (with their codes), per-code counts and truncations that
+/// `testdata/generate.py` computed with Python's `json`, which keeps the
+/// last of repeated keys: non-object messages rejected, the last value
+/// of a repeated key everywhere, a 90 KB value kept whole for PostgreSQL
+/// and rejected for Redshift, truncations counted per column.
+#[test]
+fn edge_cases_fixture_matches_the_python_oracle() {
+    for dialect in ["postgres", "redshift"] {
+        let dir = tempdir();
+        let summary = dir.join("s.json");
+        let rejects = dir.join("r.ndjson");
+        let out = bin()
+            .arg("convert")
+            .arg("--columns")
+            .arg(root().join("testdata/specs/edge_cases.toml"))
+            .args(["--dialect", dialect, "--summary-json"])
+            .arg(&summary)
+            .arg("--rejects")
+            .arg(&rejects)
+            .arg(root().join("testdata/mapping/edge-cases"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{dialect}: {stderr}");
+        let want: Value =
+            serde_json::from_slice(
+                &std::fs::read(root().join(format!(
+                    "testdata/expected/edge-cases.{dialect}.json"
+                )))
+                .unwrap(),
+            )
+            .unwrap();
+        let null = if dialect == "redshift" { "\\N" } else { "" };
+        let rows: Vec<Value> = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&out.stdout[..])
+            .records()
+            .map(|r| {
+                r.unwrap()
+                    .iter()
+                    .map(|f| match f {
+                        f if f == null => Value::Null,
+                        f => Value::String(f.to_owned()),
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            Value::Array(rows.clone()),
+            want["rows"],
+            "{dialect}: rows"
+        );
+        let big = rows.iter().find(|r| r[1] == "big");
+        match dialect {
+            "postgres" => {
+                let note = big.unwrap()[4].as_str().unwrap();
+                assert_eq!(note.len(), 90_000, "kept whole, not cut to 64 KB");
+            }
+            _ => assert!(big.is_none()),
+        }
+        let lines: Vec<Value> = std::fs::read_to_string(&rejects)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got: Vec<Value> = lines
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "id": l["id"], "code": l["code"], "column": l["column"],
+                })
+            })
+            .collect();
+        assert_eq!(Value::Array(got), want["rejects"], "{dialect}: rejects");
+        for l in &lines {
+            assert_eq!(l["kind"], "rejected_event");
+            assert!(!l["reason"].as_str().unwrap().is_empty());
+            assert!(l["message"].is_string(), "the raw message is kept");
+        }
+        let s: Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        assert_eq!(s["rejects_by_code"], want["rejects_by_code"], "{dialect}");
+        assert_eq!(s["truncated"], want["truncated"], "{dialect}");
+        assert_eq!(s["errors_by_code"], serde_json::json!({}));
+        assert_eq!(s["rejected"], lines.len());
+        assert_eq!(s["rows"], rows.len());
+        assert_eq!(s["reconciled"], true);
+    }
 }
 
 #[test]

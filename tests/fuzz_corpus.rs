@@ -9,7 +9,12 @@ use cwl_copy::fuzzing::{self, decode_checked, VARIANTS};
 fn regressions_and_fixtures_hold_the_fuzz_invariants() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut n = 0;
-    for dir in ["fuzz/regressions", "testdata/firehose", "testdata/bad"] {
+    for dir in [
+        "fuzz/regressions",
+        "testdata/firehose",
+        "testdata/bad",
+        "testdata/mapping",
+    ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
             fuzzing::object(&data);
@@ -40,8 +45,11 @@ fn scan_regressions_and_fixture_messages_hold_the_scan_invariant() {
         }
     }
     let mut messages = 0;
-    for entry in std::fs::read_dir(root.join("testdata/firehose")).unwrap() {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
+    let dirs = ["testdata/firehose", "testdata/mapping"];
+    for entry in dirs.iter().flat_map(|d| {
+        std::fs::read_dir(root.join(d)).unwrap().map(Result::unwrap)
+    }) {
+        let data = std::fs::read(entry.path()).unwrap();
         let _ = Decoder::new().decode(
             "fixture",
             &data,

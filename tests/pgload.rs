@@ -189,12 +189,14 @@ async fn batch_loads_with_ledger() {
             event_id: Some("ev-bad-1".into()),
             reason: "type".into(),
             message: "seq: not an integer".into(),
+            code: "type_mismatch".into(),
         },
         RejectRecord {
             member: None,
             event_id: None,
             reason: "too_long".into(),
             message: "message: 70000 bytes".into(),
+            code: "too_long".into(),
         },
     ];
     objs[1].errors = vec![ObjectError {

@@ -97,6 +97,11 @@ pub struct RejectRecord {
     pub reason: String,
     /// Human-readable detail.
     pub message: String,
+    /// The reject code (`RejectedEvent::code`: `not_json`, `not_object`,
+    /// `type_mismatch`, `too_long`, …). [`object_rows`] also starts
+    /// `reason` with it (`too_long: column "m": …`), so the quarantine's
+    /// `reason` column carries it.
+    pub code: String,
 }
 
 /// An undecodable range of an object, for the quarantine.

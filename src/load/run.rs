@@ -306,10 +306,11 @@ pub fn object_rows(r: &ObjectRef, data: &[u8], o: ObjectOutput) -> ObjectRows {
             member: r.member,
             event_id: r.id,
             reason: match r.column {
-                Some(c) => format!("column {c:?}: {}", r.reason),
-                None => r.reason,
+                Some(c) => format!("{}: column {c:?}: {}", r.code, r.reason),
+                None => format!("{}: {}", r.code, r.reason),
             },
             message: r.message,
+            code: r.code.to_owned(),
         })
         .collect();
     let errors = o

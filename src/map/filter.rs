@@ -47,7 +47,9 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 ///   Unquoted terms may contain only letters, digits and `_`; anything else
 ///   must be quoted (a parse error says so). In quoted text `\"` is a quote
 ///   and `\\` a backslash (the escaping the AWS CDK emits); any other
-///   backslash is literal.
+///   backslash is literal. The quoted space `" "` is, as AWS documents,
+///   a pattern that matches every event: like the empty phrase `""`, it
+///   is a term every message contains (so `-" "` matches none).
 /// * `?` starts a new alternative and the terms that follow it, up to the
 ///   next `?`, belong to that alternative (AND), the way the AWS CDK's
 ///   `FilterPattern.anyTermGroup` writes `?"ERROR" "MainThread" ?"WARN"
@@ -57,11 +59,13 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 ///   `ERROR -Exiting` is "ERROR and not Exiting"; `-DEBUG` alone matches
 ///   every event without `DEBUG`.
 /// * JSON: only a JSON *object* message can match; `json: None` never
-///   matches. A selector that does not resolve (missing key, index out of
-///   range, key on a non-object, index on a non-array) "does not exist":
-///   only `NOT EXISTS` is true there, and **`!=` is false** (like `=`), so
-///   `{ $.a != "x" }` does not match an event without `a`; write
-///   `{ $.a != "x" || $.a NOT EXISTS }` for that.
+///   matches. When an object repeats a key, the **last** one counts, at
+///   every step of a selector (as in jq and PostgreSQL's `jsonb`, and as
+///   for column paths). A selector that does not resolve (missing key,
+///   index out of range, key on a non-object, index on a non-array)
+///   "does not exist": only `NOT EXISTS` is true there, and **`!=` is
+///   false** (like `=`), so `{ $.a != "x" }` does not match an event
+///   without `a`; write `{ $.a != "x" || $.a NOT EXISTS }` for that.
 /// * JSON `=`/`!=` compare strings, numbers (in their shortest decimal
 ///   form, `404`, `1.5`) and booleans (`true`/`false`) as text. On `null`,
 ///   an object or an array, **both** `=` and `!=` are false (AWS: "The
@@ -462,14 +466,7 @@ impl Cond {
         let Subject::Json(steps) = &self.subject else {
             return false;
         };
-        let mut cur = Some(root);
-        for step in steps {
-            cur = cur.and_then(|v| match step {
-                Step::Key(k) => v.get(&**k),
-                Step::Index(i) => v.get_idx(*i),
-            });
-        }
-        match (&self.test, cur) {
+        match (&self.test, resolve(root, steps)) {
             (Test::NotExists, v) => v.is_none(),
             (_, None) => false,
             (Test::IsNull, Some(v)) => v.value_type() == ValueType::Null,
@@ -503,6 +500,28 @@ impl Cond {
             }
         }
     }
+}
+
+/// The value `steps` select from `root`, or `None` when the selector does
+/// not resolve. Of repeated keys the last counts, at every step, as for
+/// column paths (`Path::lookup`).
+pub(crate) fn resolve<'t, 'i>(
+    root: Value<'t, 'i>,
+    steps: &[Step],
+) -> Option<Value<'t, 'i>> {
+    let mut cur = root;
+    for step in steps {
+        cur = match step {
+            Step::Key(k) => cur
+                .as_object()?
+                .iter()
+                .filter(|(key, _)| *key == &**k)
+                .last()
+                .map(|(_, v)| v)?,
+            Step::Index(i) => cur.get_idx(*i)?,
+        };
+    }
+    Some(cur)
 }
 
 /// `=`/`!=` of a non-number text against a number literal compares the
@@ -764,6 +783,9 @@ impl<'a> Parser<'a> {
             let needle = match self.peek() {
                 Some('"') => {
                     let s = self.parse_quoted()?;
+                    // AWS: the quoted space matches every event, so it
+                    // is the empty phrase, which every message holds.
+                    let s = if s == " " { "" } else { s.as_str() };
                     Needle::Literal(finder(s.as_bytes()))
                 }
                 Some('%') => Needle::Regex(self.parse_regex()?),
@@ -1436,17 +1458,46 @@ fn is_bare_value_char(c: char) -> bool {
 mod tests {
     use super::*;
 
-    /// Runs `pattern` on `message`, building the tape when needed.
+    /// Runs `pattern` on `message`, building the tape when needed, on
+    /// every path a tape comes from: simd-json's full tape, the mapper's
+    /// keep-all scan and its scan pruned to the pattern's selectors, which
+    /// must agree.
     fn run(f: &FilterPattern, message: &str) -> bool {
-        if f.needs_json() {
-            let mut bytes = message.as_bytes().to_vec();
-            match simd_json::to_tape(&mut bytes) {
-                Ok(tape) => f.matches(message, Some(tape.as_value())),
-                Err(_) => f.matches(message, None),
-            }
-        } else {
-            f.matches(message, None)
+        use crate::map::scan::{scan, Step as S, Want};
+        if !f.needs_json() {
+            return f.matches(message, None);
         }
+        let mut bytes = message.as_bytes().to_vec();
+        let simd = match simd_json::to_tape(&mut bytes) {
+            Ok(tape) => f.matches(message, Some(tape.as_value())),
+            Err(_) => f.matches(message, None),
+        };
+        let mut pruned = Want::nothing();
+        for sel in f.json_selectors() {
+            pruned.add(sel.iter().map(|s| match s {
+                Step::Key(k) => S::Key(k),
+                Step::Index(_) => S::Index,
+            }));
+        }
+        for want in [Want::everything(), pruned] {
+            let (mut arena, mut stack) = (Vec::new(), Vec::new());
+            let (mut nodes, mut starts) = (Vec::new(), Vec::new());
+            let res = scan(
+                message,
+                &want,
+                &mut arena,
+                &mut stack,
+                &mut nodes,
+                &mut starts,
+            );
+            let tape = simd_json::Tape(nodes);
+            let got = match res {
+                Ok(()) => f.matches(message, Some(tape.as_value())),
+                Err(_) => f.matches(message, None),
+            };
+            assert_eq!(got, simd, "{message:?}: {want:?}");
+        }
+        simd
     }
 
     /// Every row of `testdata/filter/conformance.txt`.

@@ -39,6 +39,35 @@ use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};
 const PG_IDENT_MAX: usize = 63;
 const RS_IDENT_MAX: usize = 127;
 
+/// The reject codes ([`Reject::code`]).
+pub(crate) mod code {
+    /// The message is not JSON (`non_json = "reject"`).
+    pub(crate) const NOT_JSON: &str = "not_json";
+    /// The message is JSON but not an object (`non_json = "reject"`).
+    pub(crate) const NOT_OBJECT: &str = "not_object";
+    /// A value of the wrong type (`on_mismatch = "reject"`).
+    pub(crate) const TYPE_MISMATCH: &str = "type_mismatch";
+    /// Longer than `max_bytes` or the database's field limit.
+    pub(crate) const TOO_LONG: &str = "too_long";
+    /// A NUL character (`nul = "reject"`).
+    pub(crate) const NUL_CHAR: &str = "nul_char";
+    /// A `required` value is missing.
+    pub(crate) const MISSING_REQUIRED: &str = "missing_required";
+    /// A Redshift value equal to the NULL marker `\N`.
+    pub(crate) const NULL_MARKER: &str = "null_marker";
+    /// Every code, in the order above.
+    #[cfg(test)]
+    pub(crate) const ALL: [&str; 7] = [
+        NOT_JSON,
+        NOT_OBJECT,
+        TYPE_MISMATCH,
+        TOO_LONG,
+        NUL_CHAR,
+        MISSING_REQUIRED,
+        NULL_MARKER,
+    ];
+}
+
 /// Turns events into CSV rows for one table, following a [`ColumnSpec`].
 ///
 /// Build it once; call [`Mapper::map`] for every event with a
@@ -65,6 +94,7 @@ const RS_IDENT_MAX: usize = 127;
 /// assert_eq!(out, b"u1\n");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Mapper {
     dialect: Dialect,
     table: String,
@@ -72,10 +102,14 @@ pub struct Mapper {
     non_json: NonJson,
     nul: NulPolicy,
     columns: Vec<Column>,
+    /// The longest field the database stores, in bytes.
+    field_max: usize,
     /// The message must be parsed (for the filter or a column).
     parse: bool,
     /// Some column reads the message JSON.
     columns_need_json: bool,
+    /// Some column reads a path of the message (so it must be an object).
+    columns_read_paths: bool,
     /// What the columns and the filter read from the message.
     want: Want,
 }
@@ -92,12 +126,17 @@ impl std::fmt::Debug for Mapper {
 }
 
 /// Buffers [`Mapper::map`] reuses from event to event: once they have
-/// grown to the largest message, mapping does not allocate.
+/// grown to the largest message, mapping does not allocate. It also
+/// counts the values `overflow = "truncate"` cut, per column.
 pub struct MapScratch {
     scan: ScanScratch,
     tape: Tape<'static>,
     text: Vec<u8>,
     writer: RowWriter,
+    /// Values truncated in written rows, by column index.
+    pub(crate) truncated: Vec<u64>,
+    /// Columns truncated in the row being written.
+    row_truncated: Vec<usize>,
 }
 
 impl MapScratch {
@@ -109,7 +148,24 @@ impl MapScratch {
             tape: Tape(Vec::new()),
             text: Vec::new(),
             writer: RowWriter::new(Dialect::Postgres),
+            truncated: Vec::new(),
+            row_truncated: Vec::new(),
         }
+    }
+
+    /// How many values `overflow = "truncate"` cut in the rows mapped
+    /// since this scratch was made or [`MapScratch::clear_truncated`]
+    /// last ran, by column index (in [`Mapper::column_names`] order;
+    /// shorter than the columns when the last ones cut nothing). A
+    /// rejected event counts nothing.
+    #[must_use = "this getter has no side effect"]
+    pub fn truncated(&self) -> &[u64] {
+        &self.truncated
+    }
+
+    /// Resets the counts of [`MapScratch::truncated`] to zero.
+    pub fn clear_truncated(&mut self) {
+        self.truncated.iter_mut().for_each(|n| *n = 0);
     }
 }
 
@@ -137,13 +193,29 @@ pub enum MapOutcome {
     Rejected(Reject),
 }
 
-/// Why an event was rejected.
+/// Why an event was rejected: a stable code for machines, a reason for
+/// people.
+///
+/// | code               | when |
+/// |--------------------|------|
+/// | `not_json`         | the message is not JSON and a column reads it (`non_json = "reject"`; or a `@message` `json` column with `on_mismatch = "reject"`) |
+/// | `not_object`       | the message is JSON but not an object and a column reads a path (`non_json = "reject"`) |
+/// | `type_mismatch`    | a value of the wrong type (`on_mismatch = "reject"`) |
+/// | `too_long`         | a value over `max_bytes` (`overflow = "reject"`, the default; always for `json`) or over PostgreSQL's 1 GB field limit |
+/// | `nul_char`         | a value holds U+0000 (`nul = "reject"`) |
+/// | `missing_required` | a `required` value is missing |
+/// | `null_marker`      | a Redshift value is exactly the NULL marker `\N` |
+///
+/// Undecodable input is not a `Reject` but an [`Error`](crate::Error),
+/// whose [`code`](crate::Error::code) names its kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reject {
     /// The column at fault, if one is.
     pub column: Option<String>,
-    /// What is wrong.
+    /// What is wrong, as one of the codes above.
+    pub code: &'static str,
+    /// What is wrong, in words.
     pub reason: String,
 }
 
@@ -195,10 +267,20 @@ enum Val<'a> {
 #[derive(Clone, Copy, Debug)]
 enum Fail {
     Mismatch(&'static str),
+    /// `@message` as `json`, and the message is not JSON.
+    NotJson,
     Nul,
-    TooLong { len: usize, max: usize },
+    /// Longer than `max` bytes: `max_bytes`, or the database's limit.
+    TooLong {
+        len: usize,
+        max: usize,
+        database: bool,
+    },
     Marker,
 }
+
+/// A rejected column's code and reason.
+type ColumnReject = (&'static str, String);
 
 /// Converted field text: borrowed from the event, or in `text`.
 #[derive(Clone, Copy)]
@@ -212,17 +294,23 @@ enum Conv<'a> {
 struct Json<'a> {
     tape: &'a Tape<'a>,
     lexemes: Lexemes<'a>,
+    /// The message is an object: only then do paths resolve.
+    object: bool,
 }
 
 impl Mapper {
-    /// Compiles `spec` for `dialect`.
+    /// Compiles `spec` for `dialect`. A `text` column without
+    /// `max_bytes` gets the dialect's limit: 65535 bytes for Redshift
+    /// (VARCHAR), none for PostgreSQL (whose 1 GB field limit rejects
+    /// the event).
     ///
     /// # Errors
     ///
     /// A [`SpecError`] for what the dialect cannot hold: a `text`
-    /// `max_bytes` over 65535 (Redshift VARCHAR), an identifier longer
-    /// than the database keeps (63 bytes for PostgreSQL, 127 for
-    /// Redshift), a Redshift `default` equal to the NULL marker `\N`.
+    /// `max_bytes` over 65535 (Redshift VARCHAR), a `default` longer than
+    /// that, an identifier longer than the database keeps (63 bytes for
+    /// PostgreSQL, 127 for Redshift), a Redshift `default` equal to the
+    /// NULL marker `\N`.
     pub fn new(
         spec: &ColumnSpec,
         dialect: Dialect,
@@ -272,6 +360,19 @@ impl Mapper {
                             r"default equals the Redshift NULL marker \N",
                         ));
                     }
+                    if matches!(c.kind, Kind::Text { .. })
+                        && d.len() as u64 > spec::VARCHAR_MAX
+                    {
+                        return Err(SpecError::at(
+                            *pos,
+                            format!(
+                                "default is {} bytes, more than Redshift's \
+                                 VARCHAR limit of {}",
+                                d.len(),
+                                spec::VARCHAR_MAX
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -283,7 +384,25 @@ impl Mapper {
             }
             None => None,
         };
+        let (text_default, field_max) = match dialect {
+            Dialect::Postgres => (spec::PG_FIELD_MAX, spec::PG_FIELD_MAX),
+            Dialect::Redshift => {
+                let varchar =
+                    usize::try_from(spec::VARCHAR_MAX).unwrap_or(usize::MAX);
+                (varchar, usize::MAX)
+            }
+        };
+        let mut columns = spec.columns.clone();
+        for c in &mut columns {
+            if let Kind::Text { max_bytes, .. } = &mut c.kind {
+                if *max_bytes == spec::TEXT_MAX_DIALECT {
+                    *max_bytes = text_default;
+                }
+            }
+        }
         let columns_need_json = spec.columns.iter().any(Column::needs_json);
+        let columns_read_paths =
+            spec.columns.iter().any(|c| matches!(c.source, Source::Path(_)));
         let parse = columns_need_json
             || filter.as_ref().is_some_and(FilterPattern::needs_json);
         let want = want(spec, filter.as_ref());
@@ -293,9 +412,11 @@ impl Mapper {
             filter,
             non_json: spec.non_json,
             nul: spec.nul,
-            columns: spec.columns.clone(),
+            columns,
+            field_max,
             parse,
             columns_need_json,
+            columns_read_paths,
             want,
         })
     }
@@ -326,19 +447,23 @@ impl Mapper {
     /// [`MapOutcome::Row`] and leaving `out` as it was otherwise.
     ///
     /// The message is parsed as JSON only when the filter or a column
-    /// needs it; the filter runs before any field is written.
+    /// needs it; the filter runs before any field is written. Values that
+    /// `overflow = "truncate"` cut in a written row are counted in
+    /// `scratch` ([`MapScratch::truncated`]).
     pub fn map(
         &self,
         ev: &LogEvent<'_>,
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
-        let MapScratch { scan, tape, text, writer } = scratch;
+        let MapScratch { scan, tape, text, writer, truncated, row_truncated } =
+            scratch;
         let ScanScratch { arena, stack, starts } = scan;
         if writer.dialect() != self.dialect {
             *writer = RowWriter::new(self.dialect);
         }
         writer.discard_row();
+        row_truncated.clear();
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
         let parsed = if self.parse {
@@ -353,6 +478,7 @@ impl Mapper {
                 Some(Ok(())) => Some(Json {
                     tape: &t,
                     lexemes: Lexemes::new(starts, ev.message.as_bytes()),
+                    object: matches!(t.0.first(), Some(Node::Object { .. })),
                 }),
                 _ => None,
             };
@@ -360,9 +486,19 @@ impl Mapper {
                 Some(Err(e)) => Some(e),
                 _ => None,
             };
-            self.map_parsed(ev, doc, error, text, writer, out)
+            self.map_parsed(ev, doc, error, text, writer, row_truncated, out)
         };
         *tape = t.reset();
+        if outcome == MapOutcome::Row && !row_truncated.is_empty() {
+            if truncated.len() < self.columns.len() {
+                truncated.resize(self.columns.len(), 0);
+            }
+            for &i in row_truncated.iter() {
+                if let Some(n) = truncated.get_mut(i) {
+                    *n = n.saturating_add(1);
+                }
+            }
+        }
         outcome
     }
 
@@ -384,6 +520,7 @@ impl Mapper {
         n
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn map_parsed<'a>(
         &self,
         ev: &LogEvent<'a>,
@@ -391,6 +528,7 @@ impl Mapper {
         parse_error: Option<&ScanError>,
         text: &mut Vec<u8>,
         w: &mut RowWriter,
+        row_truncated: &mut Vec<usize>,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
         if let Some(f) = &self.filter {
@@ -401,32 +539,60 @@ impl Mapper {
                 return MapOutcome::Filtered;
             }
         }
-        if self.columns_need_json
-            && doc.is_none()
-            && self.non_json == NonJson::Reject
-        {
-            let reason = match parse_error {
-                Some(e) => format!("message is not JSON: {e}"),
-                None => "message is not JSON".to_owned(),
-            };
-            return MapOutcome::Rejected(Reject { column: None, reason });
-        }
-        let start = out.len();
-        for col in &self.columns {
-            if let Err(reason) = self.column(col, ev, doc, text, w, out) {
-                out.truncate(start);
-                w.discard_row();
+        if self.non_json == NonJson::Reject {
+            if self.columns_need_json && doc.is_none() {
+                let reason = match parse_error {
+                    Some(e) => format!("message is not JSON: {e}"),
+                    None => "message is not JSON".to_owned(),
+                };
                 return MapOutcome::Rejected(Reject {
-                    column: Some(col.name.clone()),
+                    column: None,
+                    code: code::NOT_JSON,
                     reason,
                 });
+            }
+            if let Some(d) =
+                doc.filter(|d| self.columns_read_paths && !d.object)
+            {
+                let what = match d.tape.0.first() {
+                    Some(Node::Array { .. }) => "an array",
+                    Some(Node::String(_)) => "a string",
+                    Some(Node::Static(StaticNode::Null)) => "null",
+                    Some(Node::Static(StaticNode::Bool(_))) => "a boolean",
+                    _ => "a number",
+                };
+                return MapOutcome::Rejected(Reject {
+                    column: None,
+                    code: code::NOT_OBJECT,
+                    reason: format!(
+                        "message is JSON but not an object ({what}): no \
+                         path selects from it"
+                    ),
+                });
+            }
+        }
+        let start = out.len();
+        for (i, col) in self.columns.iter().enumerate() {
+            match self.column(col, ev, doc, text, w, out) {
+                Ok(false) => {}
+                Ok(true) => row_truncated.push(i),
+                Err((code, reason)) => {
+                    out.truncate(start);
+                    w.discard_row();
+                    return MapOutcome::Rejected(Reject {
+                        column: Some(col.name.clone()),
+                        code,
+                        reason,
+                    });
+                }
             }
         }
         w.end_row(out);
         MapOutcome::Row
     }
 
-    /// Writes one column's field; `Err` is the reject reason.
+    /// Writes one column's field: `Ok(true)` when it was truncated, `Err`
+    /// the reject code and reason.
     fn column<'a>(
         &self,
         col: &Column,
@@ -435,17 +601,21 @@ impl Mapper {
         text: &mut Vec<u8>,
         w: &mut RowWriter,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<bool, ColumnReject> {
         let val = value(col, ev, doc);
         if let Val::Missing = val {
             return match &col.default {
-                Some((d, _)) => w.field(out, d).map_err(|e| e.to_string()),
-                None if col.required => {
-                    Err("required value is missing".to_owned())
-                }
+                Some((d, _)) => w
+                    .field(out, d)
+                    .map(|()| false)
+                    .map_err(|e| (e.code(), e.to_string())),
+                None if col.required => Err((
+                    code::MISSING_REQUIRED,
+                    "required value is missing".to_owned(),
+                )),
                 None => {
                     w.null(out);
-                    Ok(())
+                    Ok(false)
                 }
             };
         }
@@ -455,21 +625,41 @@ impl Mapper {
         // from a message that parsed needs no NUL check.
         let json_text = doc.map(|_| ev.message.as_bytes().as_ptr_range());
         match self.write_value(col, val, doc, json_text, text, w, out) {
-            Ok(()) => Ok(()),
-            Err(Fail::Mismatch(m)) => match col.on_mismatch {
-                OnMismatch::Null => {
-                    w.null(out);
-                    Ok(())
+            Ok(truncated) => Ok(truncated),
+            Err(f @ (Fail::Mismatch(_) | Fail::NotJson)) => {
+                match col.on_mismatch {
+                    OnMismatch::Null => {
+                        w.null(out);
+                        Ok(false)
+                    }
+                    OnMismatch::Reject => Err(match f {
+                        Fail::Mismatch(m) => {
+                            (code::TYPE_MISMATCH, m.to_owned())
+                        }
+                        _ => {
+                            (code::NOT_JSON, "message is not JSON".to_owned())
+                        }
+                    }),
                 }
-                OnMismatch::Reject => Err(m.to_owned()),
-            },
-            Err(Fail::Nul) => {
-                Err("value contains a NUL character (U+0000)".to_owned())
             }
-            Err(Fail::TooLong { len, max }) => Err(format!(
-                "value is {len} bytes, more than max_bytes = {max}"
+            Err(Fail::Nul) => Err((
+                code::NUL_CHAR,
+                "value contains a NUL character (U+0000)".to_owned(),
             )),
-            Err(Fail::Marker) => Err(FieldError::NullMarker.to_string()),
+            Err(Fail::TooLong { len, max, database: false }) => Err((
+                code::TOO_LONG,
+                format!("value is {len} bytes, more than max_bytes = {max}"),
+            )),
+            Err(Fail::TooLong { len, max, database: true }) => Err((
+                code::TOO_LONG,
+                format!(
+                    "value is {len} bytes, more than PostgreSQL's 1 GB \
+                     field limit ({max} bytes)"
+                ),
+            )),
+            Err(Fail::Marker) => {
+                Err((code::NULL_MARKER, FieldError::NullMarker.to_string()))
+            }
         }
     }
 
@@ -483,7 +673,7 @@ impl Mapper {
         text: &mut Vec<u8>,
         w: &mut RowWriter,
         out: &mut Vec<u8>,
-    ) -> Result<(), Fail> {
+    ) -> Result<bool, Fail> {
         text.clear();
         let conv = self.convert(col.kind, val, doc, text)?;
         let mut s = match conv {
@@ -513,23 +703,37 @@ impl Mapper {
             s = std::str::from_utf8(text)
                 .map_err(|_| Fail::Mismatch("not valid UTF-8"))?;
         }
+        let mut truncated = false;
         match col.kind {
             Kind::Text { max_bytes, overflow } if s.len() > max_bytes => {
                 if overflow == spec::Overflow::Reject {
                     return Err(Fail::TooLong {
                         len: s.len(),
                         max: max_bytes,
+                        database: false,
                     });
                 }
                 s = utf8_prefix(s, max_bytes);
+                truncated = true;
             }
             Kind::Json { max_bytes } if s.len() > max_bytes => {
-                return Err(Fail::TooLong { len: s.len(), max: max_bytes });
+                return Err(Fail::TooLong {
+                    len: s.len(),
+                    max: max_bytes,
+                    database: false,
+                });
             }
             _ => {}
         }
+        if s.len() > self.field_max {
+            return Err(Fail::TooLong {
+                len: s.len(),
+                max: self.field_max,
+                database: true,
+            });
+        }
         // `s` holds no NUL now: checked, stripped or known.
-        w.field_without_nul(out, s).map_err(|e| match e {
+        w.field_without_nul(out, s).map(|()| truncated).map_err(|e| match e {
             FieldError::Nul { .. } => Fail::Nul,
             _ => Fail::Marker,
         })
@@ -557,7 +761,7 @@ impl Mapper {
             )
             .map(|()| Conv::InText)
             .map_err(|_| Fail::Nul),
-            None => Err(Mismatch("message is not JSON")),
+            None => Err(Fail::NotJson),
         };
         let int = |v: i64, text: &mut Vec<u8>| {
             text.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
@@ -585,7 +789,7 @@ impl Mapper {
             }
         };
         if let Val::NotJson = val {
-            return Err(Mismatch("message is not JSON"));
+            return Err(Fail::NotJson);
         }
         match kind {
             // Text and JSON differ only in how a string is written.
@@ -716,10 +920,10 @@ fn value<'a>(
     let opt = |s: Option<&'a str>| s.map_or(Val::Missing, Val::Str);
     match &col.source {
         Source::Path(p) => match doc {
-            Some(d) => p
+            Some(d) if d.object => p
                 .lookup(&d.tape.0)
                 .map_or(Val::Missing, |i| node_val(&d.tape.0, i)),
-            None => Val::Missing,
+            _ => Val::Missing,
         },
         Source::Meta(m) => match m {
             Meta::Timestamp => ev.timestamp.map_or(Val::Missing, Val::EpochMs),

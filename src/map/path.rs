@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! path    := ['$'] first rest*          e.g. context.user_id
-//! first   := key | bracket                   tags[0]
+//! first   := key | '[' quoted ']'            tags[0]
 //! rest    := '.' key | bracket               "a.b"."c d"
 //! key     := bare | quoted                   ["a.b"][2].x
 //! bare    := one or more characters other than . [ ] " and whitespace
@@ -15,7 +15,11 @@
 //! A leading `$` (as in `$.a.b`, the filter-pattern spelling) is allowed
 //! and means the message root. A key that starts with `@` or `$` must be
 //! quoted (`"@timestamp"`), because a bare `@…` is a metadata source.
-//! When an object repeats a key, the first occurrence is used.
+//! A path starts with a key: only an object message has paths.
+//!
+//! When an object repeats a key, the **last** occurrence is used, at
+//! every step, as jq, PostgreSQL's `jsonb`, JavaScript and Python do
+//! (the filter's selectors resolve the same way).
 
 use simd_json::Node;
 
@@ -71,7 +75,16 @@ impl Path {
             return err(p.pos, "empty path");
         }
         if p.peek() == Some('[') {
-            segments.push(p.bracket()?);
+            let at = p.pos;
+            let seg = p.bracket()?;
+            if let Segment::Index(_) = seg {
+                return err(
+                    at,
+                    "a path starts with a key: the message root is an \
+                     object, never an array",
+                );
+            }
+            segments.push(seg);
         } else {
             segments.push(Segment::Key(p.key()?));
         }
@@ -89,25 +102,14 @@ impl Path {
     }
 
     /// The index of the node the path points at in `nodes` (a whole
-    /// tape), or `None` when it is missing.
+    /// tape), or `None` when it is missing. Of repeated keys, the last
+    /// counts.
     pub(crate) fn lookup(&self, nodes: &[Node<'_>]) -> Option<usize> {
         let mut i = 0;
         for seg in &self.segments {
             match (seg, nodes.get(i)?) {
-                (Segment::Key(k), Node::Object { len, .. }) => {
-                    let mut j = i + 1;
-                    let mut found = None;
-                    for _ in 0..*len {
-                        let Node::String(key) = nodes.get(j)? else {
-                            return None;
-                        };
-                        if *key == k.as_str() {
-                            found = Some(j + 1);
-                            break;
-                        }
-                        j = skip(nodes, j + 1)?;
-                    }
-                    i = found?;
+                (Segment::Key(k), Node::Object { .. }) => {
+                    i = member(nodes, i, k)?;
                 }
                 (Segment::Index(n), Node::Array { len, .. }) => {
                     if n >= len {
@@ -124,6 +126,30 @@ impl Path {
         }
         Some(i)
     }
+}
+
+/// The value of the last member `key` of the object at `obj` in
+/// `nodes`, or `None` when it has none (or `obj` is not an object).
+pub(crate) fn member(
+    nodes: &[Node<'_>],
+    obj: usize,
+    key: &str,
+) -> Option<usize> {
+    let Some(Node::Object { len, .. }) = nodes.get(obj) else {
+        return None;
+    };
+    let mut j = obj + 1;
+    let mut found = None;
+    for _ in 0..*len {
+        let Node::String(k) = nodes.get(j)? else {
+            return None;
+        };
+        if *k == key {
+            found = Some(j + 1);
+        }
+        j = skip(nodes, j + 1)?;
+    }
+    found
 }
 
 /// The index just past the value starting at `j`.
@@ -239,7 +265,7 @@ mod tests {
             ("context.user_id", vec![k("context"), k("user_id")]),
             ("tags[0]", vec![k("tags"), I(0)]),
             ("$.a[12].b", vec![k("a"), I(12), k("b")]),
-            ("$[1]", vec![I(1)]),
+            (r#"$["a"][1]"#, vec![k("a"), I(1)]),
             (r#""a.b"."c d""#, vec![k("a.b"), k("c d")]),
             (r#"["a.b"]"#, vec![k("a.b")]),
             (r#"x["a\"b"]["\\"]"#, vec![k("x"), k("a\"b"), k("\\")]),
@@ -274,6 +300,9 @@ mod tests {
             (r#""a\nb""#, 2),
             ("a]", 1),
             ("a[99999999999999999999999]", 2),
+            // The root is an object: no path starts with an index.
+            ("$[1]", 1),
+            ("[0].a", 0),
         ];
         for (text, offset) in cases {
             let e = Path::parse(text).expect_err(text);
@@ -284,7 +313,7 @@ mod tests {
     #[test]
     fn lookups() {
         let mut json =
-            br#"{"a":{"b":[1,{"c":"x"},[2,3]],"d.e":null},"a":2,"f":[]}"#
+            br#"{"a":2,"a":{"b":[1,{"c":"x"},[2,3]],"d.e":null},"f":[]}"#
                 .to_vec();
         let tape = simd_json::to_tape(&mut json).unwrap();
         let nodes = &tape.0;
@@ -306,9 +335,70 @@ mod tests {
         assert_eq!(node("f[0]"), None);
         assert!(matches!(node("a"), Some(Node::Object { .. })));
         assert!(matches!(node("f"), Some(Node::Array { len: 0, .. })));
+        // The earlier `a` is shadowed.
+        assert!(node("a.b[0]").is_some());
         // Scalars have no members.
         let mut json = b"\"s\"".to_vec();
         let tape = simd_json::to_tape(&mut json).unwrap();
         assert_eq!(Path::parse("a").unwrap().lookup(&tape.0), None);
+    }
+
+    /// Repeated keys: the last wins, at every step, inside arrays too.
+    /// Each row: message, path, the value's JSON (`None`: missing).
+    #[test]
+    fn repeated_keys_last_wins() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            (r#"{"a":1,"a":2}"#, "a", Some("2")),
+            (r#"{"a":1,"a":2,"a":3}"#, "a", Some("3")),
+            (r#"{"a":1,"b":0,"a":2,"c":0,"a":3}"#, "a", Some("3")),
+            (r#"{"a":1,"a":null}"#, "a", Some("null")),
+            (r#"{"a":{"b":1},"a":{"c":2}}"#, "a.b", None),
+            (r#"{"a":{"b":1},"a":{"c":2}}"#, "a.c", Some("2")),
+            (r#"{"a":{"b":1,"b":2},"a":{"b":3,"b":4}}"#, "a.b", Some("4")),
+            (r#"{"a":{"b":{"c":1,"c":2}}}"#, "a.b.c", Some("2")),
+            (r#"{"a":{"b":1},"a":5}"#, "a.b", None),
+            (r#"{"a":5,"a":{"b":1}}"#, "a.b", Some("1")),
+            (
+                r#"{"l":[{"k":1,"k":2},{"k":3,"k":4,"k":5}]}"#,
+                "l[0].k",
+                Some("2"),
+            ),
+            (
+                r#"{"l":[{"k":1,"k":2},{"k":3,"k":4,"k":5}]}"#,
+                "l[1].k",
+                Some("5"),
+            ),
+            (r#"{"l":[1],"l":[2,3]}"#, "l[1]", Some("3")),
+            (r#"{"l":[1,2],"l":[3]}"#, "l[1]", None),
+            (r#"{"\u0061":1,"a":2,"a\"":3}"#, "a", Some("2")),
+        ];
+        for &(text, path, want) in cases {
+            let mut bytes = text.as_bytes().to_vec();
+            let tape = simd_json::to_tape(&mut bytes).unwrap();
+            let p = Path::parse(path).unwrap();
+            let got = p.lookup(&tape.0).map(|i| {
+                let mut out = Vec::new();
+                crate::map::convert::write_json(
+                    &tape.0,
+                    i,
+                    None,
+                    crate::map::convert::NulPolicy::Reject,
+                    &mut out,
+                )
+                .unwrap();
+                String::from_utf8(out).unwrap()
+            });
+            assert_eq!(got.as_deref(), want, "{text} {path}");
+            // serde_json keeps the last duplicate: the oracle agrees.
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut o = Some(&v);
+            for seg in &p.segments {
+                o = o.and_then(|v| match seg {
+                    Segment::Key(k) => v.get(k),
+                    Segment::Index(n) => v.get(n),
+                });
+            }
+            assert_eq!(o.map(|v| v.to_string()).as_deref(), want, "{text}");
+        }
     }
 }

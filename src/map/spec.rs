@@ -34,8 +34,18 @@ use super::convert::{self, NulPolicy, TimeUnit};
 use super::filter::FilterPattern;
 use super::path::Path;
 
-/// Redshift's VARCHAR limit, and the default `max_bytes` of `text`.
+/// Redshift's VARCHAR limit, and the default `max_bytes` of `text`
+/// columns for Redshift.
 pub(crate) const VARCHAR_MAX: u64 = 65_535;
+/// The `max_bytes` of a `text` column that does not set it: the mapper
+/// puts its dialect's default in its place ([`VARCHAR_MAX`] for
+/// Redshift; none for PostgreSQL, whose field limit is
+/// [`PG_FIELD_MAX`]).
+pub(crate) const TEXT_MAX_DIALECT: usize = usize::MAX;
+/// The longest field value PostgreSQL stores, in bytes: a varlena datum
+/// is at most 1 GiB - 1 byte, its 4-byte header included. A longer value
+/// is always rejected, whatever `max_bytes` and `overflow` say.
+pub(crate) const PG_FIELD_MAX: usize = (1 << 30) - 1 - 4;
 /// The default `max_bytes` of `json` columns: 1 MiB, the historical limit
 /// of a Redshift SUPER value.
 pub(crate) const JSON_MAX_DEFAULT: u64 = 1 << 20;
@@ -74,8 +84,8 @@ pub(crate) const JSON_MAX_DEFAULT: u64 = 1 << 20;
 /// | `required`    | `true`: a missing value rejects the event |
 /// | `default`     | value used when missing (converted like the type; a TOML datetime or RFC 3339 string or epoch number for `timestamp`, a JSON text string for `json`) |
 /// | `on_mismatch` | `"null"` or `"reject"` for a value of the wrong type |
-/// | `max_bytes`   | `text` (default 65535, the Redshift VARCHAR maximum) and `json` (default 1 MiB) |
-/// | `overflow`    | `text` only: `"truncate"` (default; cut on a UTF-8 boundary) or `"reject"`; a `json` value over `max_bytes` is always rejected |
+/// | `max_bytes`   | `text`: the dialect's limit by default (Redshift: 65535, the VARCHAR maximum; PostgreSQL: none); `json`: default 1 MiB |
+/// | `overflow`    | `text` only: `"reject"` (default, as Redshift's `COPY` without `TRUNCATECOLUMNS`) or `"truncate"` (cut on a UTF-8 boundary, counted per column in the summary); a `json` value over `max_bytes` is always rejected |
 /// | `unit`        | `timestamp` only: epoch numbers are `"s"`, `"ms"` (default), `"us"` or `"ns"` |
 ///
 /// **Sources.** Metadata: `@timestamp` (epoch ms), `@id`, `@log_group`,
@@ -86,7 +96,7 @@ pub(crate) const JSON_MAX_DEFAULT: u64 = 1 << 20;
 ///
 /// ```text
 /// path    := ['$'] first rest*          context.user_id   $.a.b
-/// first   := key | bracket              tags[0]           m[0][1]
+/// first   := key | '[' quoted ']'       tags[0]           m[0][1]
 /// rest    := '.' key | bracket          "a.b"."c d"       ["a.b"].x
 /// key     := bare | quoted
 /// bare    := one or more characters other than . [ ] " and whitespace
@@ -94,8 +104,11 @@ pub(crate) const JSON_MAX_DEFAULT: u64 = 1 << 20;
 /// bracket := '[' digits ']' | '[' quoted ']'
 /// ```
 ///
-/// A key starting with `@` or `$` must be quoted (`"@timestamp"`). When
-/// an object repeats a key, the first one counts.
+/// A key starting with `@` or `$` must be quoted (`"@timestamp"`), and a
+/// path starts with a key (the message is an object). When an object
+/// repeats a key, the **last** one counts, at every depth, as in jq,
+/// PostgreSQL's `jsonb`, JavaScript and Python (a `json` column still
+/// writes the object as it came, repeats included).
 ///
 /// **Missing** means: the key is absent, the value is JSON `null`, the
 /// metadata is absent (`@id` of line-framed input), or, with
@@ -116,10 +129,20 @@ pub(crate) const JSON_MAX_DEFAULT: u64 = 1 << 20;
 /// A value the type does not accept is a mismatch: NULL, or a rejected
 /// event with `on_mismatch = "reject"`.
 ///
-/// **Non-JSON messages.** When a column (or the filter) reads the message
-/// JSON and the message does not parse: `non_json = "reject"` rejects the
-/// event; `"raw"` keeps it, paths missing, metadata and `@message` kept. A
-/// JSON filter never matches a non-JSON message (the event is filtered).
+/// **Non-JSON messages.** When a column reads the message JSON and the
+/// message does not parse: `non_json = "reject"` rejects the event (code
+/// `not_json`); `"raw"` keeps it, paths missing, metadata and `@message`
+/// kept. A message that is JSON but not an object (`42`, `"text"`,
+/// `[1,2]`, `null`, `true`) has no paths: when a column reads a path,
+/// `"reject"` rejects it (code `not_object`) and `"raw"` keeps it, paths
+/// missing, `@message` intact (as `json` too). A JSON filter never
+/// matches a message that is not a JSON object (the event is filtered).
+///
+/// **Over-long text.** Without `max_bytes`, a `text` column's limit is
+/// the dialect's: 65,535 bytes for Redshift (VARCHAR), none for
+/// PostgreSQL. A value over `max_bytes` rejects the event (code
+/// `too_long`) unless `overflow = "truncate"`; a value over PostgreSQL's
+/// 1 GB field limit is always rejected.
 ///
 /// **NUL.** U+0000 is never written: `nul = "reject"` rejects the event,
 /// `"strip"` drops the character (inside JSON strings too).
@@ -203,10 +226,12 @@ pub(crate) enum OnMismatch {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Overflow {
-    /// Cut at the last UTF-8 character boundary within the limit.
-    #[default]
+    /// Cut at the last UTF-8 character boundary within the limit, and
+    /// count it.
     Truncate,
-    /// Reject the event.
+    /// Reject the event, as Redshift's `COPY` does without
+    /// `TRUNCATECOLUMNS`.
+    #[default]
     Reject,
 }
 
@@ -557,7 +582,11 @@ fn column(
         TypeName::Text => {
             not_for(unit_pos, "unit")?;
             Kind::Text {
-                max_bytes: bytes(VARCHAR_MAX)?,
+                // Unset: `Mapper::new` puts in the dialect's limit.
+                max_bytes: match max_bytes {
+                    Some(_) => bytes(0)?,
+                    None => TEXT_MAX_DIALECT,
+                },
                 overflow: overflow.unwrap_or_default(),
             }
         }
@@ -792,7 +821,10 @@ default = '{ "a" : [1.0, 2] }'
         assert_eq!(s.nul, NulPolicy::Reject);
         assert_eq!(
             s.columns[0].kind,
-            Kind::Text { max_bytes: 65_535, overflow: Overflow::Truncate }
+            Kind::Text {
+                max_bytes: TEXT_MAX_DIALECT,
+                overflow: Overflow::Reject
+            }
         );
         assert_eq!(s.columns[0].on_mismatch, OnMismatch::Null);
         assert!(!s.columns[0].needs_json());

@@ -12,7 +12,7 @@ fn mapper(top: &str, columns: &str, dialect: Dialect) -> Mapper {
 
 /// Maps `ev`, checking that `out` is untouched unless a row is written,
 /// and renders the outcome as `row:<record without \n>`,
-/// `reject:<column>:<reason>` or `filtered`.
+/// `reject:<column>:<code>:<reason>` or `filtered`.
 fn render(m: &Mapper, ev: &LogEvent<'_>, scratch: &mut MapScratch) -> String {
     let mut out = b"prev\n".to_vec();
     let outcome = m.map(ev, scratch, &mut out);
@@ -30,20 +30,69 @@ fn render(m: &Mapper, ev: &LogEvent<'_>, scratch: &mut MapScratch) -> String {
         }
         MapOutcome::Rejected(r) => {
             assert_eq!(out, b"prev\n");
-            format!("reject:{}:{}", r.column.unwrap_or_default(), r.reason)
+            assert!(code::ALL.contains(&r.code), "{r:?}");
+            format!(
+                "reject:{}:{}:{}",
+                r.column.unwrap_or_default(),
+                r.code,
+                r.reason
+            )
         }
     }
 }
 
 /// One column `c` with `def` (source, type and options), one message.
 fn one(top: &str, def: &str, dialect: Dialect, message: &str) -> String {
-    let m = mapper(top, &format!("[[columns]]\nname = \"c\"\n{def}"), dialect);
+    let columns = format!("[[columns]]\nname = \"c\"\n{def}");
+    paths(&mapper(top, &columns, dialect), message)
+}
+
+/// Maps `message` on every path: a cold and a warm scratch, the tape
+/// pruned to what `m` reads and the keep-all tape, which must agree.
+fn paths(m: &Mapper, message: &str) -> String {
     let mut scratch = MapScratch::new();
     let ev = LogEvent::from_message("obj", message);
-    let first = render(&m, &ev, &mut scratch);
+    let first = render(m, &ev, &mut scratch);
     // A warm scratch gives the same answer.
-    assert_eq!(render(&m, &ev, &mut scratch), first);
+    assert_eq!(render(m, &ev, &mut scratch), first);
+    let full = Mapper { want: Want::everything(), ..m.clone() };
+    assert_eq!(
+        render(&full, &ev, &mut scratch),
+        first,
+        "{message:?}: keep-all"
+    );
     first
+}
+
+/// Checks rows of (message, wanted outcome) for one spec (`top` keys and
+/// `columns` tables) on every path; a wanted `reject:…` only has to be a
+/// prefix.
+fn check_spec(
+    top: &str,
+    columns: &str,
+    dialect: Dialect,
+    cases: &[(&str, &str)],
+) {
+    let m = mapper(top, columns, dialect);
+    let mut failed = Vec::new();
+    for &(message, want) in cases {
+        let got = paths(&m, message);
+        let ok = if want.starts_with("reject:") {
+            got.starts_with(want)
+        } else {
+            got == want
+        };
+        if !ok {
+            failed
+                .push(format!("{message:?}\n  want {want:?}\n  got  {got:?}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{top}\n{} failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }
 
 /// Checks rows of (top-level keys, column definition, message, wanted
@@ -84,8 +133,12 @@ const JSON: &str = "source = \"v\"\ntype = \"json\"";
 
 #[test]
 fn text() {
-    let t5 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 5";
-    let t6 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 6";
+    let t5 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 5\n\
+              overflow = \"truncate\"";
+    let t6 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 6\n\
+              overflow = \"truncate\"";
+    // The default overflow rejects.
+    let t5d = "source = \"v\"\ntype = \"text\"\nmax_bytes = 5";
     let t5r = "source = \"v\"\ntype = \"text\"\nmax_bytes = 5\n\
                overflow = \"reject\"";
     check(
@@ -116,18 +169,35 @@ fn text() {
             ("", TEXT, r#"{"v":"l1\nl2\r\n"}"#, "row:\"l1\nl2\r\n\""),
             ("", TEXT, r#"{"v":"\\."}"#, "row:\"\\.\""),
             ("", TEXT, r#"{"v":"\\N"}"#, "row:\\N"),
-            ("", TEXT, r#"[1]"#, "row:"),
-            ("", TEXT, r#""v""#, "row:"),
+            ("", TEXT, r#"[1]"#, "reject::not_object:message is JSON but not"),
+            ("", TEXT, r#""v""#, "reject::not_object:message is JSON but not"),
             // Truncation at a UTF-8 boundary: "ab🎉cd" is 8 bytes.
             ("", t5, r#"{"v":"ab🎉cd"}"#, "row:ab"),
             ("", t6, r#"{"v":"ab🎉cd"}"#, "row:ab🎉"),
             ("", t5, r#"{"v":"abcde"}"#, "row:abcde"),
             ("", t5, r#"{"v":"abcdef"}"#, "row:abcde"),
             ("", t5, r#"{"v":"ab\"\"\"\""}"#, r#"row:"ab""""""""#),
-            ("", t5r, r#"{"v":"abcdef"}"#, "reject:c:value is 6 bytes"),
+            (
+                "",
+                t5r,
+                r#"{"v":"abcdef"}"#,
+                "reject:c:too_long:value is 6 bytes",
+            ),
+            (
+                "",
+                t5d,
+                r#"{"v":"abcdef"}"#,
+                "reject:c:too_long:value is 6 bytes",
+            ),
+            ("", t5d, r#"{"v":"abcde"}"#, "row:abcde"),
             ("", t5r, r#"{"v":"abcde"}"#, "row:abcde"),
             // NUL.
-            ("", TEXT, r#"{"v":"a\u0000b"}"#, "reject:c:value contains a NUL"),
+            (
+                "",
+                TEXT,
+                r#"{"v":"a\u0000b"}"#,
+                "reject:c:nul_char:value contains a NUL",
+            ),
             ("nul = \"strip\"", TEXT, r#"{"v":"a\u0000b\u0000"}"#, "row:ab"),
             ("nul = \"strip\"", TEXT, r#"{"v":"\u0000"}"#, "row:\"\""),
             (
@@ -140,7 +210,7 @@ fn text() {
                 "",
                 TEXT,
                 r#"{"v":{"k":"\u0000"}}"#,
-                "reject:c:value contains a NUL",
+                "reject:c:nul_char:value contains a NUL",
             ),
             // The NUL is stripped before measuring.
             (
@@ -184,9 +254,14 @@ fn numbers() {
                 "",
                 INT_REJECT,
                 r#"{"v":9223372036854775808}"#,
-                "reject:c:not an integer",
+                "reject:c:type_mismatch:not an integer",
             ),
-            ("", INT_REJECT, r#"{"v":"x"}"#, "reject:c:not an integer"),
+            (
+                "",
+                INT_REJECT,
+                r#"{"v":"x"}"#,
+                "reject:c:type_mismatch:not an integer",
+            ),
             ("", INT_REJECT, r#"{"v":null}"#, "row:"),
             ("", FLOAT, r#"{"v":1.5}"#, "row:1.5"),
             ("", FLOAT, r#"{"v":1e300}"#, "row:1e300"),
@@ -259,7 +334,7 @@ fn timestamps() {
                 "",
                 "source = \"v\"\ntype = \"timestamp\"\non_mismatch = \"reject\"",
                 r#"{"v":"soon"}"#,
-                "reject:c:not a timestamp",
+                "reject:c:type_mismatch:not a timestamp",
             ),
         ],
     );
@@ -284,7 +359,12 @@ fn json() {
             ("", JSON, r#"{"v":null}"#, "row:"),
             ("", JSON, r#"{"v":["日本","🎉"]}"#, r#"row:"[""日本"",""🎉""]""#),
             ("", jr, r#"{"v":[1,2,3]}"#, "row:\"[1,2,3]\""),
-            ("", jr, r#"{"v":[1,2,3,4]}"#, "reject:c:value is 9 bytes"),
+            (
+                "",
+                jr,
+                r#"{"v":[1,2,3,4]}"#,
+                "reject:c:too_long:value is 9 bytes",
+            ),
             (
                 "",
                 "source = \"@message\"\ntype = \"json\"",
@@ -311,8 +391,18 @@ fn missing_required_default() {
         &[
             ("", req, r#"{"v":"x"}"#, "row:x"),
             ("", req, r#"{"v":""}"#, "row:\"\""),
-            ("", req, r#"{"w":"x"}"#, "reject:c:required value is missing"),
-            ("", req, r#"{"v":null}"#, "reject:c:required value is missing"),
+            (
+                "",
+                req,
+                r#"{"w":"x"}"#,
+                "reject:c:missing_required:required value is missing",
+            ),
+            (
+                "",
+                req,
+                r#"{"v":null}"#,
+                "reject:c:missing_required:required value is missing",
+            ),
             ("", def, r#"{"v":3}"#, "row:3"),
             ("", def, r#"{}"#, "row:7"),
             ("", def, r#"{"v":null}"#, "row:7"),
@@ -320,7 +410,12 @@ fn missing_required_default() {
             ("", def, r#"{"v":"x"}"#, "row:"),
             ("", def_ts, r#"{}"#, "row:1970-01-01T00:00:00.000Z"),
             ("non_json = \"raw\"", def, "not json", "row:7"),
-            ("non_json = \"raw\"", req, "not json", "reject:c:required"),
+            (
+                "non_json = \"raw\"",
+                req,
+                "not json",
+                "reject:c:missing_required:required",
+            ),
         ],
     );
 }
@@ -330,9 +425,9 @@ fn non_json() {
     check(
         Dialect::Postgres,
         &[
-            ("", TEXT, "plain text", "reject::message is not JSON"),
-            ("", TEXT, "", "reject::message is not JSON"),
-            ("", TEXT, "{\"v\":", "reject::message is not JSON"),
+            ("", TEXT, "plain text", "reject::not_json:message is not JSON"),
+            ("", TEXT, "", "reject::not_json:message is not JSON"),
+            ("", TEXT, "{\"v\":", "reject::not_json:message is not JSON"),
             ("non_json = \"raw\"", TEXT, "plain text", "row:"),
             // A metadata-only spec never parses the message.
             (
@@ -348,8 +443,10 @@ fn non_json() {
 
 #[test]
 fn redshift() {
-    let t3 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 3";
-    let t2 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 2";
+    let t3 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 3\n\
+              overflow = \"truncate\"";
+    let t2 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 2\n\
+              overflow = \"truncate\"";
     check(
         Dialect::Redshift,
         &[
@@ -359,13 +456,13 @@ fn redshift() {
                 "",
                 TEXT,
                 r#"{"v":"\\N"}"#,
-                "reject:c:value is exactly the Redshift NULL marker",
+                "reject:c:null_marker:value is exactly the Redshift NULL marker",
             ),
             ("", TEXT, r#"{"v":"\\."}"#, "row:\\."),
             ("", INT, r#"{"v":"x"}"#, "row:\\N"),
             ("", t3, r#"{"v":"日本"}"#, "row:日"),
             ("", t3, r#"{"v":"\\N\\N"}"#, "row:\\N\\"),
-            ("", t2, r#"{"v":"\\N\\N"}"#, "reject:c:value is exactly"),
+            ("", t2, r#"{"v":"\\N\\N"}"#, "reject:c:null_marker:value is exactly"),
         ],
     );
 }
@@ -476,7 +573,7 @@ fn reject_mid_row_restores_out() {
     let good = LogEvent::from_message("o", r#"{"a":"x","b":2}"#);
     assert_eq!(
         render(&m, &bad, &mut scratch),
-        "reject:b:not an integer in i64 range"
+        "reject:b:type_mismatch:not an integer in i64 range"
     );
     // The writer starts the next row afresh (no stray delimiter).
     assert_eq!(render(&m, &good, &mut scratch), "row:x,2");
@@ -610,4 +707,421 @@ fn filter_is_applied_first() {
     assert_eq!(render(&m, &ev, &mut scratch), "filtered");
     let ev = LogEvent::from_message("o", r#"{"a":1}"#);
     assert_eq!(render(&m, &ev, &mut scratch), r#"row:"{""a"":1}""#);
+}
+
+/// Issue #12, item 1: JSON that is not an object has no paths. With
+/// `non_json = "reject"` it is rejected (`not_object`) when a column
+/// reads a path; with `"raw"` it is kept, paths NULL, `@message` intact.
+#[test]
+fn non_object_messages() {
+    let cols = "[[columns]]\nname = \"v\"\nsource = \"v\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"m\"\nsource = \"@message\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"j\"\nsource = \"@message\"\ntype = \"json\"\n";
+    let not_object = "reject::not_object:message is JSON but not an object";
+    check_spec(
+        "",
+        cols,
+        Dialect::Postgres,
+        &[
+            ("42", &format!("{not_object} (a number)")),
+            ("-1.5e3", &format!("{not_object} (a number)")),
+            (r#""text""#, &format!("{not_object} (a string)")),
+            ("[1,2]", &format!("{not_object} (an array)")),
+            (" [ ] ", &format!("{not_object} (an array)")),
+            (r#"[{"v":"x"}]"#, &format!("{not_object} (an array)")),
+            ("null", &format!("{not_object} (null)")),
+            ("true", &format!("{not_object} (a boolean)")),
+            ("false", &format!("{not_object} (a boolean)")),
+            (r#"{"v":"x"}"#, r#"row:x,"{""v"":""x""}","{""v"":""x""}""#),
+            ("{}", "row:,{},{}"),
+            ("plain", "reject::not_json:message is not JSON"),
+        ],
+    );
+    check_spec(
+        "non_json = \"raw\"",
+        cols,
+        Dialect::Postgres,
+        &[
+            ("42", "row:,42,42"),
+            (r#""text""#, r#"row:,"""text""","""text""""#),
+            ("[1,2]", r#"row:,"[1,2]","[1,2]""#),
+            (" [ 1 , 2 ] ", r#"row:," [ 1 , 2 ] ","[1,2]""#),
+            (r#"[{"v":"x"}]"#, r#"row:,"[{""v"":""x""}]","[{""v"":""x""}]""#),
+            ("null", "row:,null,"),
+            ("true", "row:,true,true"),
+            (r#"{"v":"x"}"#, r#"row:x,"{""v"":""x""}","{""v"":""x""}""#),
+            ("plain", "row:,plain,"),
+        ],
+    );
+    // Missing under raw: defaults and `required` apply.
+    check(
+        Dialect::Postgres,
+        &[
+            (
+                "non_json = \"raw\"",
+                "source = \"v\"\ntype = \"int\"\ndefault = 7",
+                "[1]",
+                "row:7",
+            ),
+            (
+                "non_json = \"raw\"",
+                "source = \"v\"\ntype = \"int\"\nrequired = true",
+                "[1]",
+                "reject:c:missing_required:",
+            ),
+        ],
+    );
+    // No column reads a path: nothing to reject, JSON written as it is.
+    let msg_json =
+        "[[columns]]\nname = \"j\"\nsource = \"@message\"\ntype = \"json\"\n";
+    check_spec(
+        "",
+        msg_json,
+        Dialect::Postgres,
+        &[
+            ("42", "row:42"),
+            ("[ 1 ]", "row:[1]"),
+            ("null", "row:"),
+            ("x", "reject::not_json:"),
+        ],
+    );
+    let meta =
+        "[[columns]]\nname = \"i\"\nsource = \"@object\"\ntype = \"text\"\n";
+    check_spec(
+        "",
+        meta,
+        Dialect::Postgres,
+        &[("42", "row:obj"), ("[", "row:obj")],
+    );
+    // The filter is unchanged: a JSON filter never matches a message that
+    // is not an object; other filters match as before, then the mapping
+    // rejects it.
+    let v = "[[columns]]\nname = \"v\"\nsource = \"v\"\ntype = \"text\"\n";
+    for filter in ["{ $.v = 1 }", "{ $.v NOT EXISTS }", "{ $.v != 2 }"] {
+        check_spec(
+            &format!("filter = '{filter}'"),
+            v,
+            Dialect::Postgres,
+            &[
+                ("42", "filtered"),
+                ("[1]", "filtered"),
+                ("null", "filtered"),
+                ("x", "filtered"),
+            ],
+        );
+    }
+    check_spec(
+        "filter = '1'",
+        v,
+        Dialect::Postgres,
+        &[
+            ("[1]", "reject::not_object:"),
+            ("[2]", "filtered"),
+            (r#"{"v":1}"#, "row:1"),
+        ],
+    );
+    check_spec(
+        "filter = '[a]'",
+        v,
+        Dialect::Postgres,
+        &[
+            ("[1, 2]", "reject::not_object:"),
+            (r#"{"v":1}"#, "row:1"),
+            ("1 2", "filtered"),
+        ],
+    );
+}
+
+/// Issue #12, item 2: of repeated keys the last wins, in columns and in
+/// the filter, at every depth and inside arrays of objects.
+#[test]
+fn repeated_keys_last_wins() {
+    let cols = "[[columns]]\nname = \"v\"\nsource = \"v\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"ab\"\nsource = \"a.b\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"lk\"\nsource = \"l[1].k\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"w\"\nsource = \"w\"\ntype = \"json\"\n";
+    check_spec(
+        "",
+        cols,
+        Dialect::Postgres,
+        &[
+            // Twice and three times, adjacent or not.
+            (r#"{"v":"1","v":"2"}"#, "row:2,,,"),
+            (r#"{"v":"1","v":"2","v":"3"}"#, "row:3,,,"),
+            (r#"{"v":"1","x":0,"v":"2","y":[],"v":"3"}"#, "row:3,,,"),
+            // The last is null: missing.
+            (r#"{"v":"1","v":null}"#, "row:,,,"),
+            (r#"{"v":null,"v":"2"}"#, "row:2,,,"),
+            // Escaped spellings are the same key.
+            (r#"{"v":"1","\u0076":"2"}"#, "row:2,,,"),
+            (r#"{"\u0076":"1","v":"2","\u0076":"3"}"#, "row:3,,,"),
+            // Nested: in the inner object, in the outer, in both.
+            (r#"{"a":{"b":"1","b":"2"}}"#, "row:,2,,"),
+            (r#"{"a":{"b":"1","b":"2","b":"3"}}"#, "row:,3,,"),
+            (r#"{"a":{"b":"1"},"a":{"b":"2","b":"3"}}"#, "row:,3,,"),
+            (r#"{"a":{"b":"1"},"a":{"c":"2"}}"#, "row:,,,"),
+            (r#"{"a":{"b":"1"},"a":"s"}"#, "row:,,,"),
+            (r#"{"a":"s","a":{"b":"1"}}"#, "row:,1,,"),
+            // Inside arrays of objects, and repeated arrays.
+            (r#"{"l":[0,{"k":"1","k":"2"}]}"#, "row:,,2,"),
+            (r#"{"l":[0,{"k":"1","k":"2","k":"3"}]}"#, "row:,,3,"),
+            (
+                r#"{"l":[0,{"k":"1"}],"l":[0,{"k":"3","k":"4","k":"5"}]}"#,
+                "row:,,5,",
+            ),
+            (r#"{"l":[0,{"k":"1"}],"l":[0]}"#, "row:,,,"),
+            // A json column writes the object as it came, repeats included.
+            (
+                r#"{"w":{"x":1,"x":2},"w":{"x":3,"x":4}}"#,
+                r#"row:,,,"{""x"":3,""x"":4}""#,
+            ),
+        ],
+    );
+    let lvl =
+        "[[columns]]\nname = \"m\"\nsource = \"@message\"\ntype = \"text\"\n";
+    let row = |m: &str| format!("row:\"{}\"", m.replace('"', "\"\""));
+    let cases = [
+        ("{ $.lvl = \"WARN\" }", r#"{"lvl":"INFO","lvl":"WARN"}"#, true),
+        ("{ $.lvl = \"WARN\" }", r#"{"lvl":"WARN","lvl":"INFO"}"#, false),
+        (
+            "{ $.lvl = \"WARN\" }",
+            r#"{"lvl":"INFO","lvl":"ERROR","lvl":"WARN"}"#,
+            true,
+        ),
+        (
+            "{ $.lvl = \"WARN\" }",
+            r#"{"lvl":"WARN","lvl":"WARN","lvl":"INFO"}"#,
+            false,
+        ),
+        ("{ $.lvl NOT EXISTS }", r#"{"lvl":"INFO","lvl":null}"#, false),
+        ("{ $.lvl IS NULL }", r#"{"lvl":"INFO","lvl":null}"#, true),
+        (
+            "{ $.a.lvl = \"WARN\" }",
+            r#"{"a":{"lvl":"INFO","lvl":"WARN"}}"#,
+            true,
+        ),
+        (
+            "{ $.a.lvl = \"WARN\" }",
+            r#"{"a":{"lvl":"WARN"},"a":{"x":1}}"#,
+            false,
+        ),
+        (
+            "{ $.a.lvl = \"WARN\" }",
+            r#"{"a":{"lvl":"INFO"},"a":{"lvl":"WARN"}}"#,
+            true,
+        ),
+        ("{ $.l[0].k = 2 }", r#"{"l":[{"k":1,"k":2}]}"#, true),
+        ("{ $.l[0].k = 1 }", r#"{"l":[{"k":1,"k":2}]}"#, false),
+        ("{ $.l[0].k = 3 }", r#"{"l":[{"k":1}],"l":[{"k":2,"k":3}]}"#, true),
+        ("{ $.n > 5 }", r#"{"n":9,"n":1}"#, false),
+        ("{ $.n > 5 }", r#"{"n":1,"n":9}"#, true),
+    ];
+    for (filter, message, matched) in cases {
+        let want = if matched { row(message) } else { "filtered".to_owned() };
+        check_spec(
+            &format!("filter = '{filter}'"),
+            lvl,
+            Dialect::Postgres,
+            &[(message, &want)],
+        );
+        // With a column that reads the selected key too.
+        let both = "[[columns]]\nname = \"m\"\nsource = \"@message\"\ntype = \"text\"\n\
+                    [[columns]]\nname = \"x\"\nsource = \"a\"\ntype = \"json\"\n";
+        let m =
+            mapper(&format!("filter = '{filter}'"), both, Dialect::Postgres);
+        assert_eq!(
+            paths(&m, message) != "filtered",
+            matched,
+            "{filter} {message}"
+        );
+    }
+}
+
+/// Issue #12, item 3: the text limit follows the dialect, over-long text
+/// is rejected unless the spec asks to truncate, and truncations are
+/// counted per column.
+#[test]
+fn over_long_text() {
+    let big = format!(r#"{{"v":"{}"}}"#, "é".repeat(45_000));
+    let at_limit = format!(r#"{{"v":"{}"}}"#, "x".repeat(65_535));
+    let over =
+        "reject:c:too_long:value is 90000 bytes, more than max_bytes = 65535";
+    let trunc = "source = \"v\"\ntype = \"text\"\noverflow = \"truncate\"";
+    // PostgreSQL: no limit by default, with or without truncate.
+    for def in [TEXT, trunc] {
+        let got = one("", def, Dialect::Postgres, &big);
+        assert_eq!(got.len(), "row:".len() + 90_000, "{def}");
+    }
+    // Redshift: VARCHAR's 65,535 bytes; rejected, or cut and counted.
+    assert_eq!(one("", TEXT, Dialect::Redshift, &big), over);
+    assert_eq!(one("", TEXT, Dialect::Redshift, &at_limit).len(), 4 + 65_535);
+    let cut = one("", trunc, Dialect::Redshift, &big);
+    assert_eq!(cut, format!("row:{}", "é".repeat(32_767)));
+    // The spec's limit, for either dialect.
+    let mb = "source = \"v\"\ntype = \"text\"\nmax_bytes = 70000";
+    assert!(
+        one("", mb, Dialect::Postgres, &big).starts_with("reject:c:too_long:")
+    );
+    // A Redshift default must fit VARCHAR.
+    let spec = ColumnSpec::from_toml(&format!(
+        "table = 't'\n[[columns]]\nname = 'a'\nsource = 'a'\ntype = 'text'\n\
+         default = '{}'\n",
+        "d".repeat(65_536)
+    ))
+    .unwrap();
+    assert!(Mapper::new(&spec, Dialect::Postgres).is_ok());
+    let e = Mapper::new(&spec, Dialect::Redshift).unwrap_err();
+    assert!(e.message.contains("VARCHAR"), "{e}");
+    // The resolved limits (what `sql` writes as varchar(n)).
+    let limit =
+        |d| match mapper("", &format!("[[columns]]\nname = \"c\"\n{TEXT}"), d)
+            .columns()[0]
+            .kind
+        {
+            Kind::Text { max_bytes, overflow } => (max_bytes, overflow),
+            k => panic!("{k:?}"),
+        };
+    assert_eq!(limit(Dialect::Redshift), (65_535, spec::Overflow::Reject));
+    assert_eq!(
+        limit(Dialect::Postgres),
+        (spec::PG_FIELD_MAX, spec::Overflow::Reject)
+    );
+
+    // PostgreSQL's field limit always rejects, even with truncate (a
+    // mapper with a small limit stands in for 1 GB).
+    let limited = |def: &str| {
+        let mut m = mapper(
+            "",
+            &format!("[[columns]]\nname = \"c\"\n{def}"),
+            Dialect::Postgres,
+        );
+        m.field_max = 10;
+        m
+    };
+    let eleven = r#"{"v":"12345678901"}"#;
+    let pg_limit = "reject:c:too_long:value is 11 bytes, more than PostgreSQL's 1 GB field limit";
+    for def in [
+        TEXT,
+        trunc,
+        "source = \"v\"\ntype = \"json\"",
+        "source = \"@message\"\ntype = \"text\"",
+    ] {
+        let got = paths(&limited(def), eleven);
+        assert!(got.starts_with("reject:c:too_long:"), "{def}: {got}");
+    }
+    assert!(paths(&limited(trunc), eleven).starts_with(pg_limit));
+    let cut5 = "source = \"v\"\ntype = \"text\"\nmax_bytes = 5\noverflow = \"truncate\"";
+    assert_eq!(paths(&limited(cut5), eleven), "row:12345");
+    assert_eq!(
+        paths(&limited(TEXT), r#"{"v":"1234567890"}"#),
+        "row:1234567890"
+    );
+}
+
+#[test]
+fn truncations_are_counted_per_column() {
+    let m = mapper(
+        "",
+        "[[columns]]\nname = \"a\"\nsource = \"a\"\ntype = \"text\"\n\
+         max_bytes = 3\noverflow = \"truncate\"\n\
+         [[columns]]\nname = \"b\"\nsource = \"b\"\ntype = \"text\"\n\
+         max_bytes = 3\noverflow = \"truncate\"\n\
+         [[columns]]\nname = \"c\"\nsource = \"c\"\ntype = \"int\"\n\
+         on_mismatch = \"reject\"\n",
+        Dialect::Postgres,
+    );
+    let mut scratch = MapScratch::new();
+    let mut out = Vec::new();
+    let mut map = |msg: &str, scratch: &mut MapScratch| {
+        m.map(&LogEvent::from_message("o", msg), scratch, &mut out)
+    };
+    assert!(scratch.truncated().is_empty());
+    assert_eq!(map(r#"{"a":"ab","b":"ab"}"#, &mut scratch), MapOutcome::Row);
+    assert!(scratch.truncated().iter().all(|&n| n == 0));
+    assert_eq!(
+        map(r#"{"a":"abcd","b":"ab","c":1}"#, &mut scratch),
+        MapOutcome::Row
+    );
+    assert_eq!(
+        map(r#"{"a":"abcd","b":"abcd"}"#, &mut scratch),
+        MapOutcome::Row
+    );
+    // A rejected event counts nothing, though `a` was cut before `c`
+    // failed.
+    assert!(matches!(
+        map(r#"{"a":"abcd","b":"abcd","c":"x"}"#, &mut scratch),
+        MapOutcome::Rejected(Reject { code: "type_mismatch", .. })
+    ));
+    assert_eq!(scratch.truncated(), [2, 1, 0]);
+    scratch.clear_truncated();
+    assert_eq!(scratch.truncated(), [0, 0, 0]);
+    assert_eq!(map(r#"{"b":"日本"}"#, &mut scratch), MapOutcome::Row);
+    assert_eq!(scratch.truncated(), [0, 1, 0]);
+    assert!(String::from_utf8(out).unwrap().ends_with(",日,\n"));
+}
+
+/// Issue #12, item 4: every reject has a stable code; each code has a
+/// row here.
+#[test]
+fn reject_codes() {
+    let cases: &[(&str, &str, Dialect, &str, &str)] = &[
+        ("", TEXT, Dialect::Postgres, "x", "not_json"),
+        ("", JSON, Dialect::Postgres, "[]", "not_object"),
+        (
+            "non_json = \"raw\"",
+            "source = \"@message\"\ntype = \"json\"\non_mismatch = \"reject\"",
+            Dialect::Postgres,
+            "x",
+            "not_json",
+        ),
+        ("", INT_REJECT, Dialect::Postgres, r#"{"v":"x"}"#, "type_mismatch"),
+        (
+            "",
+            "source = \"v\"\ntype = \"text\"\nmax_bytes = 1",
+            Dialect::Postgres,
+            r#"{"v":"ab"}"#,
+            "too_long",
+        ),
+        (
+            "",
+            "source = \"v\"\ntype = \"json\"\nmax_bytes = 1",
+            Dialect::Postgres,
+            r#"{"v":"a"}"#,
+            "too_long",
+        ),
+        ("", TEXT, Dialect::Postgres, r#"{"v":"\u0000"}"#, "nul_char"),
+        ("", JSON, Dialect::Postgres, r#"{"v":["\u0000"]}"#, "nul_char"),
+        (
+            "",
+            "source = \"@message\"\ntype = \"text\"",
+            Dialect::Postgres,
+            "a\0b",
+            "nul_char",
+        ),
+        (
+            "",
+            "source = \"v\"\ntype = \"int\"\nrequired = true",
+            Dialect::Postgres,
+            "{}",
+            "missing_required",
+        ),
+        ("", TEXT, Dialect::Redshift, r#"{"v":"\\N"}"#, "null_marker"),
+    ];
+    let mut seen = Vec::new();
+    for &(top, def, dialect, message, code) in cases {
+        let got = one(top, def, dialect, message);
+        assert!(got.starts_with("reject:"), "{def} {message:?}: {got}");
+        assert_eq!(
+            got.split(':').nth(2),
+            Some(code),
+            "{def} {message:?}: {got}"
+        );
+        seen.push(code);
+    }
+    for c in code::ALL {
+        assert!(seen.contains(&c), "no row for {c}");
+    }
+    // Field errors carry the same codes.
+    assert_eq!(FieldError::Nul { offset: 0 }.code(), code::NUL_CHAR);
+    assert_eq!(FieldError::NullMarker.code(), code::NULL_MARKER);
 }

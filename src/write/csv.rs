@@ -64,6 +64,18 @@ pub enum FieldError {
     NullMarker,
 }
 
+impl FieldError {
+    /// The reject code of this error (see [`Reject`](crate::Reject)):
+    /// `nul_char` or `null_marker`.
+    #[must_use = "this getter has no side effect"]
+    pub fn code(&self) -> &'static str {
+        match self {
+            FieldError::Nul { .. } => crate::map::code::NUL_CHAR,
+            FieldError::NullMarker => crate::map::code::NULL_MARKER,
+        }
+    }
+}
+
 /// Writes CSV records field by field into a caller-owned buffer.
 ///
 /// The writer holds no buffered data: every call appends complete bytes

@@ -1,6 +1,7 @@
 //! `cwl-copy convert`: CSV rows for the spec's table, objects in
 //! parallel, output identical for any thread count.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -55,6 +56,9 @@ struct RejectLine<'a> {
     id: Option<&'a str>,
     timestamp: Option<i64>,
     kind: &'a str,
+    /// A stable machine-readable code: the event's reject code, or the
+    /// decode error's kind.
+    code: &'a str,
     column: Option<&'a str>,
     reason: &'a str,
     message: Option<&'a str>,
@@ -74,6 +78,7 @@ fn write_rejects(
             id: r.id.as_deref(),
             timestamp: r.timestamp,
             kind: "rejected_event",
+            code: r.code,
             column: r.column.as_deref(),
             reason: &r.reason,
             message: Some(&r.message),
@@ -90,6 +95,7 @@ fn write_rejects(
             id: None,
             timestamp: None,
             kind: e.code(),
+            code: e.code(),
             column: None,
             reason: &e.kind().to_string(),
             message: None,
@@ -115,6 +121,13 @@ struct ConvertSummary<'a> {
     #[serde(flatten)]
     counts: Counts,
     reconciled: bool,
+    /// Rejected events by reject code (they sum to `rejected`).
+    rejects_by_code: BTreeMap<&'static str, u64>,
+    /// Decode errors by kind.
+    errors_by_code: BTreeMap<&'static str, u64>,
+    /// Values `overflow = "truncate"` cut, by column (in column order;
+    /// only columns that cut any).
+    truncated: ColumnCounts,
     whitespace_bytes: u64,
     input_bytes: u64,
     inflated_bytes: u64,
@@ -122,6 +135,18 @@ struct ConvertSummary<'a> {
     elapsed_seconds: f64,
     peak_rss_bytes: Option<u64>,
     errors: Vec<ErrorOut<'a>>,
+}
+
+/// Counts by column name, serialized as a JSON object in column order.
+struct ColumnCounts(Vec<(String, u64)>);
+
+impl serde::Serialize for ColumnCounts {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(c, n)| (c, n)))
+    }
 }
 
 fn progress(total: u64) -> Option<indicatif::ProgressBar> {
@@ -182,6 +207,9 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
     };
     let bar = progress(objects.bytes());
     let mut counts = Counts::default();
+    let mut rejects_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut errors_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut truncated: Vec<u64> = Vec::new();
     let mut stats = DecodeStats::default();
     let mut errors: Vec<Error> = Vec::new();
     let stderr = io::stderr();
@@ -284,6 +312,18 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                 err.write_all(b"\n")?;
             }
             counts.add(&o.counts);
+            for r in &o.rejects {
+                *rejects_by_code.entry(r.code).or_default() += 1;
+            }
+            for e in &o.errors {
+                *errors_by_code.entry(e.code()).or_default() += 1;
+            }
+            if truncated.len() < o.truncated.len() {
+                truncated.resize(o.truncated.len(), 0);
+            }
+            for (sum, n) in truncated.iter_mut().zip(&o.truncated) {
+                *sum += n;
+            }
             stats.add(&o.decode);
             errors.append(&mut o.errors);
             let read = o.decode.input_bytes;
@@ -338,6 +378,17 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
             control_messages: stats.control_messages,
             counts,
             reconciled: counts.reconcile(),
+            rejects_by_code,
+            errors_by_code,
+            truncated: ColumnCounts(
+                converter
+                    .mapper()
+                    .column_names()
+                    .zip(&truncated)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(c, n)| (c.to_owned(), *n))
+                    .collect(),
+            ),
             whitespace_bytes: stats.whitespace_bytes,
             input_bytes: stats.input_bytes,
             inflated_bytes: stats.inflated_bytes,

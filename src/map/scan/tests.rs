@@ -345,6 +345,50 @@ fn pruned() {
     assert_eq!(all, full);
 }
 
+/// Repeated keys stay on the pruned tape, in order, so lookups find the
+/// last one (issue #12). Each row: message, path, the value's JSON.
+#[test]
+fn pruned_repeated_keys() {
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        (r#"{"a":1,"b":2,"a":3}"#, "a", Some("3")),
+        (r#"{"a":1,"a":2,"a":3}"#, "a", Some("3")),
+        (r#"{"a":{"b":1},"a":{"c":[1]},"a":{"b":2,"b":3}}"#, "a.b", Some("3")),
+        (r#"{"a":{"b":1},"a":{"c":[1]}}"#, "a.b", None),
+        (r#"{"a":{"b":1},"a":{"c":[1]}}"#, "a.c[0]", Some("1")),
+        (r#"{"a":{"b":1},"a":[{"b":2}]}"#, "a.b", None),
+        (r#"{"l":[{"k":1,"k":2},{"k":3}]}"#, "l[0].k", Some("2")),
+        (r#"{"l":[{"k":1}],"l":[{"k":2,"k":3,"k":4}]}"#, "l[0].k", Some("4")),
+        (r#"{"a\u0062":1,"ab":2}"#, "ab", Some("2")),
+    ];
+    for &(text, path, want) in cases {
+        let p = Path::parse(path).unwrap();
+        let mut w = Want::nothing();
+        w.add(p.segments.iter().map(|s| match s {
+            Segment::Key(k) => Step::Key(k),
+            Segment::Index(_) => Step::Index,
+        }));
+        let (mut arena, mut stack) = (Vec::new(), Vec::new());
+        let (mut tape, mut starts) = (Vec::new(), Vec::new());
+        scan(text, &w, &mut arena, &mut stack, &mut tape, &mut starts)
+            .unwrap();
+        let got = p.lookup(&tape).map(|i| {
+            let mut out = Vec::new();
+            let lex =
+                crate::map::convert::Lexemes::new(&starts, text.as_bytes());
+            crate::map::convert::write_json(
+                &tape,
+                i,
+                Some(lex),
+                crate::map::convert::NulPolicy::Reject,
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        });
+        assert_eq!(got.as_deref(), want, "{text} {path}");
+    }
+}
+
 #[test]
 fn depth_limit() {
     let nest = |n: usize, open: &str, close: &str| {
@@ -561,7 +605,24 @@ fn json() -> impl Strategy<Value = J> {
     leaf.prop_recursive(6, 64, 8, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(J::Arr),
-            prop::collection::vec((key.clone(), inner), 0..8).prop_map(J::Obj),
+            prop::collection::vec((key.clone(), inner.clone()), 0..8)
+                .prop_map(J::Obj),
+            // Objects that repeat keys (issue #12): each extra member
+            // takes the key of an earlier one, with a new value.
+            (
+                prop::collection::vec((key.clone(), inner.clone()), 1..5),
+                prop::collection::vec(
+                    (any::<prop::sample::Index>(), inner),
+                    1..4
+                ),
+            )
+                .prop_map(|(mut members, extra)| {
+                    for (at, v) in extra {
+                        let k = members[at.index(members.len())].0.clone();
+                        members.push((k, v));
+                    }
+                    J::Obj(members)
+                }),
         ]
     })
 }
@@ -590,9 +651,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
     /// Every wanted path, and some that miss, looks up the same value on
-    /// the pruned tape as on the full one (through `Path::lookup` and
-    /// `Value::get`), with the same lexemes; the full scan is simd-json's
-    /// tape.
+    /// the pruned tape as on the full one and as `serde_json` (last of
+    /// repeated keys), through `Path::lookup` and the filter's `resolve`,
+    /// with the same lexemes; the full scan is simd-json's tape.
     #[test]
     fn pruned_lookups_agree(
         j in json(),
