@@ -37,6 +37,7 @@ pub use self::pgconn::{
 pub use self::run::{
     default_s3_concurrency, describe_metrics, list_inputs, object_rows, run,
     ListOptions, Listing, LoadConfig, LoadError, Progress, Source,
+    DEFAULT_PREFETCH_BYTES,
 };
 #[cfg(feature = "loader")]
 pub use self::source::{Fetched, Prefetcher};

@@ -74,6 +74,9 @@ pub struct LoadConfig {
     pub s3_concurrency: usize,
     /// Largest object read, in bytes as stored (`--max-object-bytes`).
     pub max_object_bytes: u64,
+    /// S3 objects downloading or downloaded ahead of the converters, in
+    /// bytes as stored (default 64 MiB; at least one object).
+    pub prefetch_bytes: u64,
     /// Counters for a progress display.
     pub progress: Arc<Progress>,
     /// Log one structured line per committed batch (target
@@ -98,12 +101,16 @@ impl LoadConfig {
             limits: BatchLimits::default(),
             s3_concurrency: default_s3_concurrency(),
             max_object_bytes: 8 << 30,
+            prefetch_bytes: DEFAULT_PREFETCH_BYTES,
             progress: Arc::default(),
             log_batches: false,
             name_by_ledger_key: false,
         }
     }
 }
+
+/// [`LoadConfig::prefetch_bytes`]'s default: 64 MiB of objects as stored.
+pub const DEFAULT_PREFETCH_BYTES: u64 = 64 << 20;
 
 /// `--s3-concurrency`'s default: four downloads per CPU, at least 8 and at
 /// most 32 (downloads wait on the network far more than on the CPU).
@@ -447,8 +454,11 @@ async fn pipeline<S: Source, T: Target>(
     let prog = Arc::clone(progress);
     let s3 = source.s3().cloned();
     let runtime = tokio::runtime::Handle::current();
-    let (concurrency, limit) =
-        (config.s3_concurrency.max(1), config.max_object_bytes);
+    let (concurrency, limit, ahead_bytes) = (
+        config.s3_concurrency.max(1),
+        config.max_object_bytes,
+        config.prefetch_bytes,
+    );
     std::thread::Builder::new()
         .name("cwl-copy-producer".into())
         .spawn(move || {
@@ -462,7 +472,7 @@ async fn pipeline<S: Source, T: Target>(
                         s3.clone(),
                         Arc::clone(&items),
                         concurrency,
-                        concurrency.saturating_mul(2),
+                        ahead_bytes,
                         limit,
                     )),
                     _ => None,

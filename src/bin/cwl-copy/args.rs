@@ -163,6 +163,28 @@ pub(crate) fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// What [`Objects::read`] got.
+pub(crate) enum Read {
+    /// The bytes are in the caller's buffer.
+    InBuf,
+    /// The downloaded bytes.
+    Bytes(bytes::Bytes),
+    /// Deleted after it was listed.
+    Vanished,
+}
+
+impl Read {
+    /// The object's bytes: `buf`'s, or the downloaded ones; `None` if it
+    /// vanished.
+    pub(crate) fn bytes<'a>(&'a self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        match self {
+            Read::InBuf => Some(buf),
+            Read::Bytes(b) => Some(b),
+            Read::Vanished => None,
+        }
+    }
+}
+
 /// The objects of `decode` and `convert`: listed once, then read by the
 /// workers (S3 objects downloaded ahead of them).
 pub(crate) struct Objects {
@@ -247,22 +269,22 @@ impl Objects {
             s3,
             Arc::clone(&refs),
             c,
-            c.saturating_mul(2),
+            cwl_copy::load::DEFAULT_PREFETCH_BYTES,
             max_object_bytes,
         );
         Ok(Objects { refs, prefetch: Some(prefetch), _runtime: Some(runtime) })
     }
 
-    /// Reads object `i` into `buf`; `false` if it was deleted after it
-    /// was listed.
-    pub(crate) fn read(&self, i: usize, buf: &mut Vec<u8>) -> Result<bool> {
+    /// Reads object `i`: a local file into `buf`, an S3 object as the
+    /// downloaded bytes (no copy).
+    pub(crate) fn read(&self, i: usize, buf: &mut Vec<u8>) -> Result<Read> {
         let Some(r) = self.refs.get(i) else {
             anyhow::bail!("internal error: no object {i}");
         };
         match &r.location {
             Location::File(p) => {
                 files::read_into(p, buf)?;
-                Ok(true)
+                Ok(Read::InBuf)
             }
             #[cfg(feature = "loader")]
             Location::S3 { .. } => {
@@ -273,14 +295,10 @@ impl Objects {
                     );
                 };
                 match p.take(i)? {
-                    cwl_copy::load::Fetched::Data(b) => {
-                        buf.clear();
-                        buf.extend_from_slice(&b);
-                        Ok(true)
-                    }
+                    cwl_copy::load::Fetched::Data(b) => Ok(Read::Bytes(b)),
                     _ => {
                         tracing::warn!(object = %r.name, "deleted after it was listed; skipped");
-                        Ok(false)
+                        Ok(Read::Vanished)
                     }
                 }
             }

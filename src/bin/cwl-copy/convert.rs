@@ -239,9 +239,10 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
         |(scratch, data), &i, emit| -> Result<ObjectOutput> {
             let mut o = take_spare(&spare_outputs);
             o.clear();
-            if !objects.read(i, data)? {
+            let got = objects.read(i, data)?;
+            let Some(data) = got.bytes(data) else {
                 return Ok(o);
-            }
+            };
             let name = objects.refs.get(i).map_or("", |r| r.name.as_str());
             converter.convert_chunked(
                 name,

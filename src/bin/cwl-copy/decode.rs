@@ -106,9 +106,10 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
         AHEAD,
         || (Scratch::new(), Vec::new()),
         |(scratch, data), &i, emit| -> Result<(DecodeStats, Vec<Error>)> {
-            if !objects.read(i, data)? {
+            let got = objects.read(i, data)?;
+            let Some(data) = got.bytes(data) else {
                 return Ok((DecodeStats::default(), Vec::new()));
-            }
+            };
             let name = objects.refs.get(i).map_or("", |r| r.name.as_str());
             let mut lines = Vec::with_capacity(CHUNK + CHUNK / 8);
             let mut errs = Vec::new();

@@ -3,9 +3,11 @@
 //! rayon workers that convert them take each one, blocking only if it has
 //! not arrived yet.
 //!
-//! At most `ahead` objects are downloaded and not yet taken, so memory is
-//! bounded by `ahead` objects as stored (compressed), whatever the number
-//! of objects.
+//! The objects downloading or downloaded and not yet taken add up to at
+//! most `ahead_bytes` as stored (compressed; sizes from the listing or
+//! the notification, 1 MiB when unknown), so memory is bounded by that
+//! window, whatever the number or size of the objects: an object larger
+//! than the whole window waits until it is the only one in it.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -55,15 +57,15 @@ impl std::fmt::Debug for Prefetcher {
 
 impl Prefetcher {
     /// Starts downloading the S3 objects of `refs` on `runtime`,
-    /// `concurrency` at once and at most `ahead` not yet taken; objects
-    /// over `limit` bytes are errors.
+    /// `concurrency` at once and at most `ahead_bytes` downloading or not
+    /// yet taken; objects over `limit` bytes are errors.
     #[must_use]
     pub fn start(
         runtime: &tokio::runtime::Handle,
         s3: S3,
         refs: Arc<[ObjectRef]>,
         concurrency: usize,
-        ahead: usize,
+        ahead_bytes: u64,
         limit: u64,
     ) -> Prefetcher {
         let shared = Arc::new(Slots {
@@ -74,24 +76,33 @@ impl Prefetcher {
             ),
             ready: Condvar::new(),
         });
-        let permits = Arc::new(Semaphore::new(ahead.max(1)));
+        // Permits are KiB of the window.
+        let window =
+            u32::try_from((ahead_bytes / 1024).max(1)).unwrap_or(u32::MAX);
+        let permits = Arc::new(Semaphore::new(window as usize));
         let fill = Arc::clone(&shared);
-        let jobs: Vec<(usize, String, String, Option<String>)> = refs
+        let jobs: Vec<Job> = refs
             .iter()
             .enumerate()
             .filter_map(|(i, r)| match &r.location {
                 Location::S3 { bucket, key, version_id } => {
-                    Some((i, bucket.clone(), key.clone(), version_id.clone()))
+                    let kib = r.size.unwrap_or(1 << 20).div_ceil(1024);
+                    let need = u32::try_from(kib).unwrap_or(u32::MAX);
+                    Some(Job {
+                        i,
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                        version: version_id.clone(),
+                        permits: need.clamp(1, window),
+                    })
                 }
                 Location::File(_) | Location::Rejected { .. } => None,
             })
             .collect();
         let task = runtime.spawn(async move {
             let mut downloads = futures_util::stream::iter(jobs)
-                .map(move |(i, bucket, key, version)| {
-                    let s3 = s3.clone();
-                    let permits = Arc::clone(&permits);
-                    download(s3, permits, i, bucket, key, version, limit)
+                .map(move |job| {
+                    download(s3.clone(), Arc::clone(&permits), job, limit)
                 })
                 .buffered(concurrency.max(1));
             while let Some((i, got, permit)) = downloads.next().await {
@@ -155,18 +166,26 @@ type Download = (
     Result<OwnedSemaphorePermit, tokio::sync::AcquireError>,
 );
 
-async fn download(
-    s3: S3,
-    permits: Arc<Semaphore>,
+/// One S3 object to download: its index in the list, where it is, and
+/// its share of the window (KiB).
+struct Job {
     i: usize,
     bucket: String,
     key: String,
     version: Option<String>,
+    permits: u32,
+}
+
+async fn download(
+    s3: S3,
+    window: Arc<Semaphore>,
+    job: Job,
     limit: u64,
 ) -> Download {
-    let permit = permits.acquire_owned().await;
-    let got = s3.get(&bucket, &key, version.as_deref(), limit).await;
-    (i, got, permit)
+    let permit = window.acquire_many_owned(job.permits).await;
+    let got =
+        s3.get(&job.bucket, &job.key, job.version.as_deref(), limit).await;
+    (job.i, got, permit)
 }
 
 impl Drop for Prefetcher {
