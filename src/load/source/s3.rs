@@ -149,7 +149,7 @@ impl S3 {
 
     /// Lists an S3 INPUT as object references: everything under `prefix`,
     /// or with `hours`, only the objects of those Firehose hour prefixes
-    /// (each listed by its own pagination, [`LIST_CONCURRENCY`] at once),
+    /// (each listed by its own pagination, eight at once),
     /// in key order.
     ///
     /// # Errors
