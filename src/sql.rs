@@ -958,3 +958,68 @@ pub mod redshift {
         )
     }
 }
+
+#[cfg(test)]
+mod redshift_golden {
+    use super::*;
+
+    /// The whole statement plan of a batch, as a golden file: a change to
+    /// what runs on a cluster shows in review as a diff of
+    /// `testdata/expected/redshift-plan.sql`. Regenerate it with
+    /// `CWL_BLESS=1 cargo test --lib redshift_golden`.
+    #[test]
+    fn the_batch_plan_is_the_golden_one() {
+        let table =
+            TableName::new(Some("logs"), "integrated_user_log").unwrap();
+        let tables = LedgerTables::new(Some("logs"), None, None).unwrap();
+        let columns = vec![
+            ("event_time".to_owned(), "timestamptz".to_owned()),
+            ("event_id".to_owned(), "varchar(64)".to_owned()),
+            ("message".to_owned(), "varchar(65535)".to_owned()),
+        ];
+        let mut out = String::new();
+        for s in redshift::ledger_ddl(&tables.ledger, &tables.quarantine) {
+            out.push_str(&s);
+            out.push_str(";\n");
+        }
+        for (name, dedup, quarantine) in [
+            ("plain", None, None),
+            (
+                "dedup and quarantine",
+                Some("event_id"),
+                Some("s3://stage/cwl/b1/quarantine.manifest"),
+            ),
+        ] {
+            out.push_str(&format!("-- {name}\n"));
+            let plan = redshift::Plan {
+                table: &table,
+                target: "logs.integrated_user_log",
+                ledger: &tables.ledger,
+                quarantine: &tables.quarantine,
+                columns: &columns,
+                dedup,
+                objects_manifest: "s3://stage/cwl/b1/objects.manifest",
+                rows_manifest: Some("s3://stage/cwl/b1/rows.manifest"),
+                quarantine_manifest: quarantine,
+                iam_role: "arn:aws:iam::123456789012:role/RedshiftCopy",
+                batch_id: "b1",
+                now: "2026-12-01T00:00:00Z",
+            };
+            let (stmts, insert) = redshift::batch(&plan);
+            out.push_str(&format!("-- rows inserted: statement {insert:?}\n"));
+            for s in stmts {
+                out.push_str(&s);
+                out.push_str(";\n");
+            }
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/expected/redshift-plan.sql"
+        );
+        if std::env::var_os("CWL_BLESS").is_some() {
+            std::fs::write(path, &out).unwrap();
+        }
+        let want = std::fs::read_to_string(path).unwrap();
+        assert_eq!(out, want, "the plan changed: review, then CWL_BLESS=1");
+    }
+}
