@@ -16,7 +16,6 @@
 //! quarantine is exercised too).
 
 use std::collections::BTreeSet;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -29,6 +28,9 @@ use tokio_postgres::Client;
 
 use crate::decode::{bin, tempdir};
 use crate::support;
+use crate::support::cli::{
+    assert_completed, finish, run_to_completion, Run, DEADLINE,
+};
 
 /// The shipped spec (its `event_id` column comes from `@id`).
 const SPEC: &str = concat!(
@@ -60,8 +62,6 @@ const LEDGER: &str = "cwl_copy_ledger";
 const QUARANTINE: &str = "cwl_copy_quarantine";
 /// The reference table, in each test's schema.
 const REF: &str = "fault_ref";
-/// No wait in these tests (a load, a poll) may take longer than this.
-const DEADLINE: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------
 // Corpus and reference
@@ -338,72 +338,6 @@ fn load_cmd(
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     cmd
-}
-
-/// A finished run.
-struct Run {
-    code: Option<i32>,
-    signal: Option<i32>,
-    summary: Value,
-    stderr: String,
-}
-
-impl Run {
-    fn n(&self, field: &str) -> u64 {
-        self.summary[field].as_u64().unwrap_or_else(|| {
-            panic!(
-                "no {field} in the summary {}\n{}",
-                self.summary, self.stderr
-            )
-        })
-    }
-}
-
-/// Waits (up to [`DEADLINE`]) for `child` and reads what it left at `out`.
-async fn finish(mut child: tokio::process::Child, out: &Path) -> Run {
-    let status = match tokio::time::timeout(DEADLINE, child.wait()).await {
-        Ok(s) => s.unwrap(),
-        Err(_) => {
-            let _ = child.kill().await;
-            panic!(
-                "cwl-copy load did not finish in {DEADLINE:?}:\n{}",
-                std::fs::read_to_string(out.with_extension("log"))
-                    .unwrap_or_default()
-            );
-        }
-    };
-    let stderr =
-        std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
-    let summary = std::fs::read(out.with_extension("json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    Run { code: status.code(), signal: status.signal(), summary, stderr }
-}
-
-/// Runs a load to completion and checks that it completed: exit 0, or 3
-/// exactly when it quarantined rejected events; counts reconciled.
-async fn run_to_completion(
-    cmd: &mut tokio::process::Command,
-    out: &Path,
-) -> Run {
-    let run = finish(cmd.spawn().unwrap(), out).await;
-    assert_completed(&run);
-    run
-}
-
-fn assert_completed(run: &Run) {
-    let want =
-        if run.n("rejected") > 0 || run.n("errors") > 0 { 3 } else { 0 };
-    assert_eq!(
-        run.code,
-        Some(want),
-        "load did not complete; summary {}\n{}",
-        run.summary,
-        run.stderr
-    );
-    assert_eq!(run.summary["reconciled"], true, "{}", run.summary);
-    assert_eq!(run.n("objects_failed"), 0, "{}", run.summary);
 }
 
 // ---------------------------------------------------------------------------

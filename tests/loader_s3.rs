@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -36,6 +35,9 @@ use tokio_postgres::Client;
 
 use crate::decode::{bin, tempdir};
 use crate::support;
+use crate::support::cli::{
+    assert_completed, finish, run, run_to_completion, Run,
+};
 use crate::support::corpus_s3::{self, corpus, Corpus, Obj, PREFIX};
 use crate::support::s3proxy::{self, Rule, S3Proxy};
 
@@ -48,8 +50,6 @@ const SPEC: &str = concat!(
 const TABLE: &str = "integrated_user_log";
 const LEDGER: &str = "cwl_copy_ledger";
 const QUARANTINE: &str = "cwl_copy_quarantine";
-/// No run or poll in these tests may take longer than this.
-const DEADLINE: Duration = Duration::from_secs(120);
 
 /// `SPEC` without its filter (as in `load_faults`): the corpus's
 /// plain-text messages reach the mapping, which rejects them, so the
@@ -108,77 +108,6 @@ fn load_cmd(
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     cmd
-}
-
-/// A finished run.
-struct Run {
-    code: Option<i32>,
-    signal: Option<i32>,
-    summary: Value,
-    stderr: String,
-}
-
-impl Run {
-    fn n(&self, field: &str) -> u64 {
-        self.summary[field].as_u64().unwrap_or_else(|| {
-            panic!(
-                "no {field} in the summary {}\n{}",
-                self.summary, self.stderr
-            )
-        })
-    }
-}
-
-/// Waits (up to [`DEADLINE`]) for `child` and reads what it left at `out`.
-async fn finish(mut child: tokio::process::Child, out: &Path) -> Run {
-    let status = match tokio::time::timeout(DEADLINE, child.wait()).await {
-        Ok(s) => s.unwrap(),
-        Err(_) => {
-            let _ = child.kill().await;
-            panic!(
-                "cwl-copy did not finish in {DEADLINE:?}:\n{}",
-                std::fs::read_to_string(out.with_extension("log"))
-                    .unwrap_or_default()
-            );
-        }
-    };
-    let stderr =
-        std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
-    let summary = std::fs::read(out.with_extension("json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    Run { code: status.code(), signal: status.signal(), summary, stderr }
-}
-
-async fn run(cmd: &mut tokio::process::Command, out: &Path) -> Run {
-    finish(cmd.spawn().unwrap(), out).await
-}
-
-/// Runs a load and checks that it completed: exit 0, or 3 exactly when
-/// it quarantined something; counts reconciled; nothing failed.
-async fn run_to_completion(
-    cmd: &mut tokio::process::Command,
-    out: &Path,
-) -> Run {
-    let r = run(cmd, out).await;
-    assert_completed(&r);
-    r
-}
-
-fn assert_completed(run: &Run) {
-    let want =
-        if run.n("rejected") > 0 || run.n("errors") > 0 { 3 } else { 0 };
-    assert_eq!(
-        run.code,
-        Some(want),
-        "load did not complete; summary {}\n{}",
-        run.summary,
-        run.stderr
-    );
-    assert_eq!(run.summary["reconciled"], true, "{}", run.summary);
-    assert_eq!(run.n("objects_failed"), 0, "{}", run.summary);
-    assert_eq!(run.n("objects_vanished"), 0, "{}", run.summary);
 }
 
 /// A run that must fail (exit 1) with a message naming `names`.

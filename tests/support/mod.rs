@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+pub mod cli;
 pub mod corpus_s3;
 pub mod redshift;
 pub mod s3proxy;
