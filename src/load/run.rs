@@ -153,6 +153,12 @@ pub trait Source: Send + Sync + 'static {
         async {}
     }
 
+    /// The load is over (done, stopped or failed): give back whatever is
+    /// still held, so that it is not lost until a timeout.
+    fn finish(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Message counts, for a source of messages.
     fn messages(&self) -> Option<super::source::sqs::MessageStats> {
         None
@@ -398,6 +404,7 @@ pub async fn run<S: Source, T: Target>(
         LoadSummary { target: target.info(), ..Default::default() };
     let source = Arc::new(source);
     let result = pipeline(config, &pool, &source, target, &mut summary).await;
+    source.finish().await;
     if let Some(m) = source.messages() {
         summary.messages = m;
     }

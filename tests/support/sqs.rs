@@ -10,7 +10,6 @@
 //! [`super::unique`]), so the tests share one moto and one PostgreSQL.
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -602,87 +601,7 @@ pub fn sqs_load_cmd(
     load_cmd(spec, schema, &args, out)
 }
 
-/// A finished run.
-#[derive(Debug)]
-pub struct Run {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub summary: Value,
-    pub stderr: String,
-}
-
-impl Run {
-    /// A count of the summary; panics, showing it, when it is missing.
-    pub fn n(&self, field: &str) -> u64 {
-        self.summary[field].as_u64().unwrap_or_else(|| {
-            panic!(
-                "no {field} in the summary {}\n{}",
-                self.summary, self.stderr
-            )
-        })
-    }
-}
-
-/// Waits (up to [`DEADLINE`]) for `child` and reads what it left at `out`.
-pub async fn finish(mut child: tokio::process::Child, out: &Path) -> Run {
-    let status = match tokio::time::timeout(DEADLINE, child.wait()).await {
-        Ok(s) => s.unwrap(),
-        Err(_) => {
-            let _ = child.kill().await;
-            panic!(
-                "cwl-copy did not finish in {DEADLINE:?}:\n{}",
-                std::fs::read_to_string(out.with_extension("log"))
-                    .unwrap_or_default()
-            );
-        }
-    };
-    let stderr =
-        std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
-    let summary = std::fs::read(out.with_extension("json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    Run { code: status.code(), signal: status.signal(), summary, stderr }
-}
-
-/// Spawns `cmd` and waits for it.
-pub async fn run(cmd: &mut tokio::process::Command, out: &Path) -> Run {
-    finish(cmd.spawn().unwrap(), out).await
-}
-
-/// Runs a load and checks that it completed (see [`assert_completed`]).
-pub async fn run_to_completion(
-    cmd: &mut tokio::process::Command,
-    out: &Path,
-) -> Run {
-    let r = run(cmd, out).await;
-    assert_completed(&r);
-    r
-}
-
-/// A completed load: exit 0, or 3 exactly when some input was rejected
-/// (events, undecodable ranges, message bodies); counts reconciled;
-/// nothing failed or vanished; no batch failed (nothing returned).
-pub fn assert_completed(run: &Run) {
-    let quarantined = run.summary["messages_quarantined"].as_u64();
-    let rejected = run.n("rejected") > 0
-        || run.n("errors") > 0
-        || quarantined.is_some_and(|n| n > 0);
-    let want = if rejected { 3 } else { 0 };
-    assert_eq!(
-        run.code,
-        Some(want),
-        "load did not complete; summary {}\n{}",
-        run.summary,
-        run.stderr
-    );
-    assert_eq!(run.summary["reconciled"], true, "{}", run.summary);
-    assert_eq!(run.n("objects_failed"), 0, "{}", run.summary);
-    assert_eq!(run.n("objects_vanished"), 0, "{}", run.summary);
-    if run.summary.get("messages_returned").is_some() {
-        assert_eq!(run.n("messages_returned"), 0, "{}", run.summary);
-    }
-}
+pub use super::cli::{assert_completed, finish, run_to_completion, Run};
 
 /// The `messages_*` counts of a run, for messages: (received, deleted).
 pub fn messages(run: &Run) -> (u64, u64) {

@@ -667,6 +667,26 @@ impl Source for SqsSource {
         }
     }
 
+    async fn finish(&self) {
+        // Every message should be settled or returned by now; one that is
+        // not (a receive the loader stopped following) goes back to the
+        // queue at once instead of after its visibility timeout.
+        let left: Vec<(String, String)> = match self.inner.tracker.lock() {
+            Ok(mut t) => {
+                t.by_key.clear();
+                t.messages.drain().map(|(id, h)| (id, h.receipt)).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        if !left.is_empty() {
+            tracing::warn!(
+                messages = left.len(),
+                "returning messages whose objects were not settled"
+            );
+            self.inner.release(&left).await;
+        }
+    }
+
     fn messages(&self) -> Option<MessageStats> {
         Some(self.message_stats())
     }
