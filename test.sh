@@ -191,8 +191,10 @@ cargo clippy --all-targets -- -D warnings
 section "cargo clippy --no-default-features --lib -- -D warnings"
 cargo clippy --no-default-features --lib -- -D warnings
 
-section "cargo build --no-default-features --lib"
-cargo build --no-default-features --lib
+# The README's first command's build: the decoder and the CLI without the
+# loader (no AWS SDK, no tokio), warnings denied.
+section "cargo build --no-default-features --features cli"
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --no-default-features --features cli
 fi
 
 section "cargo test --all-targets${*:+ $*}"

@@ -164,6 +164,7 @@ pub(crate) fn peak_rss() -> Option<u64> {
 }
 
 /// What [`Objects::read`] got.
+#[cfg_attr(not(feature = "loader"), allow(dead_code))] // S3 needs the loader
 pub(crate) enum Read {
     /// The bytes are in the caller's buffer.
     InBuf,
