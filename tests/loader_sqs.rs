@@ -854,7 +854,10 @@ async fn sigkill_during_batches_then_a_drain_is_exact() {
              queue {v} visible, {f} in flight"
         );
     }
-    assert!(killed >= 10, "only {killed} of 12 runs were killed mid-run");
+    // Later runs have less left to load and may finish before their kill
+    // point (each run's end state is checked either way); most must be
+    // killed for the test to mean something.
+    assert!(killed >= 6, "only {killed} of 12 runs were killed mid-run");
 
     sqs::wait_none_in_flight(&sqs_c, &q).await;
     let out = root.join("final");
