@@ -250,7 +250,7 @@ impl Objects {
         opts: &SourceOpts,
         max_object_bytes: u64,
     ) -> Result<Objects> {
-        use cwl_copy::load::source::s3::{S3Options, S3};
+        use cwl_copy::load::source::s3::S3;
         let runtime = runtime()?;
         let list = list_options(opts)?;
         let (s3, refs) = runtime.block_on(async {
@@ -259,7 +259,6 @@ impl Objects {
                 cwl_copy::load::list_inputs(inputs, &list, Some(&s3)).await?;
             anyhow::Ok((s3, refs))
         })?;
-        let _ = S3Options::default;
         let refs: Arc<[ObjectRef]> = refs.into();
         let c = opts
             .s3_concurrency

@@ -317,28 +317,18 @@ pub fn hour_prefixes(
     Ok(prefix::hour_prefixes(template, range.start(), range.end()).collect())
 }
 
-/// The service's error code and message, or the transport's error with
-/// its causes, once each.
-fn describe<E, R>(e: &SdkError<E, R>) -> String
+/// The service's error code and message (`NoSuchBucket: The specified
+/// bucket does not exist`), or the transport's error with its causes, for
+/// any AWS SDK error (S3, SQS: the SDKs share the error types).
+pub(crate) fn describe<E, R>(e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if let Some(service) = e.as_service_error() {
-        let code = service.code();
-        let message = service.message();
-        if code.is_some() || message.is_some() {
-            return match (code, message) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c.to_owned(),
-                (None, Some(m)) => m.to_owned(),
-                (None, None) => unreachable_text(),
-            };
-        }
+    match e.as_service_error().map(|s| (s.code(), s.message())) {
+        Some((Some(c), Some(m))) => format!("{c}: {m}"),
+        Some((Some(c), None)) => c.to_owned(),
+        Some((None, Some(m))) => m.to_owned(),
+        _ => DisplayErrorContext(e).to_string(),
     }
-    DisplayErrorContext(e).to_string()
-}
-
-fn unreachable_text() -> String {
-    "unknown error".to_owned()
 }

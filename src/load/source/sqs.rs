@@ -33,7 +33,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::Notify;
 
 use super::notification::{self, Notice};
-use super::s3::S3;
+use super::s3::{describe, S3};
 use super::{s3_ledger_key, Location, ObjectRef, SourceError};
 use crate::load::run::{LoadError, Source};
 
@@ -173,12 +173,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let message = match e.as_service_error().map(|s| (s.code(), s.message())) {
-        Some((Some(c), Some(m))) => format!("{c}: {m}"),
-        Some((Some(c), None)) => c.to_owned(),
-        _ => DisplayErrorContext(e).to_string(),
-    };
-    SourceError::Sqs { op, queue: queue.to_owned(), message }
+    SourceError::Sqs { op, queue: queue.to_owned(), message: describe(e) }
 }
 
 impl SqsSource {

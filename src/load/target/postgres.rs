@@ -862,16 +862,7 @@ impl PgLoader {
     ) -> Result<BatchOutcome, PgLoadError> {
         // First occurrence of each key, sorted by key so that concurrent
         // loaders take ledger row locks in the same order (no deadlock).
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut repeated = Vec::new();
-        let mut objects: Vec<&ObjectRows> = Vec::with_capacity(batch.len());
-        for o in batch {
-            if seen.insert(o.key.as_str()) {
-                objects.push(o);
-            } else {
-                repeated.push(o.key.clone());
-            }
-        }
+        let (mut objects, repeated) = first_of_each_key(batch);
         objects.sort_by(|a, b| a.key.cmp(&b.key));
 
         let batch_id = new_batch_id();
@@ -888,6 +879,24 @@ impl PgLoader {
         outcome.attempts = attempts;
         Ok(outcome)
     }
+}
+
+/// The first occurrence of each key of `batch`, in order, and the keys of
+/// the repeats (a key twice in one batch is loaded once).
+pub(crate) fn first_of_each_key(
+    batch: &[ObjectRows],
+) -> (Vec<&ObjectRows>, Vec<String>) {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut repeated = Vec::new();
+    let mut objects = Vec::with_capacity(batch.len());
+    for o in batch {
+        if seen.insert(o.key.as_str()) {
+            objects.push(o);
+        } else {
+            repeated.push(o.key.clone());
+        }
+    }
+    (objects, repeated)
 }
 
 /// Column arrays for the ledger claim.

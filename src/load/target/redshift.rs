@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_redshiftdata::types::{Field, StatusString};
 use bytes::Bytes;
 
-use super::postgres::new_batch_id;
+use super::postgres::{first_of_each_key, new_batch_id};
 use super::{BatchOutcome, Target, TargetInfo};
 use crate::load::pgconn::PgSettings;
 use crate::load::source::s3::S3;
@@ -964,19 +964,7 @@ impl Target for RedshiftTarget {
         let batch_id = new_batch_id();
         let dir = format!("{}{batch_id}/", self.staging_prefix);
         let slices = self.slices.unwrap_or(1).max(1);
-        // First occurrence of each key.
-        let mut seen = HashSet::new();
-        let objects: Vec<&ObjectRows> =
-            batch.iter().filter(|o| seen.insert(o.key.as_str())).collect();
-        let repeated: Vec<String> =
-            batch.len().checked_sub(objects.len()).map_or(Vec::new(), |_| {
-                let mut s = HashSet::new();
-                batch
-                    .iter()
-                    .filter(|o| !s.insert(o.key.as_str()))
-                    .map(|o| o.key.clone())
-                    .collect()
-            });
+        let (objects, repeated) = first_of_each_key(batch);
 
         // Stage: objects, rows, quarantine.
         let mut list = Vec::new();
