@@ -682,14 +682,23 @@ impl RedshiftTarget {
 
     /// Runs a `CREATE … IF NOT EXISTS`. Two loaders starting together
     /// can both pass the existence check; the one that loses the race
-    /// fails with "already exists", which means what it wanted is there.
+    /// fails with "already exists", or (PostgreSQL's catalog, which the
+    /// wire path may be talking to) with a unique violation on a catalog
+    /// index. Either means what it wanted is there; the statement is run
+    /// once more to make sure, since `IF NOT EXISTS` then passes.
     async fn ddl(&mut self, stmt: &str) -> Result<(), LoadError> {
-        match self.runner.query(stmt).await {
-            Err(e) if e.to_string().contains("already exists") => {
-                tracing::debug!(error = %e, "created by a concurrent loader");
-                Ok(())
+        let mut reran = false;
+        loop {
+            match self.runner.query(stmt).await {
+                Err(e) if is_create_race(&e.to_string()) => {
+                    tracing::debug!(error = %e, "created by a concurrent loader");
+                    if reran {
+                        return Ok(());
+                    }
+                    reran = true;
+                }
+                r => return r.map(|_| ()),
             }
-            r => r.map(|_| ()),
         }
     }
 
@@ -790,6 +799,21 @@ fn csv_fields(line: &str) -> Vec<String> {
     }
     out.push(cur);
     out
+}
+
+/// Whether a failed `CREATE … IF NOT EXISTS` lost a race with another
+/// loader: "already exists", or a unique violation on one of the catalog
+/// indexes that concurrent creates collide on.
+fn is_create_race(message: &str) -> bool {
+    message.contains("already exists")
+        || message.contains("duplicate key value violates unique constraint")
+            && [
+                "pg_type_typname_nsp_index",
+                "pg_namespace_nspname_index",
+                "pg_class_relname_nsp_index",
+            ]
+            .iter()
+            .any(|index| message.contains(index))
 }
 
 /// Where each CSV record of `csv` ends (offsets after its newline).
@@ -1153,6 +1177,26 @@ impl Target for RedshiftTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The messages concurrent creates fail with, on Redshift and on the
+    /// PostgreSQL catalog, are races; other failures are not.
+    #[test]
+    fn create_races_are_recognised() {
+        for m in [
+            "query: relation \"events\" already exists (42P07)",
+            "query: duplicate key value violates unique constraint \"pg_type_typname_nsp_index\" (23505)",
+            "query: duplicate key value violates unique constraint \"pg_namespace_nspname_index\"",
+        ] {
+            assert!(is_create_race(m), "{m}");
+        }
+        for m in [
+            "query: duplicate key value violates unique constraint \"events_pkey\"",
+            "query: permission denied for schema public",
+            "connection refused",
+        ] {
+            assert!(!is_create_race(m), "{m}");
+        }
+    }
 
     /// Every statement of a batch's plan, with identifiers and literals
     /// that need escaping, parses with sqlparser's Redshift dialect.
