@@ -23,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
 readonly PG_BIN
-readonly MOTO_VERSION=5.2.1
+readonly MOTO_VERSION=5.2.5
 readonly START_TIMEOUT_S=60
 
 section() {
@@ -42,21 +42,29 @@ section "Provisioning tools"
 pg_install
 echo "postgres: $("$PG_BIN/postgres" --version)"
 
+# moto lives in a virtual environment of its own version (not the system
+# Python's site-packages), so that runs pinned to different versions never
+# reinstall each other's. 5.2.5: 5.2.1 answers CompleteMultipartUpload with
+# the wrong XML root (getmoto/moto#10055), which the AWS SDK rejects.
 PYTHON=${PYTHON:-python3}
+MOTO_VENV=${CWL_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cwl-copy/moto-$MOTO_VERSION}
 moto_version() {
     # Importing moto.server checks the [server] extras (flask, ...) too.
-    "$PYTHON" -c 'import importlib.metadata as m, moto.server
+    "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, moto.server
 print(m.version("moto"))' 2>/dev/null || true
 }
 if [[ $(moto_version) != "$MOTO_VERSION" ]]; then
-    echo "installing moto[server]==$MOTO_VERSION"
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+    echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
+    # --system-site-packages: dependencies already installed are reused.
+    "$PYTHON" -m venv --clear --system-site-packages "$MOTO_VENV" ||
+        die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$MOTO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         --no-input "moto[server]==$MOTO_VERSION"
     [[ $(moto_version) == "$MOTO_VERSION" ]] ||
         die "moto[server]==$MOTO_VERSION did not import after pip install"
 fi
-# The real interpreter, not a pyenv shim, so $! is the server's pid.
-PY=$("$PYTHON" -c 'import sys; print(sys.executable)')
+# The real interpreter, not a shim, so $! is the server's pid.
+PY=$("$MOTO_VENV/bin/python" -c 'import sys; print(sys.executable)')
 echo "moto: $MOTO_VERSION ($PY)"
 
 if ! cargo fmt --version >/dev/null 2>&1 ||

@@ -549,9 +549,11 @@ async fn s3_load_equals_local_load() {
     let bucket = bucket_with("s3-vs-local", &all()).await;
     let (pg, schema) = support::pg_schema("s3-vs-local").await;
     let out = tempdir().join("s3-load");
+    // A small CSV budget: objects beyond it load from temporary files
+    // (the reference holds all of its CSV in memory).
     let mut cmd = load_cmd(
         &schema,
-        &["--s3-concurrency", "3"],
+        &["--s3-concurrency", "3", "--csv-memory-bytes", "16384"],
         &[s3_prefix(&bucket)],
         &out,
     );
@@ -570,6 +572,9 @@ async fn s3_load_equals_local_load() {
     ] {
         assert_eq!(r.n(field), value, "{field}: {}", r.summary);
     }
+    assert!(r.n("objects_spilled") > 0, "nothing spilled: {}", r.summary);
+    assert!(r.n("bytes_spilled") > 0, "{}", r.summary);
+    assert_eq!(want.summary["objects_spilled"], 0, "{}", want.summary);
     for field in ["events", "rows", "filtered", "rejected", "errors"] {
         assert_eq!(
             r.summary[field], want.summary[field],
@@ -1320,4 +1325,54 @@ async fn convert_and_decode_from_s3_equal_local_runs() {
     ];
     assert!(local.csv.len() > 10_000);
     assert_same_output("mixed convert", &local, &mixed, &names);
+}
+
+// ---------------------------------------------------------------------------
+// Writing to S3 (Redshift's staged parts)
+// ---------------------------------------------------------------------------
+
+/// `S3::put` writes a small body with one PutObject and a body above the
+/// part size as a multipart upload (moto enforces S3's 5 MiB minimum for
+/// every part but the last, and gives a multipart object an ETag ending
+/// in `-<parts>`); both read back byte for byte, and no upload is left
+/// open. A missing bucket is an error naming the service's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_is_multipart_above_the_part_size() {
+    let client = support::s3_client().await;
+    let bucket = support::fresh_bucket(&client, "put-multipart").await;
+    let s3 = cwl_copy::load::source::s3::S3::from_client(client.clone());
+    let mut rng = Rng::new(7);
+    let big: Vec<u8> =
+        (0..(12 << 20) + 123).map(|_| rng.below(256) as u8).collect();
+    let small = b"a,b\n".repeat(100);
+    for (key, body, parts) in
+        [("big.csv.gz", big, Some(3)), ("small.csv.gz", small, None)]
+    {
+        s3.put(&bucket, key, body.clone().into(), 5 << 20).await.unwrap();
+        let got =
+            client.get_object().bucket(&bucket).key(key).send().await.unwrap();
+        let etag = got.e_tag().unwrap_or_default().to_owned();
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert!(
+            bytes[..] == body[..],
+            "{key}: {} bytes back of {}",
+            bytes.len(),
+            body.len()
+        );
+        match parts {
+            Some(n) => assert!(
+                etag.ends_with(&format!("-{n}\"")),
+                "{key}: ETag {etag}"
+            ),
+            None => assert!(!etag.contains('-'), "{key}: ETag {etag}"),
+        }
+    }
+    let open =
+        client.list_multipart_uploads().bucket(&bucket).send().await.unwrap();
+    assert!(open.uploads().is_empty(), "{:?}", open.uploads());
+    let e = s3
+        .put("no-such-bucket-cwl", "k", vec![0u8; 6 << 20].into(), 5 << 20)
+        .await
+        .unwrap_err();
+    assert!(e.contains("NoSuchBucket"), "{e}");
 }

@@ -143,7 +143,7 @@ fn object(key: &str, rows: u64, first_id: u64) -> ObjectRows {
         size: 1000 + rows,
         etag: Some(format!("\"etag-{key}\"")),
         content_hash: format!("hash-{key}"),
-        csv: Bytes::from(csv),
+        csv: Bytes::from(csv).into(),
         events: rows,
         rows,
         ..ObjectRows::default()
@@ -372,10 +372,10 @@ async fn concurrent_tasks_never_both_commit_a_key() {
                 let mut o = o.clone();
                 o.key = format!("r{round}/{}", o.key);
                 o.content_hash = format!("hash-{}", o.key);
-                let csv = String::from_utf8(o.csv.to_vec()).unwrap();
-                o.csv = Bytes::from(
-                    csv.replace("\"logs/", &format!("\"r{round}/logs/")),
-                );
+                let csv = String::from_utf8(o.csv.to_vec().unwrap()).unwrap();
+                o.csv = csv
+                    .replace("\"logs/", &format!("\"r{round}/logs/"))
+                    .into();
                 o
             })
             .collect();
@@ -486,7 +486,7 @@ async fn failed_copy_rolls_back_the_claim() {
     let mut loader = f.loader("cwl-copy-test-badrow").await;
     let good = object("good.gz", 3, 0);
     let mut bad = object("bad.gz", 2, 100);
-    bad.csv = Bytes::from_static(b"bad.gz,0,x,ok\nbad.gz,NOT-A-NUMBER,y,no\n");
+    bad.csv = (&b"bad.gz,0,x,ok\nbad.gz,NOT-A-NUMBER,y,no\n"[..]).into();
     bad.rejects.push(RejectRecord {
         reason: "type".into(),
         message: "would be quarantined".into(),

@@ -646,6 +646,16 @@ async fn backfill_equals_postgres_target(way: Way) {
     let root = tempdir();
     let mut flags = w.flags();
     flags.extend(["--batch-objects", "16"]);
+    // Staged parts built from CSV read back from temporary files: every
+    // object's on the cluster path, those beyond 16 KiB on the workgroup's.
+    let spill = match way {
+        Way::Wire => None,
+        Way::Cluster => Some("0"),
+        Way::Workgroup => Some("16384"),
+    };
+    if let Some(n) = spill {
+        flags.extend(["--csv-memory-bytes", n]);
+    }
     let out = root.join("first");
     let r = run_to_completion(
         &mut w.load().cmd(true, &flags, &w.input(), &out),
@@ -663,6 +673,7 @@ async fn backfill_equals_postgres_target(way: Way) {
         );
     }
     assert!(r.n("batches") > 1, "{}", r.summary);
+    assert_eq!(r.n("objects_spilled") > 0, spill.is_some(), "{}", r.summary);
     assert_reference_state(&w.pg, &w.schema, want).await;
     assert_eq!(
         w.staged().await,

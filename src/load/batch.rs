@@ -78,8 +78,7 @@ impl Batcher {
         if self.pending.is_empty() {
             self.opened = Some(Instant::now());
         }
-        let len = u64::try_from(obj.csv.len()).unwrap_or(u64::MAX);
-        self.bytes = self.bytes.saturating_add(len);
+        self.bytes = self.bytes.saturating_add(obj.csv.len());
         self.pending.push(obj);
         if self.pending.len() >= self.limits.max_objects.max(1)
             || self.bytes >= self.limits.max_bytes
@@ -140,10 +139,7 @@ mod tests {
     use super::*;
 
     fn obj(n: usize) -> ObjectRows {
-        ObjectRows {
-            csv: bytes::Bytes::from(vec![b'x'; n]),
-            ..ObjectRows::default()
-        }
+        ObjectRows { csv: vec![b'x'; n].into(), ..ObjectRows::default() }
     }
 
     #[test]

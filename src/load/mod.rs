@@ -23,6 +23,8 @@ mod pgconn;
 #[cfg(feature = "loader")]
 mod run;
 #[cfg(feature = "loader")]
+mod spill;
+#[cfg(feature = "loader")]
 mod summary;
 #[cfg(feature = "loader")]
 pub mod target;
@@ -37,11 +39,13 @@ pub use self::pgconn::{
 pub use self::run::{
     default_s3_concurrency, describe_metrics, list_inputs, object_rows, run,
     ListOptions, Listing, LoadConfig, LoadError, Progress, Source,
-    DEFAULT_PREFETCH_BYTES,
+    DEFAULT_CSV_MEMORY_BYTES, DEFAULT_PREFETCH_BYTES,
 };
 #[cfg(feature = "loader")]
 pub use self::source::{Fetched, Prefetcher};
 pub use self::source::{Input, Location, ObjectRef, SourceError};
+#[cfg(feature = "loader")]
+pub use self::spill::{Csv, CsvBudget, CsvWriter, PIECE_BYTES};
 #[cfg(feature = "loader")]
 pub use self::summary::{LoadSummary, ReconcileError};
 #[cfg(feature = "loader")]
@@ -59,6 +63,7 @@ pub use crate::sql::{
 /// This is the seam between the converter and the loader: the converter
 /// fills it from an object's bytes, the loader never looks inside `csv`
 /// beyond streaming it.
+#[cfg(feature = "loader")]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectRows {
     /// The object's ledger key ([`ObjectRef::ledger_key`]).
@@ -71,8 +76,9 @@ pub struct ObjectRows {
     /// ledger recognises a copied or moved object by it.
     pub content_hash: String,
     /// CSV records for this object, in the target table's column order,
-    /// PostgreSQL CSV dialect, each record ending in a newline.
-    pub csv: bytes::Bytes,
+    /// PostgreSQL CSV dialect, each record ending in a newline: in memory
+    /// or, beyond the load's [`CsvBudget`], in a temporary file.
+    pub csv: Csv,
     /// Events decoded from the object.
     pub events: u64,
     /// Rows in `csv`.

@@ -11,6 +11,7 @@ use super::batch::{BatchLimits, Batcher};
 use super::source::prefix::{HourRange, PrefixTemplate};
 use super::source::s3::{self, S3};
 use super::source::{files, Fetched, Input, Location, ObjectRef, Prefetcher};
+use super::spill::{Csv, CsvBudget, CsvWriter, PIECE_BYTES};
 use super::summary::LoadSummary;
 use super::target::Target;
 use super::{ObjectError, ObjectRows, RejectRecord, SourceError};
@@ -33,6 +34,20 @@ pub enum LoadError {
     /// A worker thread could not start or stopped unexpectedly.
     #[error("{0}")]
     Worker(String),
+    /// An object's CSV did not fit the memory budget and could not be
+    /// written to a temporary file either.
+    #[error(
+        "{object}: writing its CSV to a temporary file in {dir} (beyond \
+         --csv-memory-bytes; set TMPDIR for another place): {source}"
+    )]
+    Spill {
+        /// The object.
+        object: String,
+        /// The directory of temporary files.
+        dir: String,
+        /// Why writing failed.
+        source: std::io::Error,
+    },
 }
 
 /// Counters a progress display reads while a load runs (every field only
@@ -87,6 +102,14 @@ pub struct LoadConfig {
     /// value), for a target that matches rows to the ledger by that
     /// column (Redshift's staging table).
     pub name_by_ledger_key: bool,
+    /// CSV held in memory by the whole load (objects converting, waiting
+    /// and loading), in bytes (`--csv-memory-bytes`, default 32 MiB): an
+    /// object's CSV beyond it goes to an unnamed temporary file in
+    /// `spill_dir`. See [`CsvBudget`].
+    pub csv_memory_bytes: u64,
+    /// Where CSV beyond `csv_memory_bytes` goes (`None`: `$TMPDIR`, else
+    /// `/tmp`).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl LoadConfig {
@@ -105,12 +128,17 @@ impl LoadConfig {
             progress: Arc::default(),
             log_batches: false,
             name_by_ledger_key: false,
+            csv_memory_bytes: DEFAULT_CSV_MEMORY_BYTES,
+            spill_dir: None,
         }
     }
 }
 
-/// [`LoadConfig::prefetch_bytes`]'s default: 64 MiB of objects as stored.
-pub const DEFAULT_PREFETCH_BYTES: u64 = 64 << 20;
+/// [`LoadConfig::prefetch_bytes`]'s default: 32 MiB of objects as stored.
+pub const DEFAULT_PREFETCH_BYTES: u64 = 32 << 20;
+
+/// [`LoadConfig::csv_memory_bytes`]'s default: 32 MiB.
+pub const DEFAULT_CSV_MEMORY_BYTES: u64 = 32 << 20;
 
 /// `--s3-concurrency`'s default: four downloads per CPU, at least 8 and at
 /// most 32 (downloads wait on the network far more than on the CPU).
@@ -311,7 +339,22 @@ pub async fn list_inputs(
 /// The converter's output as the loader takes it: counts, CSV, rejects
 /// and errors, and the SHA-256 of the object's bytes.
 #[must_use]
-pub fn object_rows(r: &ObjectRef, data: &[u8], o: ObjectOutput) -> ObjectRows {
+pub fn object_rows(
+    r: &ObjectRef,
+    data: &[u8],
+    mut o: ObjectOutput,
+) -> ObjectRows {
+    let csv = Csv::from(std::mem::take(&mut o.csv));
+    rows_of(r, data, o, csv)
+}
+
+/// [`object_rows`] with the CSV built apart (see [`CsvWriter`]).
+fn rows_of(
+    r: &ObjectRef,
+    data: &[u8],
+    o: ObjectOutput,
+    csv: Csv,
+) -> ObjectRows {
     let rejects = o
         .rejects
         .into_iter()
@@ -349,7 +392,7 @@ pub fn object_rows(r: &ObjectRef, data: &[u8], o: ObjectOutput) -> ObjectRows {
         size: u64::try_from(data.len()).unwrap_or(u64::MAX),
         etag: r.etag.clone(),
         content_hash: hash,
-        csv: bytes::Bytes::from(o.csv),
+        csv,
         events: o.counts.events,
         rows: o.counts.rows,
         filtered: o.counts.filtered_out,
@@ -403,7 +446,12 @@ pub async fn run<S: Source, T: Target>(
     let mut summary =
         LoadSummary { target: target.info(), ..Default::default() };
     let source = Arc::new(source);
-    let result = pipeline(config, &pool, &source, target, &mut summary).await;
+    let budget =
+        CsvBudget::new(config.csv_memory_bytes, config.spill_dir.clone());
+    let result =
+        pipeline(config, &pool, &budget, &source, target, &mut summary).await;
+    summary.objects_spilled = budget.spilled_objects();
+    summary.bytes_spilled = budget.spilled_bytes();
     source.finish().await;
     if let Some(m) = source.messages() {
         summary.messages = m;
@@ -426,6 +474,7 @@ impl Drop for AbortOnDrop {
 async fn pipeline<S: Source, T: Target>(
     config: &LoadConfig,
     pool: &Arc<rayon::ThreadPool>,
+    budget: &Arc<CsvBudget>,
     source: &Arc<S>,
     target: &mut T,
     summary: &mut LoadSummary,
@@ -455,10 +504,13 @@ async fn pipeline<S: Source, T: Target>(
     let (work_tx, work_rx) = std::sync::mpsc::channel::<Arc<[ObjectRef]>>();
     let (res_tx, mut res_rx) =
         tokio::sync::mpsc::channel::<Result<Produced, LoadError>>(window);
-    let converter = Arc::clone(&config.converter);
-    let by_key = config.name_by_ledger_key;
+    let work = Arc::new(Work {
+        converter: Arc::clone(&config.converter),
+        progress: Arc::clone(progress),
+        by_key: config.name_by_ledger_key,
+        budget: Arc::clone(budget),
+    });
     let pool = Arc::clone(pool);
-    let prog = Arc::clone(progress);
     let s3 = source.s3().cloned();
     let runtime = tokio::runtime::Handle::current();
     let (concurrency, limit, ahead_bytes) = (
@@ -491,15 +543,12 @@ async fn pipeline<S: Source, T: Target>(
                     window,
                     || (ConvertScratch::new(), Vec::new()),
                     |(scratch, buf), &i| {
-                        produce(
-                            &converter,
+                        work.produce(
                             &items,
                             i,
                             prefetch.as_ref(),
                             scratch,
                             buf,
-                            &prog,
-                            by_key,
                         )
                     },
                     |_, r| res_tx.blocking_send(r).map_err(|_| ()),
@@ -749,59 +798,86 @@ fn rejected_rows(
     rows
 }
 
-/// Reads and converts object `i` of `items` on a worker.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-fn produce(
-    converter: &Converter,
-    items: &[ObjectRef],
-    i: usize,
-    prefetch: Option<&Prefetcher>,
-    scratch: &mut ConvertScratch,
-    buf: &mut Vec<u8>,
-    progress: &Progress,
+/// What every worker shares.
+struct Work {
+    converter: Arc<Converter>,
+    progress: Arc<Progress>,
+    /// Name objects by their ledger key ([`LoadConfig::name_by_ledger_key`]).
     by_key: bool,
-) -> Result<Produced, LoadError> {
-    let Some(r) = items.get(i) else {
-        return Err(LoadError::Worker(format!("no object {i}")));
-    };
-    let fetched;
-    let data: &[u8] = match &r.location {
-        Location::Rejected { code, reason, text } => {
-            return Ok(Produced::Rows(rejected_rows(r, code, reason, text)));
-        }
-        Location::File(path) => {
-            files::read_into(path, buf)?;
-            buf
-        }
-        Location::S3 { .. } => {
-            let Some(p) = prefetch else {
-                return Err(SourceError::NoS3(r.name.clone()).into());
-            };
-            match p.take(i)? {
-                Fetched::Data(b) => {
-                    add(
-                        &progress.bytes_downloaded,
-                        u64::try_from(b.len()).unwrap_or(u64::MAX),
-                    );
-                    fetched = b;
-                    &fetched
-                }
-                Fetched::Vanished => {
-                    return Ok(Produced::Vanished(
-                        r.name.clone(),
-                        r.ledger_key.clone(),
-                    ))
+    budget: Arc<CsvBudget>,
+}
+
+impl Work {
+    /// Reads and converts object `i` of `items` on a worker.
+    fn produce(
+        &self,
+        items: &[ObjectRef],
+        i: usize,
+        prefetch: Option<&Prefetcher>,
+        scratch: &mut ConvertScratch,
+        buf: &mut Vec<u8>,
+    ) -> Result<Produced, LoadError> {
+        let progress = &self.progress;
+        let Some(r) = items.get(i) else {
+            return Err(LoadError::Worker(format!("no object {i}")));
+        };
+        let fetched;
+        let data: &[u8] = match &r.location {
+            Location::Rejected { code, reason, text } => {
+                return Ok(Produced::Rows(rejected_rows(
+                    r, code, reason, text,
+                )));
+            }
+            Location::File(path) => {
+                files::read_into(path, buf)?;
+                buf
+            }
+            Location::S3 { .. } => {
+                let Some(p) = prefetch else {
+                    return Err(SourceError::NoS3(r.name.clone()).into());
+                };
+                match p.take(i)? {
+                    Fetched::Data(b) => {
+                        add(
+                            &progress.bytes_downloaded,
+                            u64::try_from(b.len()).unwrap_or(u64::MAX),
+                        );
+                        fetched = b;
+                        &fetched
+                    }
+                    Fetched::Vanished => {
+                        return Ok(Produced::Vanished(
+                            r.name.clone(),
+                            r.ledger_key.clone(),
+                        ))
+                    }
                 }
             }
-        }
-    };
-    let mut out = ObjectOutput::default();
-    let name = if by_key { &r.ledger_key } else { &r.name };
-    converter.convert(name, data, scratch, &mut out);
-    add(&progress.objects_converted, 1);
-    add(
-        &progress.bytes_converted,
-        u64::try_from(data.len()).unwrap_or(u64::MAX),
-    );
-    Ok(Produced::Rows(object_rows(r, data, out)))
+        };
+        let mut out = ObjectOutput::default();
+        let name = if self.by_key { &r.ledger_key } else { &r.name };
+        // The CSV in pieces, kept in memory while the load's budget has
+        // room and written to a temporary file beyond it.
+        let mut csv = CsvWriter::new(&self.budget);
+        self.converter.convert_chunked(
+            name,
+            data,
+            scratch,
+            &mut out,
+            PIECE_BYTES,
+            |piece| csv.push(piece),
+        );
+        let csv =
+            csv.finish(&mut out.csv).map_err(|source| LoadError::Spill {
+                object: r.name.clone(),
+                dir: self.budget.dir().display().to_string(),
+                source,
+            })?;
+        add(&progress.objects_converted, 1);
+        add(
+            &progress.bytes_converted,
+            u64::try_from(data.len()).unwrap_or(u64::MAX),
+        );
+        Ok(Produced::Rows(rows_of(r, data, out, csv)))
+    }
 }

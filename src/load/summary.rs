@@ -26,6 +26,11 @@ pub struct LoadSummary {
     pub vanished: Vec<String>,
     /// Bytes downloaded from S3 (objects as stored).
     pub bytes_downloaded: u64,
+    /// Objects whose CSV went to a temporary file (beyond the load's CSV
+    /// memory budget, `--csv-memory-bytes`).
+    pub objects_spilled: u64,
+    /// CSV bytes written to temporary files.
+    pub bytes_spilled: u64,
     /// Objects skipped before download because the ledger had them.
     pub objects_skipped_already_loaded: u64,
     /// Objects this run committed.

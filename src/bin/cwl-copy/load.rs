@@ -57,6 +57,12 @@ pub(crate) struct LoadArgs {
     /// Close a batch at this many CSV bytes.
     #[arg(long, value_name = "N", default_value_t = BatchLimits::DEFAULT_MAX_BYTES)]
     pub(crate) batch_bytes: u64,
+    /// CSV held in memory by the whole load, in bytes (objects converting,
+    /// waiting and loading); an object's CSV beyond it goes to an unnamed
+    /// temporary file in $TMPDIR (or /tmp), read back when its batch
+    /// loads. 0 writes every object's CSV to a file.
+    #[arg(long, value_name = "N", default_value_t = cwl_copy::load::DEFAULT_CSV_MEMORY_BYTES)]
+    pub(crate) csv_memory_bytes: u64,
     /// Close a batch at this many objects.
     #[arg(long, value_name = "N", default_value_t = BatchLimits::DEFAULT_MAX_OBJECTS)]
     pub(crate) batch_objects: usize,
@@ -291,6 +297,7 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         config.s3_concurrency = c.max(1);
     }
     config.max_object_bytes = args.opts.max_object_bytes;
+    config.csv_memory_bytes = args.csv_memory_bytes;
     config.name_by_ledger_key = redshift.is_some();
     // One structured line per batch for a long-running consumer.
     config.log_batches = args.sqs_queue_url.is_some();

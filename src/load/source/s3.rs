@@ -103,6 +103,112 @@ impl S3 {
         &self.client
     }
 
+    /// Writes `body` to `s3://bucket/key`: one PutObject up to
+    /// `part_bytes`, a multipart upload of `part_bytes` parts beyond (S3
+    /// takes parts of 5 MiB to 5 GiB, at most 10,000 of them; the part
+    /// size grows if `body` needs more). A failed multipart upload is
+    /// aborted, so no parts are left to pay for.
+    ///
+    /// # Errors
+    ///
+    /// The service's error, described once (code and message).
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: bytes::Bytes,
+        part_bytes: usize,
+    ) -> Result<(), String> {
+        use aws_sdk_s3::primitives::ByteStream;
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        const MIN_PART: usize = 5 << 20;
+        const MAX_PARTS: usize = 10_000;
+        let part =
+            part_bytes.max(MIN_PART).max(body.len().div_ceil(MAX_PARTS));
+        if body.len() <= part {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+            return Ok(());
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let Some(id) = upload.upload_id() else {
+            return Err("CreateMultipartUpload returned no upload id".into());
+        };
+        let parts = async {
+            let mut done = Vec::new();
+            let mut at = 0;
+            while at < body.len() {
+                let end = at.saturating_add(part).min(body.len());
+                let n = i32::try_from(done.len() + 1)
+                    .map_err(|e| e.to_string())?;
+                let r = self
+                    .client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .part_number(n)
+                    .body(ByteStream::from(body.slice(at..end)))
+                    .send()
+                    .await
+                    .map_err(|e| describe(&e))?;
+                done.push(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(r.e_tag().map(str::to_owned))
+                        .build(),
+                );
+                at = end;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(done))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+            Ok::<(), String>(())
+        }
+        .await;
+        if parts.is_err() {
+            if let Err(e) = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(id)
+                .send()
+                .await
+            {
+                tracing::warn!(
+                    bucket, key, error = %describe(&e),
+                    "multipart upload not aborted (a lifecycle rule \
+                     AbortIncompleteMultipartUpload removes its parts)"
+                );
+            }
+        }
+        parts
+    }
+
     /// Every object under `prefix`, in key order (one ListObjectsV2
     /// pagination). Keys ending in `/` with no bytes (the console's
     /// "folders") are left out.

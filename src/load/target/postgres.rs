@@ -165,6 +165,17 @@ pub enum PgLoadError {
         #[source]
         last: Box<PgLoadError>,
     },
+    /// An object's CSV could not be read back from its temporary file.
+    #[error(
+        "reading the CSV of {key:?} back from its temporary file: {source}"
+    )]
+    Spill {
+        /// The object.
+        key: String,
+        /// Why reading failed.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl PgLoadError {
@@ -1074,14 +1085,20 @@ async fn try_load(
             .map_err(err("COPY"))?;
         let mut sink = std::pin::pin!(sink);
         for o in &to_copy {
-            let csv = &o.csv;
-            let mut at = 0;
-            while at < csv.len() {
-                let end = at.saturating_add(COPY_CHUNK).min(csv.len());
-                sink.send(csv.slice(at..end)).await.map_err(err("COPY"))?;
-                at = end;
+            for i in 0..o.csv.pieces() {
+                let piece = o.csv.read_piece(i).await.map_err(|e| {
+                    PgLoadError::Spill { key: o.key.clone(), source: e }
+                })?;
+                let mut at = 0;
+                while at < piece.len() {
+                    let end = at.saturating_add(COPY_CHUNK).min(piece.len());
+                    sink.send(piece.slice(at..end))
+                        .await
+                        .map_err(err("COPY"))?;
+                    at = end;
+                }
             }
-            if csv.last().is_some_and(|&b| b != b'\n') {
+            if o.csv.last_byte().is_some_and(|b| b != b'\n') {
                 sink.send(Bytes::from_static(b"\n"))
                     .await
                     .map_err(err("COPY"))?;

@@ -26,17 +26,20 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_redshiftdata::types::{Field, StatusString};
-use bytes::Bytes;
 
 use super::postgres::{first_of_each_key, new_batch_id};
 use super::{BatchOutcome, Target, TargetInfo};
 use crate::load::pgconn::PgSettings;
 use crate::load::source::s3::S3;
-use crate::load::{LoadError, ObjectRows};
+use crate::load::{Csv, LoadError, ObjectRows};
 use crate::sql::{self, quote_literal, LedgerTables, TableName};
 
 /// A part's largest size before compression.
 const PART_LIMIT: u64 = 1 << 30;
+/// Staged files above this size go up as a multipart upload of parts
+/// this size (S3's single PutObject takes up to 5 GiB, but a lost
+/// connection then restarts the whole file).
+const MULTIPART_BYTES: usize = 64 << 20;
 /// Keys per ledger lookup (keeps the SQL well under 100 KB).
 const LOOKUP_CHUNK: usize = 400;
 
@@ -601,18 +604,12 @@ impl RedshiftTarget {
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<u64, LoadError> {
         let len = u64::try_from(body.len()).unwrap_or(u64::MAX);
         self.s3
-            .client()
-            .put_object()
-            .bucket(&self.staging_bucket)
-            .key(key)
-            .body(aws_sdk_s3::primitives::ByteStream::from(body))
-            .send()
+            .put(&self.staging_bucket, key, body.into(), MULTIPART_BYTES)
             .await
-            .map_err(|e| {
+            .map_err(|message| {
                 rs(RedshiftError::Staging {
                     url: format!("s3://{}/{key}", self.staging_bucket),
-                    message: aws_sdk_s3::error::DisplayErrorContext(&e)
-                        .to_string(),
+                    message,
                 })
             })?;
         Ok(len)
@@ -832,8 +829,9 @@ fn record_ends(csv: &[u8]) -> Vec<usize> {
 
 /// Splits the objects' CSV into `n` gzip parts at record boundaries, as
 /// even as the records allow.
-fn split_parts(csvs: &[&Bytes], n: usize) -> std::io::Result<Vec<Vec<u8>>> {
-    let total: usize = csvs.iter().map(|c| c.len()).sum();
+fn split_parts(csvs: &[Csv], n: usize) -> std::io::Result<Vec<Vec<u8>>> {
+    let total: u64 = csvs.iter().map(Csv::len).sum();
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
     let n = n.max(1);
     let per = total.div_ceil(n).max(1);
     let mut parts = Vec::with_capacity(n);
@@ -842,7 +840,13 @@ fn split_parts(csvs: &[&Bytes], n: usize) -> std::io::Result<Vec<Vec<u8>>> {
     };
     let mut gz = new();
     let mut in_part = 0usize;
-    for csv in csvs {
+    // Pieces hold whole records (a spilled object is read back piece by
+    // piece here, on the blocking pool).
+    let pieces =
+        csvs.iter().flat_map(|c| (0..c.pieces()).map(move |i| c.piece(i)));
+    for piece in pieces {
+        let csv = piece?;
+        let csv = &csv[..];
         let mut at = 0;
         for end in record_ends(csv) {
             if in_part >= per && parts.len() + 1 < n {
@@ -1047,12 +1051,12 @@ impl Target for RedshiftTarget {
                 );
             }
         }
-        let csvs: Vec<Bytes> = objects
+        let csvs: Vec<Csv> = objects
             .iter()
             .map(|o| o.csv.clone())
             .filter(|c| !c.is_empty())
             .collect();
-        let raw: u64 = csvs.iter().map(|c| c.len() as u64).sum();
+        let raw: u64 = csvs.iter().map(Csv::len).sum();
         // A multiple of the slices, each part under PART_LIMIT raw bytes.
         let per_slice = raw.div_ceil(PART_LIMIT.saturating_mul(slices as u64));
         let n_parts = slices
@@ -1064,11 +1068,10 @@ impl Target for RedshiftTarget {
             })
         };
         let (parts, list_gz, q_gz) = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&Bytes> = csvs.iter().collect();
-            let parts = if refs.is_empty() {
+            let parts = if csvs.is_empty() {
                 Ok(Vec::new())
             } else {
-                split_parts(&refs, n_parts)
+                split_parts(&csvs, n_parts)
             };
             let q = if q.is_empty() { Ok(Vec::new()) } else { gzip(&q) };
             (parts, gzip(&list), q)
@@ -1177,6 +1180,7 @@ impl Target for RedshiftTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     /// The messages concurrent creates fail with, on Redshift and on the
     /// PostgreSQL catalog, are races; other failures are not.
@@ -1312,8 +1316,17 @@ mod tests {
             b"\"k1\",\"a\nb\",1\n\"k1\",\"c\",2\n\"k1\",\"d\"\"\n\",3\n",
         );
         let b = Bytes::from_static(b"\"k2\",\"e\",4\n");
+        // The second object spilled to a file, in two pieces.
+        let budget = crate::load::CsvBudget::new(0, None);
+        let mut w = crate::load::CsvWriter::new(&budget);
+        w.push(&mut b"\"k3\",\"f\n\",5\n".to_vec());
+        let spilled = w.finish(&mut b"\"k3\",\"g\",6\n".to_vec()).unwrap();
+        assert!(spilled.is_spilled() && spilled.pieces() == 2);
+        let c = spilled.to_vec().unwrap();
         for n in 1..=6 {
-            let parts = split_parts(&[&a, &b], n).unwrap();
+            let csvs =
+                [Csv::from(a.clone()), spilled.clone(), Csv::from(b.clone())];
+            let parts = split_parts(&csvs, n).unwrap();
             assert_eq!(parts.len(), n);
             let mut all = Vec::new();
             for p in &parts {
@@ -1328,7 +1341,7 @@ mod tests {
                 );
                 all.extend(s);
             }
-            assert_eq!(all, [&a[..], &b[..]].concat(), "n = {n}");
+            assert_eq!(all, [&a[..], &c[..], &b[..]].concat(), "n = {n}");
         }
         assert_eq!(record_ends(b"\"a\nb\",\"\"\"\"\nx\n"), [11, 13]);
     }
