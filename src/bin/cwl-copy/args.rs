@@ -36,12 +36,13 @@ pub(crate) struct DecodeOpts {
     #[arg(long, value_name = "VARIANT", default_value = "auto", value_parser = parse_variant)]
     pub(crate) variant: Variant,
     /// Largest inflated gzip member (or JSON document, or line): bytes, or
-    /// a size such as 256MiB.
-    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(256 << 20))]
+    /// a size such as 256MiB [default: 256 MiB].
+    // clap would quote a default with a space: it is in the text instead.
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(256 << 20), hide_default_value = true)]
     pub(crate) max_member_bytes: ByteSize,
     /// Largest inflated object (also the largest object read): bytes, or
-    /// a size such as 8GiB.
-    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(8 << 30))]
+    /// a size such as 8GiB [default: 8 GiB].
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(8 << 30), hide_default_value = true)]
     pub(crate) max_object_bytes: ByteSize,
 }
 
@@ -66,15 +67,18 @@ pub(crate) const SUMMARY_HELP: &str =
 pub(crate) const COLUMNS_HELP: &str = "The column spec (TOML)";
 
 /// The help of `--table`, the same for every subcommand.
+#[cfg_attr(not(feature = "loader"), allow(dead_code))]
 pub(crate) const TABLE_HELP: &str =
     "The target table [default: the column spec's `table`]";
 
 /// The help of `--schema`, the same for every subcommand.
+#[cfg_attr(not(feature = "loader"), allow(dead_code))]
 pub(crate) const SCHEMA_HELP: &str = "Schema of the target, ledger and \
      quarantine tables [default: the first schema of the server's \
      search_path]";
 
 /// The help of `--ledger-table`, the same for every subcommand.
+#[cfg_attr(not(feature = "loader"), allow(dead_code))]
 pub(crate) const LEDGER_HELP: &str =
     "Ledger table: the objects loaded, per target table";
 

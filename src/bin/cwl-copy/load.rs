@@ -55,8 +55,9 @@ pub(crate) struct LoadArgs {
     #[arg(long)]
     pub(crate) create_table: bool,
     /// Close a batch at this many bytes of CSV: bytes, or a size such as
-    /// 64MiB.
-    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(BatchLimits::DEFAULT_MAX_BYTES))]
+    /// 64MiB [default: 64 MiB].
+    // In the text: clap would quote it (a test checks it is the const).
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(BatchLimits::DEFAULT_MAX_BYTES), hide_default_value = true)]
     pub(crate) batch_bytes: ByteSize,
     /// Close a batch at this many objects.
     #[arg(long, value_name = "N", default_value_t = BatchLimits::DEFAULT_MAX_OBJECTS)]
@@ -75,9 +76,7 @@ pub(crate) struct LoadArgs {
     pub(crate) quarantine_table: String,
     #[arg(long, value_name = "N", help = args::THREADS_HELP)]
     pub(crate) threads: Option<usize>,
-    /// Write a JSON summary of the run to this file (when the load fails
-    /// too, with the error).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help = args::SUMMARY_HELP)]
     pub(crate) summary_json: Option<PathBuf>,
     /// Consume S3 event notifications from this SQS queue instead of
     /// listing INPUTs; messages are deleted only after their objects'
@@ -550,12 +549,17 @@ impl<T: Target + Send> Target for Noting<'_, T> {
                 );
             }
             for e in &o.errors {
-                let what = if e.message.starts_with(o.key.as_str()) {
-                    e.message.clone()
-                } else {
-                    format!("{}: {}", o.key, e.message)
-                };
-                self.problems.error(&e.kind, &what);
+                match &e.reason {
+                    // The decoder's error: it names the object, member and
+                    // offset.
+                    None => self.problems.error(&e.kind, &e.message),
+                    // Input that is no object (an SQS message body): the
+                    // message is the text itself.
+                    Some(reason) => self.problems.error(
+                        &e.kind,
+                        &format!("{}: {reason}: {}", o.key, e.message),
+                    ),
+                }
             }
         }
         Ok(outcome)
@@ -731,5 +735,21 @@ impl Drop for ProgressBar {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_says_the_batch_size_default() {
+        let cmd =
+            <LoadArgs as clap::Args>::augment_args(clap::Command::new("load"));
+        let arg =
+            cmd.get_arguments().find(|a| a.get_id() == "batch_bytes").unwrap();
+        let text = arg.get_help().unwrap().to_string();
+        let default = ByteSize(BatchLimits::DEFAULT_MAX_BYTES).to_string();
+        assert!(text.ends_with(&format!("[default: {default}]")), "{text}");
     }
 }

@@ -80,7 +80,7 @@ enum Command {
 }
 
 /// What `load` and `enqueue` say in a build without the loader.
-#[cfg(not(feature = "loader"))]
+#[cfg_attr(feature = "loader", allow(dead_code))]
 fn no_loader(command: &str) -> anyhow::Error {
     Usage(format!(
         "this build has no loader, so no `{command}` (S3, SQS, PostgreSQL \
@@ -218,5 +218,63 @@ fn run() -> Result<ExitCode> {
         Command::Enqueue { .. } => Err(no_loader("enqueue")),
         Command::Decode(args) => decode::run(&args),
         Command::Convert(args) => convert::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_each_cause_once() {
+        #[derive(Debug)]
+        struct Inner;
+        impl std::fmt::Display for Inner {
+            fn fmt(
+                &self,
+                f: &mut std::fmt::Formatter<'_>,
+            ) -> std::fmt::Result {
+                f.write_str("Connection refused (os error 111)")
+            }
+        }
+        impl std::error::Error for Inner {}
+        // An error that prints its source and also returns it.
+        #[derive(Debug)]
+        struct Outer(Inner);
+        impl std::fmt::Display for Outer {
+            fn fmt(
+                &self,
+                f: &mut std::fmt::Formatter<'_>,
+            ) -> std::fmt::Result {
+                write!(f, "connecting to h:1: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Outer(Inner)).context("--target");
+        assert_eq!(
+            render(&e),
+            "--target: connecting to h:1: Connection refused (os error 111)"
+        );
+        let e = anyhow::Error::new(Inner).context("reading spec.toml");
+        assert_eq!(
+            render(&e),
+            "reading spec.toml: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn a_build_without_the_loader_says_how_to_get_it() {
+        let e = no_loader("load");
+        assert!(e.is::<Usage>(), "exit code 2");
+        assert_eq!(
+            e.to_string(),
+            "this build has no loader, so no `load` (S3, SQS, PostgreSQL and \
+             Redshift need the `loader` feature); build with the default \
+             features: cargo install --path ."
+        );
     }
 }
