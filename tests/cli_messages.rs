@@ -3,7 +3,7 @@
 //! the variant said when nothing looked like Firehose, warnings, help, and
 //! errors that say their cause once. Checked as text.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use regex::Regex;
