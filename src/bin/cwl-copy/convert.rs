@@ -39,8 +39,8 @@ fn summary_line(
     )
 }
 
-/// Notes an object's rejected events and decode errors for stderr.
-fn note_problems(p: &mut Problems, object: &str, o: &ObjectOutput) {
+/// Notes an object's rejected events for stderr.
+fn note_rejects(p: &mut Problems, object: &str, o: &ObjectOutput) {
     for r in &o.rejects {
         p.reject(
             object,
@@ -50,9 +50,6 @@ fn note_problems(p: &mut Problems, object: &str, o: &ObjectOutput) {
             r.column.as_deref(),
             &r.reason,
         );
-    }
-    for e in &o.errors {
-        p.error(e.code(), &e.to_string());
     }
 }
 
@@ -257,6 +254,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
     let mut errors: Vec<Error> = Vec::new();
     let mut problems = Problems::default();
     let mut as_lines = AsLines::default();
+    let stderr = io::stderr();
     // Objects are converted on the pool and written in input order, so the
     // output is the same for any thread count. Each object's CSV streams
     // out in chunks of CHUNK bytes; an object ahead of the one being
@@ -351,7 +349,14 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
             if let Some(r) = &mut rejects {
                 write_rejects(r, name, &o).context("writing rejects")?;
             }
-            note_problems(&mut problems, name, &o);
+            // Each decode error as a JSON line (as `decode` does: a
+            // contract); the rejected events' first few as text, at the end.
+            for e in &o.errors {
+                let mut err = stderr.lock();
+                serde_json::to_writer(&mut err, &ErrorOut::new(e))?;
+                err.write_all(b"\n")?;
+            }
+            note_rejects(&mut problems, name, &o);
             as_lines.note(name, o.decode.envelopes, o.decode.events);
             counts.add(&o.counts);
             for r in &o.rejects {

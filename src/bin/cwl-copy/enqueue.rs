@@ -84,6 +84,13 @@ pub(crate) fn run(args: &EnqueueArgs) -> Result<ExitCode> {
         let s3 = S3::connect(&args::s3_options(&args.source)).await;
         let refs =
             cwl_copy::load::list_inputs(&inputs, &list, Some(&s3)).await?;
+        if refs.is_empty() {
+            // As for the other subcommands: a warning, and exit 0.
+            eprintln!(
+                "cwl-copy: warning: no objects found in {}",
+                args.inputs.join(" ")
+            );
+        }
         let done = match (settings, &table) {
             (Some(settings), Some(table)) => {
                 let keys: Vec<String> =

@@ -174,11 +174,17 @@ impl Problems {
         }
         let shown = self.lines.len() as u64;
         if self.total() > shown {
+            let mut all = vec![];
+            if self.rejected > 0 {
+                all.push(count(self.rejected, "rejected event"));
+            }
+            if self.errors > 0 {
+                all.push(count(self.errors, "decode error"));
+            }
             eprintln!(
-                "cwl-copy: {} more not shown ({} and {} in all); {full}",
+                "cwl-copy: {} more not shown ({} in all); {full}",
                 thousands(self.total() - shown),
-                count(self.rejected, "rejected event"),
-                count(self.errors, "decode error"),
+                all.join(" and "),
             );
         }
     }
