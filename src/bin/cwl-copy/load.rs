@@ -355,7 +355,7 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
             // The summary is written on failure too, with the error.
             if let Some(path) = &args.summary_json {
                 let v = serde_json::json!({
-                    "error": format!("{e:#}"),
+                    "error": crate::render(&e),
                     "reconciled": false,
                     "elapsed_seconds": started.elapsed().as_secs_f64(),
                 });

@@ -153,6 +153,7 @@ impl Problems {
 
     /// Undecodable input: `what` names where (object, member, offset) and
     /// why, as the decoder's error says it.
+    #[cfg_attr(not(feature = "loader"), allow(dead_code))] // load's
     pub(crate) fn error(&mut self, code: &str, what: &str) {
         self.errors += 1;
         if self.lines.len() < SHOWN {
