@@ -140,19 +140,20 @@ fn init_tracing() {
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_ansi(io::IsTerminal::is_terminal(&io::stderr()));
+    // The level filter is global (callsites it disables are never
+    // evaluated again, so the AWS SDK's and the drivers' debug events cost
+    // nothing); `QuietRetries` only sees what it lets through.
     let registry = tracing_subscriber::registry();
     match tracing_subscriber::EnvFilter::try_from_env("CWL_COPY_LOG") {
         // The user's filter, as given.
-        Ok(filter) => registry.with(fmt.with_filter(filter)).init(),
+        Ok(filter) => registry.with(filter).with(fmt).init(),
         // Warnings, and the loader's one line per batch (SQS mode); short
         // retries are left to the final error, which counts them.
         Err(_) => registry
-            .with(
-                fmt.with_filter(tracing_subscriber::EnvFilter::new(
-                    "warn,aws_config=error,cwl_copy::batch=info",
-                ))
-                .with_filter(QuietRetries),
-            )
+            .with(tracing_subscriber::EnvFilter::new(
+                "warn,aws_config=error,cwl_copy::batch=info",
+            ))
+            .with(fmt.with_filter(QuietRetries))
             .init(),
     }
 }
@@ -169,6 +170,18 @@ const LONG_RETRY_MS: u64 = 5000;
 struct QuietRetries;
 
 impl<S> tracing_subscriber::layer::Filter<S> for QuietRetries {
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Decided once per callsite, except for retry events.
+        if meta.fields().field("backoff_ms").is_some() {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+
     fn enabled(
         &self,
         _meta: &tracing::Metadata<'_>,
