@@ -14,6 +14,8 @@ mod fuzz_corpus;
 // Tests that need PostgreSQL or moto (the `loader` feature, and the
 // servers `./test.sh` provisions).
 #[cfg(feature = "loader")]
+mod cli_messages;
+#[cfg(feature = "loader")]
 mod csv_pg;
 #[cfg(feature = "loader")]
 mod load_faults;

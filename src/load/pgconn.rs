@@ -13,7 +13,7 @@
 //! |--------------------|--------------------|---------------------|---------------------------------|
 //! | host(s)            | `host`             | `PGHOST`            | the Unix socket, else `localhost` |
 //! | port(s)            | `port`             | `PGPORT`            | `5432`                          |
-//! | user               | `user`             | `PGUSER`            | `USER`, then `LOGNAME`          |
+//! | user               | `user`             | `PGUSER`            | the operating-system user name  |
 //! | database           | `dbname`           | `PGDATABASE`        | the user name                   |
 //! | password           | `password`         | `PGPASSWORD`        | the password file               |
 //! | password file      | `passfile`         | `PGPASSFILE`        | `~/.pgpass`                     |
@@ -36,10 +36,18 @@
 //!
 //! - an environment variable set to the empty string counts as unset;
 //! - libpq takes the default socket directory from its build, without
-//!   looking; the operating-system user name comes from `USER` or
-//!   `LOGNAME`, not from the password database;
-//! - in a URL, the driver gives a host without a port the port 5432, so
-//!   `PGPORT` applies to a URL only if it names no host;
+//!   looking;
+//! - the operating-system user name is the `/etc/passwd` entry of the
+//!   process's effective user id (libpq asks the password database, which
+//!   may also be LDAP or other NSS sources); without one, `USER`, then
+//!   `LOGNAME`;
+//! - in a URL, `PGPORT` (else 5432) applies when no host has a port, as in
+//!   libpq; when some hosts have one, the others get 5432 (libpq: its
+//!   compiled-in default, 5432 too unless built otherwise);
+//! - `service`/`PGSERVICE` (pg_service.conf), `hostaddr`/`PGHOSTADDR`,
+//!   and the environment variables of the driver's own keys
+//!   (`PGTARGETSESSIONATTRS`, `PGCHANNELBINDING`, `PGLOADBALANCEHOSTS`)
+//!   are not read;
 //! - in a URL, an `@` in the database name or query, and a `/` or `?` in
 //!   the user name or password, must be percent-encoded (libpq and the
 //!   driver would otherwise split the URL in the wrong place);
@@ -206,10 +214,12 @@ pub enum ConnError {
         /// What is wrong with it.
         reason: String,
     },
-    /// No user name was given and none could be found in the environment.
+    /// No user name was given and none could be found: no password
+    /// database entry for this process's user, and no `USER` or `LOGNAME`.
     #[error(
         "no user name: give user= in the connection string or set PGUSER \
-         (USER and LOGNAME are unset too)"
+         (this process's user id has no name in /etc/passwd, and USER and \
+         LOGNAME are unset)"
     )]
     NoUser,
     /// The root certificate file (`sslrootcert`, or libpq's default
@@ -473,15 +483,17 @@ impl PgSettings {
         conninfo: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<PgSettings, ConnError> {
-        PgSettings::resolve_in(conninfo, env, &is_socket)
+        PgSettings::resolve_in(conninfo, env, &is_socket, &os_user_name)
     }
 
     /// Like [`PgSettings::resolve_with_env`], with `socket_exists` telling
-    /// whether a server socket exists at a path.
+    /// whether a server socket exists at a path, and `os_user` giving the
+    /// operating-system user name.
     fn resolve_in(
         conninfo: &str,
         env: &dyn Fn(&str) -> Option<String>,
         socket_exists: &dyn Fn(&Path) -> bool,
+        os_user: &dyn Fn() -> Option<String>,
     ) -> Result<PgSettings, ConnError> {
         let (rest, own) = split_conninfo(conninfo)?;
         let given: Config = rest.parse().map_err(|e| parse_error(&e))?;
@@ -490,7 +502,7 @@ impl PgSettings {
             setting(given, key, var_name, env)
         };
 
-        let ports = if given.get_ports().is_empty() {
+        let ports = if given.get_ports().is_empty() || own.url_without_port {
             match pick(None, "port", "PGPORT") {
                 Some((p, name)) => p
                     .split(',')
@@ -535,9 +547,9 @@ impl PgSettings {
 
         let user = match pick(given.get_user(), "user", "PGUSER") {
             Some((u, _)) => u,
-            None => ["USER", "LOGNAME"]
-                .into_iter()
-                .find_map(var)
+            None => os_user()
+                .filter(|u| !u.is_empty())
+                .or_else(|| ["USER", "LOGNAME"].into_iter().find_map(var))
                 .ok_or(ConnError::NoUser)?,
         };
         let dbname = pick(given.get_dbname(), "dbname", "PGDATABASE")
@@ -1305,6 +1317,35 @@ fn default_host(port: u16, socket_exists: &dyn Fn(&Path) -> bool) -> PgHost {
         )
 }
 
+/// The operating-system user name, as libpq finds it: the password
+/// database's entry for the process's effective user id (read from
+/// `/etc/passwd`; the id is the owner of `/proc/self`, so this is Linux
+/// only, elsewhere `None`).
+#[cfg(unix)]
+fn os_user_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    passwd_name(&std::fs::read_to_string("/etc/passwd").ok()?, uid)
+}
+
+/// The operating-system user name: not looked up on this platform.
+#[cfg(not(unix))]
+fn os_user_name() -> Option<String> {
+    None
+}
+
+/// The name of user `uid` in `passwd` (lines `name:password:uid:…`).
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        let id: u32 = fields.next()?.trim().parse().ok()?;
+        (id == uid && !name.is_empty() && !name.starts_with(['#', '+', '-']))
+            .then(|| name.to_owned())
+    })
+}
+
 /// Whether `path` is a Unix socket.
 #[cfg(unix)]
 fn is_socket(path: &Path) -> bool {
@@ -1373,14 +1414,34 @@ fn parse_error(e: &tokio_postgres::Error) -> ConnError {
     ConnError::Syntax(cause)
 }
 
-/// The values the string gives for [`OWN_KEYS`], the last one winning.
+/// The values the string gives for [`OWN_KEYS`], the last one winning,
+/// and what the driver's parse does not tell.
 #[derive(Default)]
-struct Own(Vec<(&'static str, String)>);
+struct Own {
+    values: Vec<(&'static str, String)>,
+    /// A URL that names hosts and no port: the driver gives each host
+    /// the port 5432, where libpq uses `PGPORT`.
+    url_without_port: bool,
+}
 
 impl Own {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
+}
+
+/// Whether any host of a URL's host list (`h1:p1,[::1]:p2,h3`) has a port.
+fn url_hosts_have_port(hosts: &str) -> bool {
+    hosts.split(',').any(|h| match h.strip_prefix('[') {
+        Some(v6) => {
+            v6.split_once(']').is_some_and(|(_, p)| p.starts_with(':'))
+        }
+        None => h.contains(':'),
+    })
 }
 
 /// `Some` of a key this module reads itself, `None` for one the driver
@@ -1430,7 +1491,12 @@ fn split_url(s: &str, scheme_len: usize) -> Result<(String, Own), ConnError> {
         }
         query_from += at + 1;
     }
-    let mut own = Own::default();
+    let hosts = s.get(query_from..).unwrap_or("");
+    let hosts = hosts.split(['/', '?']).next().unwrap_or("");
+    let mut own = Own {
+        url_without_port: !hosts.is_empty() && !url_hosts_have_port(hosts),
+        ..Own::default()
+    };
     let Some(q) = s.get(query_from..).and_then(|rest| rest.find('?')) else {
         return Ok((s.to_owned(), own));
     };
@@ -1444,7 +1510,9 @@ fn split_url(s: &str, scheme_len: usize) -> Result<(String, Own), ConnError> {
             ));
         };
         match own_key(&percent_decode(k, "query key")?)? {
-            Some(key) => own.0.push((key, percent_decode(v, "query value")?)),
+            Some(key) => {
+                own.values.push((key, percent_decode(v, "query value")?));
+            }
             None => {
                 if kept > 0 {
                     rest.push('&');
@@ -1466,7 +1534,7 @@ fn split_keywords(s: &str) -> Result<(String, Own), ConnError> {
         if let Some(key) = own_key(pair.key)? {
             rest.push_str(s.get(copied..pair.span.start).unwrap_or(""));
             copied = pair.span.end;
-            own.0.push((key, unescape(pair.value)));
+            own.values.push((key, unescape(pair.value)));
         }
     }
     rest.push_str(s.get(copied..).unwrap_or(""));
@@ -1742,7 +1810,29 @@ mod tests {
         conninfo: &str,
         env: &[(&str, &str)],
     ) -> Result<PgSettings, ConnError> {
-        PgSettings::resolve_in(conninfo, &env_of(env), &|_| false)
+        PgSettings::resolve_in(conninfo, &env_of(env), &|_| false, &|| None)
+    }
+
+    #[test]
+    fn passwd_lookup() {
+        let passwd = "# comment\n\
+                      root:x:0:0:root:/root:/bin/bash\n\
+                      +nis::::::\n\
+                      loader:x:1000:1000::/home/loader:/bin/sh\n\
+                      broken:x:notanumber:1::/:/bin/sh\n\
+                      :x:2000:1::/:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("loader"));
+        assert_eq!(passwd_name(passwd, 2000), None);
+        assert_eq!(passwd_name(passwd, 4242), None);
+        assert_eq!(passwd_name("", 0), None);
+        // This process's own name, where there is one.
+        #[cfg(target_os = "linux")]
+        if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+            use std::os::unix::fs::MetadataExt;
+            let uid = std::fs::metadata("/proc/self").unwrap().uid();
+            assert_eq!(os_user_name(), passwd_name(&passwd, uid));
+        }
     }
 
     #[test]
@@ -2068,9 +2158,22 @@ mod tests {
         assert_eq!((s.user(), s.dbname()), ("u", "d"));
         assert_eq!(s.password_source(), &PasswordSource::Conninfo);
         assert_eq!(s.sslmode(), SslMode::Prefer);
-        // The driver gives a URL host without a port 5432; PGPORT applies
-        // only to a URL without hosts.
-        assert_eq!(resolve("postgres://h/d", &env).unwrap().ports(), &[5432]);
+        // As in libpq, PGPORT applies to a URL whose hosts have no port
+        // (the driver alone would give them 5432).
+        let ports = |url: &str| resolve(url, &env).unwrap().ports().to_vec();
+        assert_eq!(ports("postgres://h/d"), [6000]);
+        assert_eq!(ports("postgres://u@h"), [6000]);
+        assert_eq!(ports("postgres://h?sslmode=disable"), [6000]);
+        assert_eq!(ports("postgres://a,b/d"), [6000]);
+        assert_eq!(ports("postgres://[::1]/d"), [6000]);
+        assert_eq!(ports("postgres://%2Ftmp/d"), [6000]);
+        assert_eq!(ports("postgres://h:7/d"), [7]);
+        assert_eq!(ports("postgres://[::1]:7/d"), [7]);
+        assert_eq!(ports("postgres://a:7,b:8/d"), [7, 8]);
+        assert_eq!(ports("host=h"), [6000]);
+        assert_eq!(ports("host=h port=7"), [7]);
+        let no_env = resolve("postgres://h/d", &[("USER", "u")]).unwrap();
+        assert_eq!(no_env.ports(), &[5432]);
         let s = resolve("postgres:///d", &env).unwrap();
         assert_eq!(s.hosts(), &[PgHost::Tcp("envhost".into())]);
         assert_eq!(s.ports(), &[6000]);
@@ -2117,13 +2220,29 @@ mod tests {
         assert!(matches!(e, ConnError::NoUser));
         assert!(e.to_string().contains("PGUSER"), "{e}");
 
+        // The operating-system user name comes first, as in libpq (the
+        // password database); USER and LOGNAME only without one.
+        let os = |conninfo: &str, env: &[(&str, &str)]| {
+            PgSettings::resolve_in(conninfo, &env_of(env), &|_| false, &|| {
+                Some("osuser".to_owned())
+            })
+        };
+        let s = os("", &[]).unwrap();
+        assert_eq!((s.user(), s.dbname()), ("osuser", "osuser"));
+        assert_eq!(os("", &[("USER", "me")]).unwrap().user(), "osuser");
+        assert_eq!(os("", &[("PGUSER", "pg")]).unwrap().user(), "pg");
+        assert_eq!(os("postgres://given@h", &[]).unwrap().user(), "given");
+        let s = os("postgres://h/", &[]).unwrap();
+        assert_eq!((s.user(), s.dbname()), ("osuser", "osuser"));
+
         // The Unix socket directory, if the server's socket is there.
         let env = env_of(&[("USER", "me")]);
         let sockets = |found: &'static [&'static str]| {
             move |p: &Path| found.iter().any(|f| p == Path::new(f))
         };
         let with = |conninfo: &str, found| {
-            PgSettings::resolve_in(conninfo, &env, &sockets(found)).unwrap()
+            PgSettings::resolve_in(conninfo, &env, &sockets(found), &|| None)
+                .unwrap()
         };
         let both =
             &["/var/run/postgresql/.s.PGSQL.5432", "/tmp/.s.PGSQL.5432"];

@@ -14,6 +14,8 @@ use cwl_copy::{
     ColumnSpec, Decoder, DecoderBuilder, Dialect, Mapper, Variant,
 };
 
+use crate::report::ByteSize;
+
 /// A usage error: exit code 2.
 #[derive(Debug)]
 pub(crate) struct Usage(pub(crate) String);
@@ -29,26 +31,56 @@ impl std::error::Error for Usage {}
 /// The decoder's flags.
 #[derive(clap::Args, Clone)]
 pub(crate) struct DecodeOpts {
-    /// Input layout: auto, gzip, gzip-over-gzip, json, lines.
-    #[arg(long, default_value = "auto", value_parser = parse_variant)]
+    /// Input layout: auto (sniffed from the bytes of each object), gzip,
+    /// gzip-over-gzip, json, lines.
+    #[arg(long, value_name = "VARIANT", default_value = "auto", value_parser = parse_variant)]
     pub(crate) variant: Variant,
-    /// Largest inflated gzip member (or JSON document, or line), in bytes.
-    #[arg(long, default_value_t = 256 << 20)]
-    pub(crate) max_member_bytes: u64,
-    /// Largest inflated object, in bytes (also the largest object read).
-    #[arg(long, default_value_t = 8 << 30)]
-    pub(crate) max_object_bytes: u64,
+    /// Largest inflated gzip member (or JSON document, or line): bytes, or
+    /// a size such as 256MiB [default: 256 MiB].
+    // clap would quote a default with a space: it is in the text instead.
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(256 << 20), hide_default_value = true)]
+    pub(crate) max_member_bytes: ByteSize,
+    /// Largest inflated object (also the largest object read): bytes, or
+    /// a size such as 8GiB [default: 8 GiB].
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(8 << 30), hide_default_value = true)]
+    pub(crate) max_object_bytes: ByteSize,
 }
 
 impl DecodeOpts {
     pub(crate) fn decoder(&self) -> Decoder {
         DecoderBuilder::new()
             .variant(self.variant)
-            .max_member_bytes(self.max_member_bytes)
-            .max_object_bytes(self.max_object_bytes)
+            .max_member_bytes(self.max_member_bytes.0)
+            .max_object_bytes(self.max_object_bytes.0)
             .build()
     }
 }
+
+/// The help of `--threads`, the same for every subcommand.
+pub(crate) const THREADS_HELP: &str = "Worker threads [default: one per CPU]";
+
+/// The help of `--summary-json`, the same for every subcommand.
+pub(crate) const SUMMARY_HELP: &str =
+    "Write a JSON summary of the run to this file";
+
+/// The help of `--columns`, the same for every subcommand.
+pub(crate) const COLUMNS_HELP: &str = "The column spec (TOML)";
+
+/// The help of `--table`, the same for every subcommand.
+#[cfg_attr(not(feature = "loader"), allow(dead_code))]
+pub(crate) const TABLE_HELP: &str =
+    "The target table [default: the column spec's `table`]";
+
+/// The help of `--schema`, the same for every subcommand.
+#[cfg_attr(not(feature = "loader"), allow(dead_code))]
+pub(crate) const SCHEMA_HELP: &str = "Schema of the target, ledger and \
+     quarantine tables [default: the first schema of the server's \
+     search_path]";
+
+/// The help of `--ledger-table`, the same for every subcommand.
+#[cfg_attr(not(feature = "loader"), allow(dead_code))]
+pub(crate) const LEDGER_HELP: &str =
+    "Ledger table: the objects loaded, per target table";
 
 fn parse_variant(s: &str) -> Result<Variant, String> {
     s.parse()
@@ -67,7 +99,8 @@ pub(crate) fn parse_dialect(s: &str) -> Result<Dialect, String> {
 pub(crate) struct SourceOpts {
     /// Only S3 objects under Firehose hour prefixes from this UTC time on:
     /// YYYY-MM-DD, YYYY-MM-DDTHH or RFC 3339. The hour is Firehose's
-    /// arrival hour, not the event time.
+    /// arrival hour, not the event time [default: no hour range, every
+    /// object under the input].
     #[arg(long, value_name = "TIME")]
     pub(crate) from: Option<String>,
     /// Only hour prefixes before this UTC time (exclusive); same forms as
@@ -83,8 +116,8 @@ pub(crate) struct SourceOpts {
     #[arg(long, value_name = "N")]
     pub(crate) s3_concurrency: Option<usize>,
     /// Endpoint for every AWS service, e.g. an emulator (path-style S3
-    /// addressing); the SDK also reads AWS_ENDPOINT_URL and
-    /// AWS_ENDPOINT_URL_S3.
+    /// addressing) [default: the SDK's, or AWS_ENDPOINT_URL,
+    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SQS].
     #[arg(long, value_name = "URL")]
     pub(crate) endpoint_url: Option<String>,
 }

@@ -11,11 +11,47 @@ use anyhow::{Context, Result};
 use cwl_copy::ordered::{self, Piece};
 use cwl_copy::{
     ConvertScratch, Converter, Counts, DecodeStats, Dialect, Error,
-    ObjectOutput,
+    ObjectOutput, Variant,
 };
 
 use crate::args::{self, DecodeOpts, Objects, SourceOpts, Usage};
 use crate::decode::ErrorOut;
+use crate::report::{self, count, AsLines, Problems};
+
+/// The summary line: `14 objects, 58 events: 43 rows, 15 filtered out, 0
+/// rejected; 14 decode errors; 0 control messages; 150 ms`.
+fn summary_line(
+    stats: &DecodeStats,
+    counts: &Counts,
+    errors: usize,
+    elapsed: std::time::Duration,
+) -> String {
+    format!(
+        "{}, {}: {}, {} filtered out, {} rejected; {}; {}; {}",
+        count(stats.objects, "object"),
+        count(counts.events, "event"),
+        count(counts.rows, "row"),
+        report::thousands(counts.filtered_out),
+        report::thousands(counts.rejected),
+        count(u64::try_from(errors).unwrap_or(u64::MAX), "decode error"),
+        count(stats.control_messages, "control message"),
+        report::duration(elapsed),
+    )
+}
+
+/// Notes an object's rejected events for stderr.
+fn note_rejects(p: &mut Problems, object: &str, o: &ObjectOutput) {
+    for r in &o.rejects {
+        p.reject(
+            object,
+            r.member,
+            r.id.as_deref(),
+            r.code,
+            r.column.as_deref(),
+            &r.reason,
+        );
+    }
+}
 
 #[derive(clap::Args, Clone)]
 pub(crate) struct ConvertArgs {
@@ -23,23 +59,21 @@ pub(crate) struct ConvertArgs {
     opts: DecodeOpts,
     #[command(flatten)]
     source: SourceOpts,
-    /// The column spec (TOML).
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "SPEC", help = args::COLUMNS_HELP)]
     columns: PathBuf,
-    /// `-` (the default) or a FILE for one CSV stream; an existing
-    /// directory (or a path ending in `/`) for one CSV per object.
+    /// A FILE (or `-`, stdout) for one CSV stream; an existing directory
+    /// (or a path ending in `/`) for one CSV per object [default: -].
     #[arg(long, value_name = "FILE|DIR|-")]
     out: Option<PathBuf>,
     /// CSV dialect: postgres or redshift.
-    #[arg(long, default_value = "postgres", value_parser = args::parse_dialect)]
+    #[arg(long, value_name = "DIALECT", default_value = "postgres", value_parser = args::parse_dialect)]
     dialect: Dialect,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_name = "N", help = args::THREADS_HELP)]
     threads: Option<usize>,
-    /// Write a JSON summary of the run to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help = args::SUMMARY_HELP)]
     summary_json: Option<PathBuf>,
-    /// Write rejected events and undecodable input here, as NDJSON.
+    /// Write every rejected event and undecodable range here, as NDJSON
+    /// (stderr shows the first few) [default: none written].
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
     /// Files, directories (walked recursively, in sorted order) or
@@ -154,8 +188,11 @@ fn progress(total: u64) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(total);
+    // The bar and its rate count input bytes (objects as stored); the
+    // message adds the inflated rate.
     let style = indicatif::ProgressStyle::with_template(
-        "{bar:30} {bytes}/{total_bytes} read  {msg}  [{elapsed}, eta {eta}]",
+        "{bar:30} {bytes}/{total_bytes} input ({bytes_per_sec})  {msg}  \
+         [{elapsed}, eta {eta}]",
     )
     .ok()?;
     bar.set_style(style);
@@ -174,8 +211,11 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
     let table = cwl_copy::sql::TableName::new(None, spec.table())
         .map_err(|e| Usage(format!("{}: {e}", args.columns.display())))?;
     let converter = Converter::new(args.opts.decoder(), mapper);
-    let objects =
-        Objects::list(&args.inputs, &args.source, args.opts.max_object_bytes)?;
+    let objects = Objects::list(
+        &args.inputs,
+        &args.source,
+        args.opts.max_object_bytes.0,
+    )?;
     objects.warn_if_empty(&args.inputs);
     let indices: Vec<usize> = (0..objects.refs.len()).collect();
     let (pool, threads) = args::pool(args.threads)?;
@@ -212,6 +252,8 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
     let mut truncated: Vec<u64> = Vec::new();
     let mut stats = DecodeStats::default();
     let mut errors: Vec<Error> = Vec::new();
+    let mut problems = Problems::default();
+    let mut as_lines = AsLines::default();
     let stderr = io::stderr();
     // Objects are converted on the pool and written in input order, so the
     // output is the same for any thread count. Each object's CSV streams
@@ -307,11 +349,15 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
             if let Some(r) = &mut rejects {
                 write_rejects(r, name, &o).context("writing rejects")?;
             }
+            // Each decode error as a JSON line (as `decode` does: a
+            // contract); the rejected events' first few as text, at the end.
             for e in &o.errors {
                 let mut err = stderr.lock();
                 serde_json::to_writer(&mut err, &ErrorOut::new(e))?;
                 err.write_all(b"\n")?;
             }
+            note_rejects(&mut problems, name, &o);
+            as_lines.note(name, o.decode.envelopes, o.decode.events);
             counts.add(&o.counts);
             for r in &o.rejects {
                 *rejects_by_code.entry(r.code).or_default() += 1;
@@ -335,9 +381,11 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                 bar.inc(read);
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 bar.set_message(format!(
-                    "{:.1} MB/s  {:.0} events/s",
-                    stats.inflated_bytes as f64 / secs / 1e6,
-                    counts.events as f64 / secs
+                    "{}/s inflated, {} events/s",
+                    indicatif::HumanBytes(
+                        (stats.inflated_bytes as f64 / secs) as u64
+                    ),
+                    report::thousands((counts.events as f64 / secs) as u64)
                 ));
             }
             Ok(())
@@ -353,10 +401,19 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     let elapsed = started.elapsed().as_secs_f64();
+    problems.print(&match &args.rejects {
+        Some(p) => format!("all of them are in {}", p.display()),
+        None => "--rejects FILE writes all of them".to_owned(),
+    });
     eprintln!(
-        "cwl-copy: {} objects, {} events: {} rows, {} filtered out, {} rejected; {} decode errors; {} control messages; {:.2}s",
-        stats.objects, counts.events, counts.rows, counts.filtered_out, counts.rejected, errors.len(), stats.control_messages, elapsed
+        "cwl-copy: {}",
+        summary_line(&stats, &counts, errors.len(), started.elapsed())
     );
+    if args.opts.variant == Variant::Auto {
+        if let Some(v) = as_lines.describe(stats.objects) {
+            eprintln!("cwl-copy: {v}");
+        }
+    }
     let copy = match args.dialect {
         Dialect::Postgres => {
             cwl_copy::sql::copy_statement(converter.mapper(), &table, "STDIN")

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cwl_copy::ordered::{self, Piece};
-use cwl_copy::{DecodeStats, Error, LogEvent, Scratch};
+use cwl_copy::{DecodeStats, Error, LogEvent, Scratch, Variant};
 
 use crate::args::{self, DecodeOpts, Objects, SourceOpts};
+use crate::report::AsLines;
 
 /// The flags of `cwl-copy decode`.
 #[derive(clap::Args, Clone)]
@@ -18,12 +19,9 @@ pub(crate) struct DecodeArgs {
     pub(crate) opts: DecodeOpts,
     #[command(flatten)]
     pub(crate) source: SourceOpts,
-    /// Write a JSON summary of the run to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help = args::SUMMARY_HELP)]
     pub(crate) summary_json: Option<PathBuf>,
-    /// Worker threads (default: one per CPU); the output is the same
-    /// for any number.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = args::THREADS_HELP)]
     pub(crate) threads: Option<usize>,
     /// Files, directories (walked recursively, in sorted order) or
     /// s3://bucket/prefix/ (listed in key order).
@@ -86,7 +84,7 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
         (&a.opts, a.summary_json.as_deref(), a.threads);
     const CHUNK: usize = 1 << 20;
     const AHEAD: usize = 8;
-    let objects = Objects::list(&a.paths, &a.source, opts.max_object_bytes)?;
+    let objects = Objects::list(&a.paths, &a.source, opts.max_object_bytes.0)?;
     objects.warn_if_empty(&a.paths);
     let decoder = opts.decoder();
     let (pool, threads) = args::pool(threads)?;
@@ -96,6 +94,7 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
     let stderr = io::stderr();
     let mut stats = DecodeStats::default();
     let mut errors: Vec<Error> = Vec::new();
+    let mut as_lines = AsLines::default();
     // As in `convert`: objects decode on the pool, their JSON lines stream
     // out in input order in chunks, so the output is the same for any
     // thread count. An object's errors go to stderr after its events.
@@ -152,7 +151,7 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
             emit(lines);
             Ok((s, errs))
         },
-        |_, piece| -> Result<()> {
+        |i, piece| -> Result<()> {
             match piece {
                 Piece::Chunk(lines) => {
                     out.write_all(&lines).context("writing events")?;
@@ -164,6 +163,9 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
                         serde_json::to_writer(&mut err, &ErrorOut::new(e))?;
                         err.write_all(b"\n")?;
                     }
+                    let name =
+                        objects.refs.get(i).map_or("", |r| r.name.as_str());
+                    as_lines.note(name, s.envelopes, s.events);
                     stats.add(&s);
                     errors.extend(errs);
                 }
@@ -172,6 +174,11 @@ pub(crate) fn run(a: &DecodeArgs) -> Result<ExitCode> {
         },
     )?;
     out.flush().context("writing events")?;
+    if opts.variant == Variant::Auto {
+        if let Some(v) = as_lines.describe(stats.objects) {
+            eprintln!("cwl-copy: {v}");
+        }
+    }
     if let Some(path) = summary {
         let summary = DecodeSummary {
             objects: stats.objects,

@@ -11,8 +11,7 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use cwl_copy::load::source::notification::{s3_event_body, S3Object};
 use cwl_copy::load::source::s3::{sdk_config, S3};
 use cwl_copy::load::{
-    CopyTarget, LedgerTables, LoaderOptions, Location, PgLoader, PgSettings,
-    TableName,
+    CopyTarget, LedgerTables, LoaderOptions, Location, PgSettings, TableName,
 };
 use futures_util::StreamExt as _;
 
@@ -31,22 +30,18 @@ pub(crate) struct EnqueueArgs {
     /// The queue the loaders consume.
     #[arg(long, value_name = "URL")]
     pub(crate) sqs_queue_url: String,
-    /// Skip objects the ledger already holds for the target table: the
-    /// PostgreSQL connection, as for `load`.
+    /// The PostgreSQL target, as for `load`: objects its ledger holds for
+    /// the target table are not sent (needs --table or --columns)
+    /// [default: none, every object listed is sent].
     #[arg(long, value_name = "CONNINFO")]
     pub(crate) target: Option<String>,
-    /// The target table [default: the spec's `table`, with --columns].
-    #[arg(long, value_name = "NAME", requires = "target")]
+    #[arg(long, value_name = "NAME", requires = "target", help = args::TABLE_HELP)]
     pub(crate) table: Option<String>,
-    /// The column spec, for its table name.
-    #[arg(long, value_name = "SPEC", requires = "target")]
+    #[arg(long, value_name = "SPEC", requires = "target", help = args::COLUMNS_HELP)]
     pub(crate) columns: Option<PathBuf>,
-    /// Schema of the target and ledger tables [default: the server's
-    /// search_path].
-    #[arg(long, value_name = "NAME", requires = "target")]
+    #[arg(long, value_name = "NAME", requires = "target", help = args::SCHEMA_HELP)]
     pub(crate) schema: Option<String>,
-    /// Ledger table name.
-    #[arg(long, value_name = "NAME", default_value = cwl_copy::load::DEFAULT_LEDGER_TABLE)]
+    #[arg(long, value_name = "NAME", help = args::LEDGER_HELP, default_value = cwl_copy::load::DEFAULT_LEDGER_TABLE)]
     pub(crate) ledger_table: String,
     /// s3://bucket/prefix/ (listed in key order).
     #[arg(required = true, value_name = "INPUT")]
@@ -89,6 +84,13 @@ pub(crate) fn run(args: &EnqueueArgs) -> Result<ExitCode> {
         let s3 = S3::connect(&args::s3_options(&args.source)).await;
         let refs =
             cwl_copy::load::list_inputs(&inputs, &list, Some(&s3)).await?;
+        if refs.is_empty() {
+            // As for the other subcommands: a warning, and exit 0.
+            eprintln!(
+                "cwl-copy: warning: no objects found in {}",
+                args.inputs.join(" ")
+            );
+        }
         let done = match (settings, &table) {
             (Some(settings), Some(table)) => {
                 let keys: Vec<String> =
@@ -116,6 +118,7 @@ pub(crate) fn run(args: &EnqueueArgs) -> Result<ExitCode> {
         let sent = send(&sqs, &args.sqs_queue_url, &region, &objects).await?;
         anyhow::Ok((sent, skipped))
     })?;
+    // Stdout, for scripts: the same words for any count.
     println!("sent {sent} messages ({skipped} already loaded)");
     Ok(ExitCode::SUCCESS)
 }
@@ -135,12 +138,11 @@ async fn loaded(
     .map_err(|e| Usage(e.to_string()))?;
     let name = TableName::new(args.schema.as_deref(), table)
         .map_err(|e| Usage(format!("--table: {e}")))?;
-    let mut loader = PgLoader::connect(
+    let mut loader = crate::load::connect(
         settings,
         LoaderOptions { tables: tables.clone(), ..Default::default() },
     )
-    .await
-    .context("connecting to PostgreSQL")?;
+    .await?;
     // No ledger yet: nothing is loaded.
     if loader.resolve_table(&tables.ledger).await?.is_none() {
         return Ok(Default::default());

@@ -2,6 +2,7 @@
 //! the library's [`cwl_copy::load::run`]; a summary line, the JSON
 //! summary, and the exit code.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,13 +17,15 @@ use cwl_copy::load::target::redshift::{
     Endpoint, RedshiftOptions, RedshiftTarget,
 };
 use cwl_copy::load::{
-    BatchLimits, CopyTarget, LedgerTables, Listing, LoadConfig, LoaderOptions,
-    PgLoader, PgSettings, PgTarget, Progress, TableName,
+    BatchLimits, BatchOutcome, ConnError, CopyTarget, LedgerTables, Listing,
+    LoadConfig, LoadError, LoaderOptions, ObjectRows, PgHost, PgLoadError,
+    PgLoader, PgSettings, PgTarget, Progress, TableName, TargetInfo,
 };
 use cwl_copy::load::{Input, ListOptions, LoadSummary, Target};
 use cwl_copy::{Converter, Dialect};
 
 use crate::args::{self, DecodeOpts, SourceOpts, Usage};
+use crate::report::{self, count, thousands, ByteSize, Problems};
 
 /// The flags of `cwl-copy load`.
 #[derive(clap::Args, Clone)]
@@ -31,8 +34,7 @@ pub(crate) struct LoadArgs {
     pub(crate) opts: DecodeOpts,
     #[command(flatten)]
     pub(crate) source: SourceOpts,
-    /// The column spec (TOML).
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "SPEC", help = args::COLUMNS_HELP)]
     pub(crate) columns: PathBuf,
     /// The target: PostgreSQL, a `postgres://user@host:port/db` URL or
     /// `host=… port=…` keywords, merged with PGHOST, PGPORT, PGUSER,
@@ -41,28 +43,29 @@ pub(crate) struct LoadArgs {
     /// `redshift://user@host:5439/db` (the wire protocol, same
     /// credentials), `redshift-data://cluster/ID/DB?db_user=USER` (or
     /// `?secret_arn=ARN`), `redshift-data://workgroup/NAME/DB` (the Data
-    /// API).
-    #[arg(long, value_name = "CONNINFO", default_value = "")]
-    pub(crate) target: String,
-    /// Target table [default: the spec's `table`].
-    #[arg(long, value_name = "NAME")]
+    /// API) [default: PostgreSQL as the libpq environment says, as for
+    /// psql].
+    #[arg(long, value_name = "CONNINFO")]
+    pub(crate) target: Option<String>,
+    #[arg(long, value_name = "NAME", help = args::TABLE_HELP)]
     pub(crate) table: Option<String>,
-    /// Schema of the target, ledger and quarantine tables [default: the
-    /// server's search_path].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = args::SCHEMA_HELP)]
     pub(crate) schema: Option<String>,
     /// Create the target table from the column spec if it is missing.
     #[arg(long)]
     pub(crate) create_table: bool,
-    /// Close a batch at this many CSV bytes.
-    #[arg(long, value_name = "N", default_value_t = BatchLimits::DEFAULT_MAX_BYTES)]
-    pub(crate) batch_bytes: u64,
-    /// CSV held in memory by the whole load, in bytes (objects converting,
-    /// waiting and loading); an object's CSV beyond it goes to an unnamed
-    /// temporary file in $TMPDIR (or /tmp), read back when its batch
-    /// loads. 0 writes every object's CSV to a file.
-    #[arg(long, value_name = "N", default_value_t = cwl_copy::load::DEFAULT_CSV_MEMORY_BYTES)]
-    pub(crate) csv_memory_bytes: u64,
+    /// Close a batch at this many bytes of CSV: bytes, or a size such as
+    /// 64MiB [default: 64 MiB].
+    // In the text: clap would quote it (a test checks it is the const).
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(BatchLimits::DEFAULT_MAX_BYTES), hide_default_value = true)]
+    pub(crate) batch_bytes: ByteSize,
+    /// CSV held in memory by the whole load (objects converting, waiting
+    /// and loading): bytes, or a size such as 32MiB; an object's CSV
+    /// beyond it goes to an unnamed temporary file in $TMPDIR (or /tmp),
+    /// read back when its batch loads; 0 sends every object's CSV there
+    /// [default: 32 MiB].
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(cwl_copy::load::DEFAULT_CSV_MEMORY_BYTES), hide_default_value = true)]
+    pub(crate) csv_memory_bytes: ByteSize,
     /// Close a batch at this many objects.
     #[arg(long, value_name = "N", default_value_t = BatchLimits::DEFAULT_MAX_OBJECTS)]
     pub(crate) batch_objects: usize,
@@ -73,17 +76,14 @@ pub(crate) struct LoadArgs {
     /// table and a unique index on the spec's `@id` column).
     #[arg(long)]
     pub(crate) dedup_events: bool,
-    /// Ledger table name.
-    #[arg(long, value_name = "NAME", default_value = cwl_copy::load::DEFAULT_LEDGER_TABLE)]
+    #[arg(long, value_name = "NAME", help = args::LEDGER_HELP, default_value = cwl_copy::load::DEFAULT_LEDGER_TABLE)]
     pub(crate) ledger_table: String,
-    /// Quarantine table name (rejected events, undecodable input).
+    /// Quarantine table: rejected events and undecodable input.
     #[arg(long, value_name = "NAME", default_value = cwl_copy::load::DEFAULT_QUARANTINE_TABLE)]
     pub(crate) quarantine_table: String,
-    /// Worker threads for converting [default: one per CPU].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = args::THREADS_HELP)]
     pub(crate) threads: Option<usize>,
-    /// Write a JSON summary of the run to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help = args::SUMMARY_HELP)]
     pub(crate) summary_json: Option<PathBuf>,
     /// Consume S3 event notifications from this SQS queue instead of
     /// listing INPUTs; messages are deleted only after their objects'
@@ -183,8 +183,9 @@ fn staging(args: &LoadArgs, inputs: &[Input]) -> Result<(String, String)> {
 pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let spec = args::read_spec(&args.columns, args.table.as_deref())?;
+    let conninfo = args.target.as_deref().unwrap_or("");
     let redshift =
-        Endpoint::parse(&args.target).map_err(|e| Usage(e.to_string()))?;
+        Endpoint::parse(conninfo).map_err(|e| Usage(e.to_string()))?;
     let table = TableName::new(args.schema.as_deref(), spec.table())
         .map_err(|e| Usage(format!("--table: {e}")))?;
     let tables = LedgerTables::new(
@@ -242,7 +243,7 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
             }
             // Reads env and ~/.pgpass: done before the runtime starts.
             let settings =
-                PgSettings::resolve(&args.target).context("--target")?;
+                PgSettings::resolve(conninfo).context("--target")?;
             (plain, Plan::Pg(copy, settings))
         }
         Some(endpoint) => {
@@ -289,15 +290,15 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         LoadConfig::new(Converter::new(args.opts.decoder(), mapper));
     config.threads = args::threads(args.threads);
     config.limits = BatchLimits {
-        max_bytes: args.batch_bytes.max(1),
+        max_bytes: args.batch_bytes.0.max(1),
         max_objects: args.batch_objects.max(1),
         max_age: Some(Duration::from_secs(args.batch_seconds)),
     };
     if let Some(c) = args.source.s3_concurrency {
         config.s3_concurrency = c.max(1);
     }
-    config.max_object_bytes = args.opts.max_object_bytes;
-    config.csv_memory_bytes = args.csv_memory_bytes;
+    config.max_object_bytes = args.opts.max_object_bytes.0;
+    config.csv_memory_bytes = args.csv_memory_bytes.0;
     config.name_by_ledger_key = redshift.is_some();
     // One structured line per batch for a long-running consumer.
     config.log_batches = args.sqs_queue_url.is_some();
@@ -331,18 +332,17 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
             .with_context(|| format!("serving metrics on {addr}"))?;
         cwl_copy::load::describe_metrics();
     }
-    let result = rt.block_on(async {
+    let result: Result<(LoadSummary, Problems)> = rt.block_on(async {
         match plan {
             Plan::Pg(copy, settings) => {
-                let loader = PgLoader::connect(
+                let loader = connect(
                     settings,
                     LoaderOptions {
                         tables: tables.clone(),
                         ..Default::default()
                     },
                 )
-                .await
-                .context("connecting to PostgreSQL")?;
+                .await?;
                 let mut target = PgTarget::new(loader, copy, tables, create);
                 drive(args, &config, &inputs, &list, any_s3, &mut target).await
             }
@@ -357,13 +357,13 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         }
     });
     drop(bar);
-    let summary = match result {
+    let (summary, problems) = match result {
         Ok(s) => s,
         Err(e) => {
             // The summary is written on failure too, with the error.
             if let Some(path) = &args.summary_json {
                 let v = serde_json::json!({
-                    "error": format!("{e:#}"),
+                    "error": crate::render(&e),
                     "reconciled": false,
                     "elapsed_seconds": started.elapsed().as_secs_f64(),
                 });
@@ -379,44 +379,33 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
         );
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let t = &summary.target;
+    problems.print(&format!("all of them are in {}", t.quarantine));
     eprintln!(
-        "cwl-copy: {} objects ({} already loaded, {} loaded, {} loaded by another run, {} vanished), {} events: {} rows, {} filtered out, {} rejected, {} duplicate events; {} decode errors; {} batches; {:.2}s",
-        summary.objects_seen,
-        summary.objects_skipped_already_loaded,
-        summary.objects_loaded,
-        summary.objects_skipped_duplicate,
-        summary.objects_vanished,
-        summary.events,
-        summary.rows,
-        summary.filtered,
-        summary.rejected,
-        summary.duplicate_events,
-        summary.errors,
-        summary.batches,
-        elapsed
+        "cwl-copy: {}",
+        summary_line(&summary, args.dedup_events, started.elapsed())
     );
     if args.sqs_queue_url.is_some() {
         let m = &summary.messages;
         eprintln!(
-            "cwl-copy: {} messages received, {} deleted ({} test events, {} ignored events, {} quarantined bodies), {} returned",
-            m.messages_received,
-            m.messages_deleted,
-            m.messages_test_events,
-            m.messages_ignored,
-            m.messages_quarantined,
-            m.messages_returned,
+            "cwl-copy: {} received, {} deleted ({}, {}, {}), {} returned",
+            count(m.messages_received, "message"),
+            thousands(m.messages_deleted),
+            count(m.messages_test_events, "test event"),
+            count(m.messages_ignored, "ignored event"),
+            count(m.messages_quarantined, "quarantined body"),
+            thousands(m.messages_returned),
         );
     }
     for name in summary.vanished.iter().take(5) {
         eprintln!("cwl-copy: vanished (deleted after listing): {name}");
     }
-    let t = &summary.target;
     eprintln!(
         "cwl-copy: rows into {}{}; objects recorded in {}; {} quarantined in {}",
         t.table,
         if t.created { " (created)" } else { "" },
         t.ledger,
-        summary.rejected + summary.errors,
+        thousands(summary.rejected + summary.errors),
         t.quarantine
     );
     let reconciled = summary.reconcile();
@@ -438,16 +427,57 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
     })
 }
 
+/// The summary line: `12 objects (2 already loaded, 10 loaded), 2,880
+/// events: 2,800 rows, 80 filtered out, 0 rejected; 0 decode errors; 1
+/// batch; 3.4 s`. What is 0 in the parentheses is left out.
+fn summary_line(
+    s: &LoadSummary,
+    dedup: bool,
+    elapsed: std::time::Duration,
+) -> String {
+    let mut objects = vec![];
+    for (n, what) in [
+        (s.objects_skipped_already_loaded, "already loaded"),
+        (s.objects_loaded, "loaded"),
+        (s.objects_skipped_duplicate, "loaded by another run"),
+        (s.objects_failed, "failed"),
+        (s.objects_vanished, "vanished"),
+    ] {
+        if n > 0 || what == "loaded" {
+            objects.push(format!("{} {what}", thousands(n)));
+        }
+    }
+    let duplicates = if dedup || s.duplicate_events > 0 {
+        format!(", {}", count(s.duplicate_events, "duplicate event"))
+    } else {
+        String::new()
+    };
+    format!(
+        "{} ({}), {}: {}, {} filtered out, {} rejected{duplicates}; {}; {}; \
+         {}",
+        count(s.objects_seen, "object"),
+        objects.join(", "),
+        count(s.events, "event"),
+        count(s.rows, "row"),
+        thousands(s.filtered),
+        thousands(s.rejected),
+        count(s.errors, "decode error"),
+        count(s.batches, "batch"),
+        report::duration(elapsed),
+    )
+}
+
 /// Runs the load from the INPUTs or the queue into `target`.
-async fn drive<T: Target>(
+async fn drive<T: Target + Send>(
     args: &LoadArgs,
     config: &LoadConfig,
     inputs: &[Input],
     list: &ListOptions,
     any_s3: bool,
     target: &mut T,
-) -> Result<LoadSummary> {
-    Ok(match &args.sqs_queue_url {
+) -> Result<(LoadSummary, Problems)> {
+    let mut target = Noting { inner: target, problems: Problems::default() };
+    let summary = match &args.sqs_queue_url {
         Some(url) => {
             let sdk = sdk_config(args.source.endpoint_url.as_deref()).await;
             let s3 = S3::connect(&args::s3_options(&args.source)).await;
@@ -462,7 +492,7 @@ async fn drive<T: Target>(
                     .await?;
             let stopper = source.stopper();
             let _signals = SignalGuard(tokio::spawn(on_signals(stopper)));
-            cwl_copy::load::run(config, source, target).await?
+            cwl_copy::load::run(config, source, &mut target).await?
         }
         None => {
             let s3 = if any_s3 {
@@ -471,9 +501,154 @@ async fn drive<T: Target>(
                 None
             };
             let source = Listing::new(inputs, list, s3).await?;
-            cwl_copy::load::run(config, source, target).await?
+            cwl_copy::load::run(config, source, &mut target).await?
         }
+    };
+    Ok((summary, target.problems))
+}
+
+/// A target that notes the rejected events and decode errors of the
+/// objects each batch committed (what went into the quarantine), for
+/// stderr.
+struct Noting<'t, T> {
+    inner: &'t mut T,
+    problems: Problems,
+}
+
+impl<T: Target + Send> Target for Noting<'_, T> {
+    async fn prepare(&mut self) -> Result<(), LoadError> {
+        self.inner.prepare().await
+    }
+
+    async fn already_loaded(
+        &mut self,
+        keys: &[String],
+    ) -> Result<HashSet<String>, LoadError> {
+        self.inner.already_loaded(keys).await
+    }
+
+    async fn load_batch(
+        &mut self,
+        batch: &[ObjectRows],
+    ) -> Result<BatchOutcome, LoadError> {
+        let outcome = self.inner.load_batch(batch).await?;
+        let mut loaded: HashSet<&str> =
+            outcome.loaded.iter().map(String::as_str).collect();
+        for o in batch {
+            // Each committed object once (a key repeated in a batch is
+            // loaded once).
+            if !loaded.remove(o.key.as_str()) {
+                continue;
+            }
+            for r in &o.rejects {
+                // The quarantine's reason starts with the code.
+                let reason = r
+                    .reason
+                    .strip_prefix(r.code.as_str())
+                    .and_then(|s| s.strip_prefix(": "))
+                    .unwrap_or(&r.reason);
+                self.problems.reject(
+                    &o.key,
+                    r.member,
+                    r.event_id.as_deref(),
+                    &r.code,
+                    None,
+                    reason,
+                );
+            }
+            for e in &o.errors {
+                match &e.reason {
+                    // The decoder's error: it names the object, member and
+                    // offset.
+                    None => self.problems.error(&e.kind, &e.message),
+                    // Input that is no object (an SQS message body): the
+                    // message is the text itself.
+                    Some(reason) => self.problems.error(
+                        &e.kind,
+                        &format!("{}: {reason}: {}", o.key, e.message),
+                    ),
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn retries(&self) -> u64 {
+        self.inner.retries()
+    }
+
+    fn info(&self) -> TargetInfo {
+        self.inner.info()
+    }
+}
+
+/// Where `settings` connect: `host:port` for each host (a Unix socket's
+/// path), then the database and user.
+pub(crate) fn connect_target(settings: &PgSettings) -> String {
+    let ports = settings.ports();
+    let at: Vec<String> = settings
+        .hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = ports.get(i).or_else(|| ports.first()).copied();
+            let port = port.map_or_else(String::new, |p| p.to_string());
+            match h {
+                PgHost::Unix(dir) => {
+                    format!(
+                        "{}",
+                        dir.join(format!(".s.PGSQL.{port}")).display()
+                    )
+                }
+                PgHost::Tcp(name) if name.contains(':') => {
+                    format!("[{name}]:{port}")
+                }
+                PgHost::Tcp(name) => format!("{name}:{port}"),
+            }
+        })
+        .collect();
+    format!(
+        "{} (database \"{}\", user \"{}\")",
+        at.join(", "),
+        settings.dbname(),
+        settings.user()
+    )
+}
+
+/// Connects to PostgreSQL; a server that stayed unreachable is one
+/// sentence: where, what was tried, and the cause once.
+pub(crate) async fn connect(
+    settings: PgSettings,
+    options: LoaderOptions,
+) -> Result<PgLoader> {
+    let target = connect_target(&settings);
+    PgLoader::connect(settings, options).await.map_err(|e| match &e {
+        PgLoadError::RetriesExhausted { attempts, elapsed, last } => {
+            let cause = match last.as_ref() {
+                PgLoadError::Connect(ConnError::Connect {
+                    source, ..
+                }) => root_cause(source),
+                other => other.to_string(),
+            };
+            anyhow::anyhow!(
+                "cannot connect to PostgreSQL at {target}: {cause}; {} in \
+                 {}",
+                count(u64::from(*attempts), "attempt"),
+                report::duration(*elapsed)
+            )
+        }
+        _ => anyhow::Error::new(e).context("connecting to PostgreSQL"),
     })
+}
+
+/// The innermost cause of `e` (`Connection refused (os error 111)`), or
+/// `e` itself.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// Aborts the signal task when the load is over.
@@ -528,7 +703,8 @@ impl ProgressBar {
             return none;
         }
         let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:30} {bytes}/{total_bytes} read ({bytes_per_sec}, eta {eta})  {msg}",
+            "{bar:30} {bytes}/{total_bytes} input converted ({bytes_per_sec}, \
+             eta {eta})  {msg}",
         ) else {
             return none;
         };
@@ -544,10 +720,10 @@ impl ProgressBar {
             bar.set_position(get(&p.bytes_converted));
             bar.set_message(format!(
                 "{} listed, {} skipped (ledger), {} downloaded, {} loaded",
-                get(&p.objects_listed),
-                get(&p.objects_skipped),
+                count(get(&p.objects_listed), "object"),
+                thousands(get(&p.objects_skipped)),
                 indicatif::HumanBytes(get(&p.bytes_downloaded)),
-                get(&p.objects_loaded),
+                thousands(get(&p.objects_loaded)),
             ));
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -567,5 +743,21 @@ impl Drop for ProgressBar {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_says_the_batch_size_default() {
+        let cmd =
+            <LoadArgs as clap::Args>::augment_args(clap::Command::new("load"));
+        let arg =
+            cmd.get_arguments().find(|a| a.get_id() == "batch_bytes").unwrap();
+        let text = arg.get_help().unwrap().to_string();
+        let default = ByteSize(BatchLimits::DEFAULT_MAX_BYTES).to_string();
+        assert!(text.ends_with(&format!("[default: {default}]")), "{text}");
     }
 }

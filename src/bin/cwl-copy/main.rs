@@ -20,6 +20,7 @@ mod decode;
 mod enqueue;
 #[cfg(feature = "loader")]
 mod load;
+mod report;
 
 use args::Usage;
 
@@ -52,13 +53,41 @@ enum Command {
     Convert(Box<convert::ConvertArgs>),
     /// Decode objects to one JSON object per event on stdout.
     Decode(Box<decode::DecodeArgs>),
-    /// (Not in this build: `load` needs the default features.)
+    /// Not in this build, which has no loader: build with the default
+    /// features (cargo install --path .).
     #[cfg(not(feature = "loader"))]
-    #[command(hide = true, disable_help_flag = true)]
+    #[command(disable_help_flag = true)]
     Load {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            hide = true
+        )]
         _args: Vec<String>,
     },
+    /// Not in this build, which has no loader: build with the default
+    /// features (cargo install --path .).
+    #[cfg(not(feature = "loader"))]
+    #[command(disable_help_flag = true)]
+    Enqueue {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            hide = true
+        )]
+        _args: Vec<String>,
+    },
+}
+
+/// What `load` and `enqueue` say in a build without the loader.
+#[cfg_attr(feature = "loader", allow(dead_code))]
+fn no_loader(command: &str) -> anyhow::Error {
+    Usage(format!(
+        "this build has no loader, so no `{command}` (S3, SQS, PostgreSQL \
+         and Redshift need the `loader` feature); build with the default \
+         features: cargo install --path ."
+    ))
+    .into()
 }
 
 fn main() -> ExitCode {
@@ -69,7 +98,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("cwl-copy: error: {err:#}");
+            eprintln!("cwl-copy: error: {}", render(&err));
             if err.is::<Usage>() {
                 ExitCode::from(2)
             } else {
@@ -77,6 +106,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `err` and its causes, joined by `: `, each said once: a cause whose
+/// text an outer message already includes (errors that print their source
+/// and also return it from `source()`) is left out.
+fn render(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let msg = cause.to_string();
+        if msg.is_empty() || out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -87,18 +134,88 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CWL_COPY_LOG")
-        .unwrap_or_else(|_| {
-            // Warnings, and the loader's one line per batch (SQS mode).
-            tracing_subscriber::EnvFilter::new(
-                "warn,aws_config=error,cwl_copy::batch=info",
-            )
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
-        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
-        .init();
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()));
+    // The level filter is global (callsites it disables are never
+    // evaluated again, so the AWS SDK's and the drivers' debug events cost
+    // nothing); `QuietRetries` only sees what it lets through.
+    let registry = tracing_subscriber::registry();
+    match tracing_subscriber::EnvFilter::try_from_env("CWL_COPY_LOG") {
+        // The user's filter, as given.
+        Ok(filter) => registry.with(filter).with(fmt).init(),
+        // Warnings, and the loader's one line per batch (SQS mode); short
+        // retries are left to the final error, which counts them.
+        Err(_) => registry
+            .with(tracing_subscriber::EnvFilter::new(
+                "warn,aws_config=error,cwl_copy::batch=info",
+            ))
+            .with(fmt.with_filter(QuietRetries))
+            .init(),
+    }
+}
+
+/// A retry is worth a line once its wait before the next attempt is this
+/// long (in milliseconds): the run then looks stuck without one.
+const LONG_RETRY_MS: u64 = 5000;
+
+/// Leaves out the loader's "transient failure, retrying" events (those
+/// with a `backoff_ms` field) whose backoff is shorter than
+/// [`LONG_RETRY_MS`]: a connection that fails for good then prints one
+/// error saying how often and how long it was tried, not a line per
+/// attempt. `CWL_COPY_LOG=debug` shows every attempt.
+struct QuietRetries;
+
+impl<S> tracing_subscriber::layer::Filter<S> for QuietRetries {
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Decided once per callsite, except for retry events.
+        if meta.fields().field("backoff_ms").is_some() {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+
+    fn enabled(
+        &self,
+        _meta: &tracing::Metadata<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        struct Backoff(Option<u64>);
+        impl tracing::field::Visit for Backoff {
+            fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
+                if f.name() == "backoff_ms" {
+                    self.0 = Some(v);
+                }
+            }
+            fn record_debug(
+                &mut self,
+                _f: &tracing::field::Field,
+                _v: &dyn std::fmt::Debug,
+            ) {
+            }
+        }
+        if event.metadata().fields().field("backoff_ms").is_none() {
+            return true;
+        }
+        let mut b = Backoff(None);
+        event.record(&mut b);
+        b.0.is_none_or(|ms| ms >= LONG_RETRY_MS)
+    }
 }
 
 fn run() -> Result<ExitCode> {
@@ -109,13 +226,68 @@ fn run() -> Result<ExitCode> {
         #[cfg(feature = "loader")]
         Command::Enqueue(args) => enqueue::run(&args),
         #[cfg(not(feature = "loader"))]
-        Command::Load { .. } => Err(Usage(
-            "this build has no loader; build with the default features: \
-             cargo install --path ."
-                .into(),
-        )
-        .into()),
+        Command::Load { .. } => Err(no_loader("load")),
+        #[cfg(not(feature = "loader"))]
+        Command::Enqueue { .. } => Err(no_loader("enqueue")),
         Command::Decode(args) => decode::run(&args),
         Command::Convert(args) => convert::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_each_cause_once() {
+        #[derive(Debug)]
+        struct Inner;
+        impl std::fmt::Display for Inner {
+            fn fmt(
+                &self,
+                f: &mut std::fmt::Formatter<'_>,
+            ) -> std::fmt::Result {
+                f.write_str("Connection refused (os error 111)")
+            }
+        }
+        impl std::error::Error for Inner {}
+        // An error that prints its source and also returns it.
+        #[derive(Debug)]
+        struct Outer(Inner);
+        impl std::fmt::Display for Outer {
+            fn fmt(
+                &self,
+                f: &mut std::fmt::Formatter<'_>,
+            ) -> std::fmt::Result {
+                write!(f, "connecting to h:1: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Outer(Inner)).context("--target");
+        assert_eq!(
+            render(&e),
+            "--target: connecting to h:1: Connection refused (os error 111)"
+        );
+        let e = anyhow::Error::new(Inner).context("reading spec.toml");
+        assert_eq!(
+            render(&e),
+            "reading spec.toml: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn a_build_without_the_loader_says_how_to_get_it() {
+        let e = no_loader("load");
+        assert!(e.is::<Usage>(), "exit code 2");
+        assert_eq!(
+            e.to_string(),
+            "this build has no loader, so no `load` (S3, SQS, PostgreSQL and \
+             Redshift need the `loader` feature); build with the default \
+             features: cargo install --path ."
+        );
     }
 }
