@@ -1373,3 +1373,109 @@ async fn matrix_password_in_the_connection_string_is_never_printed() {
         assert!(!all.contains(SECRET), "the password is printed:\n{all}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Limits of the loader: batches, S3 downloads at once
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_batch_objects_and_batch_bytes_close_batches() {
+    let objs: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| (format!("o{i}"), good_tagged(&format!("b{i}"))))
+        .collect();
+    let files: Vec<(&str, &[u8])> =
+        objs.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    for (flags, batches) in [
+        (&["--batch-objects", "2"][..], 3),
+        (&["--batch-bytes", "1"][..], 5),
+        (&[][..], 1),
+    ] {
+        let l = load_files("batches", &files, spec_path(), flags).await;
+        assert_eq!(l.run.code, Some(0), "{}", l.run.stderr);
+        assert_eq!(
+            l.run.n("batches"),
+            batches,
+            "{flags:?}: {}",
+            l.run.summary
+        );
+        assert_eq!(l.rows().await, 5 * GOOD_EVENTS);
+        assert_eq!(l.ledger().await.len(), 5);
+    }
+}
+
+/// A TCP proxy in front of `upstream` that counts the connections open
+/// at once (the most seen), for the S3 download limit.
+async fn counting_proxy(
+    upstream: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let open = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&most);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else { return };
+            let (open, most, upstream) =
+                (Arc::clone(&open), Arc::clone(&most), upstream.clone());
+            tokio::spawn(async move {
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                if let Ok(mut out) =
+                    tokio::net::TcpStream::connect(&upstream).await
+                {
+                    let _ =
+                        tokio::io::copy_bidirectional(&mut inbound, &mut out)
+                            .await;
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_s3_concurrency_bounds_the_connections() {
+    use std::sync::atomic::Ordering;
+    let s3 = support::s3_client().await;
+    let bucket = support::fresh_bucket(&s3, "rel-conc").await;
+    for i in 0..16 {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("logs/o{i:02}"))
+            .body(good_tagged(&format!("c{i}")).into())
+            .send()
+            .await
+            .unwrap();
+    }
+    for c in [1usize, 2] {
+        let (endpoint, most) = counting_proxy(support::aws_endpoint()).await;
+        let (client, schema) = support::pg_schema("s3-conc").await;
+        let out = tempdir().join("s3-conc");
+        let mut cmd = load_cmd(spec_path(), &schema, &out);
+        cmd.args(["--endpoint-url", &endpoint])
+            .args(["--s3-concurrency", &c.to_string()])
+            .arg(format!("s3://{bucket}/logs/"));
+        let r = run(&mut tokio::process::Command::from(cmd), &out).await;
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert_eq!(r.n("objects_loaded"), 16);
+        let rows: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM \"{schema}\".{TABLE}"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 16 * GOOD_EVENTS);
+        // The downloads, plus the connection the listing used (the pool
+        // may keep it open while the downloads run).
+        let most = most.load(Ordering::SeqCst);
+        eprintln!("--s3-concurrency {c}: {most} connections at most");
+        assert!(most >= 1 && most <= c + 1, "--s3-concurrency {c}: {most}");
+    }
+}
