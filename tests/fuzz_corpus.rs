@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use cwl_copy::fuzzing::{self, decode_checked, VARIANTS};
 
+/// A fuzz target's invariant.
+type Invariant = fn(&[u8]);
+
 /// Every fuzz target and its invariant.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Invariant)] = &[
     ("fuzz_object", fuzzing::object),
     ("fuzz_members", fuzzing::members),
     ("fuzz_envelope", fuzzing::envelope),
