@@ -1477,3 +1477,59 @@ async fn limit_s3_concurrency_bounds_the_connections() {
         assert!(most >= 1 && most <= c + 1, "--s3-concurrency {c}: {most}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_sqs_messages_held_at_once() {
+    use crate::support::sqs;
+    // 40 notifications, one object each; `--batch-objects 1` holds at
+    // most 2 x 1, at least 20, messages at once (`max_in_flight`).
+    let s3 = support::s3_client().await;
+    let bucket = support::fresh_bucket(&s3, "rel-held").await;
+    let mut bodies = Vec::new();
+    for i in 0..40 {
+        let key = format!("logs/o{i:02}");
+        let data = good_tagged(&format!("h{i}"));
+        bodies.push(sqs::created(&bucket, &key, data.len() as u64));
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(data.into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let sqs_c = support::sqs_client().await;
+    let q = sqs::queue(&sqs_c, "rel-held", Some(120)).await;
+    sqs::send(&sqs_c, &q, &bodies).await;
+    let (client, schema) = support::pg_schema("sqs-held").await;
+    let out = tempdir().join("sqs-held");
+    let flags = ["--once", "--wait-seconds", "1", "--batch-objects", "1"];
+    let mut cmd = sqs::sqs_load_cmd(
+        spec_path(),
+        &schema,
+        &q,
+        &support::aws_endpoint(),
+        &flags,
+        &out,
+    );
+    let mut child = cmd.spawn().unwrap();
+    let mut most = 0;
+    while child.try_wait().unwrap().is_none() {
+        let (_, in_flight) = sqs::counts(&sqs_c, &q).await;
+        most = most.max(in_flight);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = crate::support::cli::finish(child, &out).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.n("objects_loaded"), 40, "{}", r.summary);
+    assert_eq!(r.n("messages_deleted"), 40, "{}", r.summary);
+    eprintln!("--batch-objects 1: {most} messages in flight at most");
+    assert!(most >= 1 && most <= 20, "{most} messages held at once");
+    let rows: i64 = client
+        .query_one(&format!("SELECT count(*) FROM \"{schema}\".{TABLE}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 40 * GOOD_EVENTS);
+    sqs::assert_queue_empty(&sqs_c, &q).await;
+}
