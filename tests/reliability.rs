@@ -29,9 +29,10 @@ const LEDGER: &str = "cwl_copy_ledger";
 /// Events of [`good`], all of them rows.
 const GOOD_EVENTS: i64 = 6;
 
-/// The matrix's column spec: every event a row unless its message is not
-/// a JSON object (`not_json`, `not_object`), holds U+0000 (`nul_char`) or
-/// has a `status` that is not an integer... (`on_mismatch = "null"`).
+/// The matrix's column spec: every event is a row unless its message is
+/// not a JSON object (`not_json`, `not_object`) or a `path` holds U+0000
+/// (`nul_char`); a `status` that is not an integer is NULL
+/// (`on_mismatch = "null"`, the default).
 const SPEC: &str = r#"table = "rel"
 non_json = "reject"
 
@@ -295,10 +296,10 @@ fn load_cmd(spec: &str, schema: &str, out: &Path) -> Command {
 
 /// A bad object's row: decoded alone it reports exactly `want` (kind,
 /// member, offset) and `events` events, exit 3 (0 when `want` is empty);
-/// loaded next to the good object, exactly `want` is quarantined under its
-/// key, `events + rejected` of its events reach the mapping... and the
-/// table holds the good object's 12 rows plus `rows` of its own; both
-/// objects are in the ledger.
+/// loaded next to the good object (exit 0 only when nothing is rejected),
+/// exactly `want` is quarantined under its key as undecodable input, the
+/// table holds the good object's rows plus `rows` of its own, and both
+/// objects are in the ledger. Returns the load for more checks.
 async fn bad_object(
     name: &str,
     data: &[u8],
@@ -1474,7 +1475,7 @@ async fn limit_s3_concurrency_bounds_the_connections() {
         // may keep it open while the downloads run).
         let most = most.load(Ordering::SeqCst);
         eprintln!("--s3-concurrency {c}: {most} connections at most");
-        assert!(most >= 1 && most <= c + 1, "--s3-concurrency {c}: {most}");
+        assert!((1..=c + 1).contains(&most), "--s3-concurrency {c}: {most}");
     }
 }
 
@@ -1524,7 +1525,7 @@ async fn limit_sqs_messages_held_at_once() {
     assert_eq!(r.n("objects_loaded"), 40, "{}", r.summary);
     assert_eq!(r.n("messages_deleted"), 40, "{}", r.summary);
     eprintln!("--batch-objects 1: {most} messages in flight at most");
-    assert!(most >= 1 && most <= 20, "{most} messages held at once");
+    assert!((1..=20).contains(&most), "{most} messages held at once");
     let rows: i64 = client
         .query_one(&format!("SELECT count(*) FROM \"{schema}\".{TABLE}"), &[])
         .await
