@@ -203,6 +203,15 @@ cargo clippy --no-default-features --lib -- -D warnings
 # loader (no AWS SDK, no tokio), warnings denied.
 section "cargo build --no-default-features --features cli"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --no-default-features --features cli
+
+# The fuzz targets (their own workspace, fuzz/) build on stable: checked,
+# not run (the campaign is `fuzz/campaign.sh`, RELIABILITY.md); their
+# invariants run on every test run (tests/fuzz_corpus.rs). Every target,
+# the loader's parsers included.
+# Clippy, so the dependencies checked above are reused (fuzz/Cargo.lock
+# pins the same versions as Cargo.lock).
+section "cargo clippy --manifest-path fuzz/Cargo.toml --features loader --bins -- -D warnings"
+cargo clippy --manifest-path fuzz/Cargo.toml --features loader --bins -- -D warnings
 fi
 
 section "cargo test --all-targets${*:+ $*}"

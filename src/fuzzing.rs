@@ -357,3 +357,703 @@ pub fn mapper_scan(
 ) -> Option<usize> {
     mapper.scan_only(message, scratch)
 }
+
+// ---------------------------------------------------------------------------
+// fuzz_members: gzip framing, member by member
+// ---------------------------------------------------------------------------
+
+/// What a decode reported: events as `(member, id, timestamp, message)`
+/// text, errors as `(code, member, member offset)`.
+type Report = (Vec<String>, Vec<(&'static str, Option<u64>, u64)>);
+
+fn report(dec: &crate::Decoder, name: &str, data: &[u8]) -> Report {
+    let mut scratch = Scratch::new();
+    let (mut events, mut errors) = (vec![], vec![]);
+    let sink = FnSink::new(
+        |e: &LogEvent<'_>| -> Result<(), ()> {
+            events.push(format!(
+                "{:?}",
+                (e.member, e.id, e.timestamp, e.message, e.envelope)
+            ));
+            Ok(())
+        },
+        |e| {
+            let l = e.location();
+            errors.push((e.code(), l.member, l.member_offset));
+            Ok(())
+        },
+    );
+    let stats = dec.decode(name, data, &mut scratch, sink);
+    assert!(stats.is_ok(), "the sink never fails");
+    (events, errors)
+}
+
+/// One gzip member of `data` (flate2, the independent encoder).
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let ok = e.write_all(data).is_ok();
+    assert!(ok, "gzip into memory");
+    e.finish().unwrap_or_default()
+}
+
+/// The `fuzz_members` invariant. The input, cut at `0xff` bytes, is the
+/// inflated content of each member of an object that flate2 writes.
+/// flate2's `MultiGzDecoder` must inflate the object to the pieces;
+/// decoding it must count every member and inflated byte, report no gzip
+/// error, and give for member `i` exactly the events and error codes of
+/// piece `i` decoded alone (renumbered, at member `i`'s offset): no member
+/// is skipped, merged with its neighbour or affected by it.
+pub fn members(data: &[u8]) {
+    use std::io::Read as _;
+
+    let pieces: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
+    let gz: Vec<Vec<u8>> = pieces.iter().map(|p| gzip(p)).collect();
+    let offsets: Vec<u64> = gz
+        .iter()
+        .scan(0u64, |at, m| {
+            let here = *at;
+            *at += m.len() as u64;
+            Some(here)
+        })
+        .collect();
+    let object = gz.concat();
+    let mut inflated = Vec::new();
+    let read = flate2::read::MultiGzDecoder::new(&object[..])
+        .read_to_end(&mut inflated);
+    assert!(read.is_ok(), "flate2 reads its own members: {read:?}");
+    assert_eq!(inflated, pieces.concat(), "flate2 round trip");
+
+    let dec = DecoderBuilder::new().variant(Variant::Gzip).build();
+    let mut scratch = Scratch::new();
+    let stats = dec.decode(
+        "m",
+        &object,
+        &mut scratch,
+        FnSink::new(
+            |_: &LogEvent<'_>| -> Result<(), ()> { Ok(()) },
+            |_| Ok(()),
+        ),
+    );
+    let Ok(stats) = stats else { return };
+    assert_eq!(stats.members, pieces.len() as u64, "members counted");
+    assert_eq!(stats.inflated_bytes, inflated.len() as u64, "bytes counted");
+
+    let (events, errors) = report(&dec, "m", &object);
+    for (code, member, _) in &errors {
+        assert!(
+            !code.starts_with("gzip")
+                && *code != "unreadable"
+                && *code != "trailing_garbage",
+            "intact framing reported as {code} (member {member:?})"
+        );
+    }
+    // Member by member: the same as the piece alone.
+    let mut want_events = Vec::new();
+    let mut want_errors = Vec::new();
+    for (i, (m, at)) in gz.iter().zip(&offsets).enumerate() {
+        let (ev, er) = report(&dec, "m", m);
+        let i = i as u64;
+        want_events.extend(ev.into_iter().map(|e| {
+            // `(Some(0), …` → `(Some(i), …`: the member index leads.
+            e.replacen("(Some(0),", &format!("(Some({i}),"), 1)
+        }));
+        want_errors.extend(er.into_iter().map(|(c, mm, off)| {
+            assert_eq!(mm, Some(0), "one member alone");
+            assert_eq!(off, 0, "one member alone");
+            (c, Some(i), *at)
+        }));
+    }
+    assert_eq!(events, want_events, "events member by member");
+    assert_eq!(errors, want_errors, "errors member by member");
+}
+
+// ---------------------------------------------------------------------------
+// fuzz_envelope: the envelope parser against serde_json
+// ---------------------------------------------------------------------------
+
+/// A JSON value with every object's keys unique, at every depth; a
+/// repeated key is a parse error (the envelope oracle does not model
+/// which of two repeated keys wins a type check).
+struct Unique(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Unique;
+            fn expecting(
+                &self,
+                f: &mut std::fmt::Formatter<'_>,
+            ) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Unique, E> {
+                Ok(Unique(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Unique, E> {
+                Ok(Unique(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Unique, E> {
+                Ok(Unique(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Unique, E> {
+                Ok(Unique(serde_json::Number::from_f64(v).map_or(
+                    serde_json::Value::Null,
+                    serde_json::Value::Number,
+                )))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Unique, E> {
+                Ok(Unique(v.into()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Unique, E> {
+                Ok(Unique(v.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Unique, E> {
+                Ok(Unique(serde_json::Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Unique, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Unique(v)) = a.next_element()? {
+                    out.push(v);
+                }
+                Ok(Unique(out.into()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Unique, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    let Unique(v) = a.next_value()?;
+                    if out.insert(k, v).is_some() {
+                        return Err(serde::de::Error::custom("repeated key"));
+                    }
+                }
+                Ok(Unique(out.into()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What the envelope rules (`src/decode/envelope.rs`, FORMAT.md a.) make
+/// of one JSON document, computed from `serde_json`'s value: the events
+/// as `(id, timestamp, message)` and the number of rejected pieces (the
+/// document, or each bad event).
+fn envelope_oracle(v: &serde_json::Value) -> (Vec<String>, usize) {
+    use serde_json::Value as V;
+    let Some(o) = v.as_object() else { return (vec![], 1) };
+    let string = |k: &str| match o.get(k) {
+        None | Some(V::String(_)) => true,
+        Some(_) => false,
+    };
+    let kind = match o.get("messageType") {
+        None => Some(false),
+        Some(V::String(s)) if s == "DATA_MESSAGE" => Some(false),
+        Some(V::String(s)) if s == "CONTROL_MESSAGE" => Some(true),
+        Some(_) => None,
+    };
+    let policy_ok = matches!(o.get("policyLevel"), None | Some(V::Null))
+        || string("policyLevel");
+    let Some(control) = kind else { return (vec![], 1) };
+    if !(string("owner")
+        && string("logGroup")
+        && string("logStream")
+        && policy_ok)
+    {
+        return (vec![], 1);
+    }
+    let Some(V::Array(events)) = o.get("logEvents") else {
+        return (vec![], 1);
+    };
+    if control {
+        return (vec![], 0);
+    }
+    let (mut out, mut bad) = (vec![], 0);
+    for e in events {
+        let Some(e) = e.as_object() else {
+            bad += 1;
+            continue;
+        };
+        let id = match e.get("id") {
+            Some(V::String(s)) => Some(s.clone()),
+            Some(V::Number(n)) => n.as_u64().map(|n| n.to_string()),
+            _ => None,
+        };
+        let ts = e.get("timestamp").and_then(V::as_i64);
+        let msg = e.get("message").and_then(V::as_str);
+        match (id, ts, msg) {
+            (Some(id), Some(ts), Some(msg)) => {
+                out.push(format!("{:?}", (id.as_str(), ts, msg)));
+            }
+            _ => bad += 1,
+        }
+    }
+    (out, bad)
+}
+
+/// The envelope decode of `data` framed as `variant`: events as `(id,
+/// timestamp, message)` and envelope fields, and the error codes.
+fn envelope_run(
+    data: &[u8],
+    variant: Variant,
+) -> (Vec<String>, Vec<String>, Vec<&'static str>) {
+    let dec = DecoderBuilder::new().variant(variant).build();
+    let mut scratch = Scratch::new();
+    let (mut events, mut envs, mut errors) = (vec![], vec![], vec![]);
+    let sink = FnSink::new(
+        |e: &LogEvent<'_>| -> Result<(), ()> {
+            let (id, ts) = (e.id.unwrap_or("?"), e.timestamp.unwrap_or(-1));
+            events.push(format!("{:?}", (id, ts, e.message)));
+            envs.push(format!("{:?}", e.envelope));
+            Ok(())
+        },
+        |e| {
+            errors.push(e.code());
+            Ok(())
+        },
+    );
+    let ok = dec.decode("e", data, &mut scratch, sink).is_ok();
+    assert!(ok, "the sink never fails");
+    (events, envs, errors)
+}
+
+/// The `fuzz_envelope` invariant. The input is one envelope document,
+/// decoded as a gzip member and as plain JSON: both framings must give
+/// the same events, envelopes and error codes, every time (not only when
+/// both succeed). When `serde_json` reads the input as exactly one
+/// document with unique keys, the events and the number of rejected
+/// pieces must be what the envelope rules give from `serde_json`'s value
+/// (an independent parser).
+pub fn envelope(data: &[u8]) {
+    // One document: the plain-JSON framer splits several, a member does
+    // not; `{` first and a `}` somewhere keeps most inputs one document.
+    if data.first() != Some(&b'{') || !data.contains(&b'}') {
+        return;
+    }
+    let member = gzip(data);
+    let (events, envs, errors) = envelope_run(&member, Variant::Gzip);
+    let oracle = serde_json::from_slice::<Unique>(data);
+    if let Ok(Unique(v)) = &oracle {
+        let plain = envelope_run(data, Variant::Json);
+        assert_eq!(
+            (&events, &envs, &errors),
+            (&plain.0, &plain.1, &plain.2),
+            "gzip member and plain JSON differ"
+        );
+        let (want, bad) = envelope_oracle(v);
+        assert_eq!(events, want, "events differ from serde_json's");
+        assert_eq!(errors.len(), bad, "rejects differ: {errors:?}");
+        assert!(
+            errors.iter().all(|c| *c == "not_an_envelope"),
+            "valid JSON rejected as {errors:?}"
+        );
+    } else if oracle.as_ref().is_err_and(|e| {
+        // Repeated keys are JSON; the depth limits are equal (128).
+        !e.to_string().starts_with("repeated key")
+            && !e.to_string().starts_with("recursion limit")
+    }) {
+        // Not JSON for serde_json: rejected as a whole in the member.
+        assert!(events.is_empty(), "events from invalid JSON: {events:?}");
+        assert_eq!(errors.len(), 1, "one reject for the document");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fuzz_csv: the row writer against csv-core's reader
+// ---------------------------------------------------------------------------
+
+/// The `fuzz_csv` invariant. The input as text (NULs dropped) and its
+/// pieces between U+FFFD (from `0xfe` bytes) are fields; written with
+/// [`crate::RowWriter`] in both dialects, each must equal the plain
+/// definition of CSV quoting (quoted when it holds `,` `"` CR or LF, is
+/// empty, or is PostgreSQL's end marker `\.`; quotes doubled), and the
+/// row must read back with csv-core's reader (an independent state
+/// machine) as the same fields. Covers the SSSE3 quoting blocks in
+/// `src/write/csv.rs`.
+pub fn csv(data: &[u8]) {
+    use crate::{Dialect, RowWriter};
+
+    let text = String::from_utf8_lossy(data).replace('\0', "");
+    let mut fields: Vec<&str> = text.split('\u{fffd}').collect();
+    fields.push(&text);
+    for d in [Dialect::Postgres, Dialect::Redshift] {
+        let mut w = RowWriter::new(d);
+        let mut row = Vec::new();
+        let mut kept = Vec::new();
+        for f in &fields {
+            let before = row.len();
+            if w.field(&mut row, f).is_err() {
+                // Only the Redshift NULL marker is refused, writing
+                // nothing.
+                assert!(d == Dialect::Redshift && *f == "\\N", "{f:?}");
+                assert_eq!(row.len(), before);
+                continue;
+            }
+            let sep = usize::from(!kept.is_empty());
+            let got = row.get(before + sep..).unwrap_or_default();
+            let must = f.contains([',', '"', '\r', '\n'])
+                || f.is_empty()
+                || (d == Dialect::Postgres && *f == "\\.");
+            let want = if must {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                (*f).to_owned()
+            };
+            assert_eq!(got, want.as_bytes(), "{d:?} field {f:?}");
+            kept.push(*f);
+        }
+        w.end_row(&mut row);
+        if kept.is_empty() {
+            continue;
+        }
+        assert_eq!(read_record(&row), kept, "{d:?}: csv-core reads back");
+    }
+}
+
+/// The first record of `csv`, read with csv-core.
+fn read_record(csv: &[u8]) -> Vec<String> {
+    use csv_core::{ReadFieldResult, Reader};
+    let mut rdr = Reader::new();
+    let mut input = csv;
+    let mut fields = Vec::new();
+    let mut field = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let (res, nin, nout) = rdr.read_field(input, &mut buf);
+        input = input.get(nin..).unwrap_or_default();
+        field.extend_from_slice(buf.get(..nout).unwrap_or_default());
+        match res {
+            ReadFieldResult::InputEmpty | ReadFieldResult::OutputFull => {
+                if input.is_empty() && res == ReadFieldResult::InputEmpty {
+                    // End of input: one last call finishes the record.
+                    let (r, _, n) = rdr.read_field(&[], &mut buf);
+                    field.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    if matches!(r, ReadFieldResult::Field { .. }) {
+                        fields.push(String::from_utf8_lossy(&field).into());
+                    }
+                    return fields;
+                }
+            }
+            ReadFieldResult::Field { record_end } => {
+                fields.push(String::from_utf8_lossy(&field).into_owned());
+                field.clear();
+                if record_end {
+                    return fields;
+                }
+            }
+            ReadFieldResult::End => return fields,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fuzz_filter: the filter-pattern parser and evaluator
+// ---------------------------------------------------------------------------
+
+/// A column spec reading `@message` whose filter is `pattern`.
+fn filter_spec(pattern: &str) -> String {
+    let quoted = toml::Value::String(pattern.to_owned()).to_string();
+    format!(
+        "table = \"t\"\nnon_json = \"raw\"\nnul = \"strip\"\n\
+         filter = {quoted}\n\
+         [[columns]]\nname = \"m\"\nsource = \"@message\"\ntype = \"text\"\n"
+    )
+}
+
+/// The `fuzz_filter` invariant. The input is a pattern, a NUL, and a
+/// message. Parsing never panics and an error's offset is inside the
+/// pattern; a spec with that filter parses exactly when the pattern does.
+/// A pattern that parses gives, on the message, the same verdict through
+/// the mapper (which parses only the selectors' paths, `src/map/scan.rs`)
+/// as [`crate::FilterPattern::matches`] on simd-json's full tape (the
+/// oracle); the same pattern between spaces parses alike and gives the
+/// same verdict; and a single bare word matches exactly the messages
+/// containing it.
+pub fn filter(input: &[u8]) {
+    use crate::{ColumnSpec, Dialect, FilterPattern, MapOutcome, Mapper};
+
+    let Ok(text) = std::str::from_utf8(input) else { return };
+    let (pattern, message) = text.split_once('\0').unwrap_or((text, ""));
+    let parsed = FilterPattern::parse(pattern);
+    let chars = pattern.chars().count();
+    let spaced = FilterPattern::parse(&format!(" {pattern} "));
+    if chars + 2 <= 1024 {
+        assert_eq!(
+            parsed.is_ok(),
+            spaced.is_ok(),
+            "{pattern:?}: surrounding spaces change the parse"
+        );
+    }
+    let spec = ColumnSpec::from_toml(&filter_spec(pattern));
+    assert_eq!(
+        parsed.is_ok(),
+        spec.is_ok(),
+        "{pattern:?}: spec {:?}",
+        spec.as_ref().err()
+    );
+    let f = match parsed {
+        Ok(f) => f,
+        Err(e) => {
+            assert!(e.offset <= chars, "{pattern:?}: offset {}", e.offset);
+            return;
+        }
+    };
+    let mut copy = message.as_bytes().to_vec();
+    let tape = simd_json::to_tape(&mut copy).ok();
+    let json = if f.needs_json() {
+        tape.as_ref().map(simd_json::Tape::as_value)
+    } else {
+        None
+    };
+    let want = f.matches(message, json);
+    if let Ok(s) = &spaced {
+        assert_eq!(s.matches(message, json), want, "{pattern:?} spaced");
+    }
+    if !pattern.is_empty()
+        && pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        assert_eq!(want, message.contains(pattern), "bare word {pattern:?}");
+    }
+    let Ok(spec) = spec else { return };
+    let mapper = Mapper::new(&spec, Dialect::Postgres);
+    assert!(mapper.is_ok(), "{pattern:?}: a one-column spec builds a mapper");
+    let Ok(mapper) = mapper else { return };
+    let mut scratch = crate::MapScratch::new();
+    let mut out = Vec::new();
+    let ev = LogEvent::from_message("f", message);
+    let got = mapper.map(&ev, &mut scratch, &mut out) != MapOutcome::Filtered;
+    assert_eq!(got, want, "{pattern:?} on {message:?}: mapper vs full tape");
+}
+
+// ---------------------------------------------------------------------------
+// fuzz_spec: the column-spec parser
+// ---------------------------------------------------------------------------
+
+/// The `fuzz_spec` invariant. The input, as text, is a column spec.
+/// Parsing never panics; text the `toml` crate rejects (the oracle) is
+/// rejected; an error's line and column are inside the text. A spec that
+/// parses has the table name and the column names, in order, that the
+/// `toml` crate reads; builds a mapper for each dialect or says why; and
+/// its `CREATE TABLE` quotes every identifier (no name reaches SQL
+/// unquoted).
+pub fn spec(data: &[u8]) {
+    use crate::{ColumnSpec, Dialect, Mapper};
+
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let oracle = text.parse::<toml::Table>();
+    let parsed = ColumnSpec::from_toml(text);
+    let spec = match parsed {
+        Err(e) => {
+            let lines = text.split('\n').count();
+            assert!(e.line >= 1 && e.line <= lines, "{e}: line of {lines}");
+            assert!(e.column >= 1, "{e}");
+            return;
+        }
+        Ok(s) => s,
+    };
+    assert!(
+        oracle.is_ok(),
+        "{text:?}: toml rejects it, the spec parser does not"
+    );
+    let Ok(table) = oracle else { return };
+    assert_eq!(
+        table.get("table").and_then(toml::Value::as_str),
+        Some(spec.table()),
+        "table name"
+    );
+    let names: Vec<&str> = table
+        .get("columns")
+        .and_then(toml::Value::as_array)
+        .map(|cols| {
+            cols.iter()
+                .filter_map(|c| c.get("name").and_then(toml::Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(spec.column_names().collect::<Vec<_>>(), names, "columns");
+    for d in [Dialect::Postgres, Dialect::Redshift] {
+        let Ok(m) = Mapper::new(&spec, d) else { continue };
+        let Ok(t) = crate::sql::TableName::new(None, spec.table()) else {
+            continue;
+        };
+        let sql = crate::sql::create_table(&m, &t).join(";\n");
+        for name in std::iter::once(spec.table()).chain(m.column_names()) {
+            let quoted = crate::sql::quote_ident(name);
+            assert!(quoted.is_ok(), "{name:?} passed but cannot be quoted");
+            let Ok(quoted) = quoted else { continue };
+            assert!(sql.contains(&quoted), "{name:?} unquoted in {sql}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fuzz_notification: SQS bodies and S3 event keys (feature `loader`)
+// ---------------------------------------------------------------------------
+
+/// Form-decoding as S3 event notifications encode keys, the obvious
+/// way: `+` is a space, `%XX` a byte, anything else itself; `None` for a
+/// bad escape or bytes that are not UTF-8.
+#[cfg(feature = "loader")]
+fn naive_form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b.get(i) {
+            Some(b'+') => out.push(b' '),
+            Some(b'%') => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            Some(&c) => out.push(c),
+            None => return None,
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `fuzz_notification` invariant. The input, as text, is an SQS
+/// message body and an S3 event key. Parsing the body never panics; the
+/// objects of a body that announces some survive a round trip through
+/// the body `enqueue` sends (bucket, key, version, size, ETag). The key
+/// decoder agrees with the obvious form decoder, and inverts the encoder
+/// for every string.
+#[cfg(feature = "loader")]
+pub fn notification(data: &[u8]) {
+    use crate::load::source::notification::{parse, s3_event_body, Notice};
+    use crate::load::source::prefix::{decode_event_key, encode_event_key};
+
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    assert_eq!(
+        decode_event_key(text).ok(),
+        naive_form_decode(text),
+        "{text:?}: key decoding"
+    );
+    let enc = encode_event_key(text);
+    assert_eq!(decode_event_key(&enc).ok().as_deref(), Some(text), "{enc}");
+    if let Notice::Objects { objects, .. } = parse(text) {
+        assert!(!objects.is_empty());
+        let body = s3_event_body("us-east-1", &objects);
+        let again = parse(&body);
+        assert!(matches!(again, Notice::Objects { .. }), "{body}: {again:?}");
+        let Notice::Objects { objects: again, ignored } = again else {
+            return;
+        };
+        assert_eq!(ignored, 0);
+        let trimmed: Vec<_> = objects
+            .into_iter()
+            .map(|mut o| {
+                o.etag = o.etag.map(|e| e.trim_matches('"').to_owned());
+                o
+            })
+            .collect();
+        assert_eq!(again, trimmed, "round trip through {body}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fuzz_conninfo: connection strings (feature `loader`)
+// ---------------------------------------------------------------------------
+
+/// `s` percent-encoded except for unreserved characters.
+#[cfg(feature = "loader")]
+fn pct(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `s` as a single-quoted libpq keyword value.
+#[cfg(feature = "loader")]
+fn kw(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The `fuzz_conninfo` invariant. The input, as text, is a connection
+/// string (resolved with an empty environment: never a panic), then,
+/// split at NULs, a user, a password and a database. The same settings
+/// written as a `postgres://` URL (percent-encoded) and as libpq
+/// keywords (quoted) must resolve alike: both fail or both give the same
+/// user, database, hosts, ports and password source. The password never
+/// appears in `Display`, `Debug` or an error message.
+#[cfg(feature = "loader")]
+pub fn conninfo(data: &[u8]) {
+    use crate::load::PgSettings;
+
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let env = |_: &str| None;
+    let _ = PgSettings::resolve_with_env(text, &env)
+        .map(|s| format!("{s} {s:?}"))
+        .map_err(|e| e.to_string());
+
+    let mut parts = text.split('\0');
+    let (Some(user), Some(password), Some(db)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return;
+    };
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:5432/{}",
+        pct(user),
+        pct(password),
+        pct(db)
+    );
+    let keywords = format!(
+        "host=127.0.0.1 port=5432 user={} password={} dbname={}",
+        kw(user),
+        kw(password),
+        kw(db)
+    );
+    let a = PgSettings::resolve_with_env(&url, &env);
+    let b = PgSettings::resolve_with_env(&keywords, &env);
+    // A password that is a word of its own, not part of another field or
+    // of the fixed text, must not be printed.
+    let secret = password.len() >= 6
+        && !format!("{user} {db} host port dbname user password sslmode 127.0.0.1 5432 prefer disable require")
+            .contains(password);
+    for (what, r) in [("url", &a), ("keywords", &b)] {
+        let shown = match r {
+            Ok(s) => format!("{s} {s:?}"),
+            Err(e) => format!("{e} {e:?}"),
+        };
+        assert!(
+            !secret || !shown.contains(password),
+            "{what}: the password is printed: {shown}"
+        );
+    }
+    match (&a, &b) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.user(), b.user(), "{url} vs {keywords}");
+            assert_eq!(a.dbname(), b.dbname(), "{url} vs {keywords}");
+            assert_eq!(a.ports(), b.ports());
+            assert_eq!(format!("{:?}", a.hosts()), format!("{:?}", b.hosts()));
+            assert_eq!(a.password_source(), b.password_source());
+        }
+        _ => assert_eq!(
+            a.is_ok(),
+            b.is_ok(),
+            "{url:?} and {keywords:?} resolve differently: {:?} / {:?}",
+            a.as_ref().err(),
+            b.as_ref().err()
+        ),
+    }
+}

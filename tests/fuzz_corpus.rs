@@ -1,9 +1,65 @@
-//! Replays what the fuzzers found (fuzz/regressions/) and the fixtures
-//! through the fuzz targets' invariants, on stable, in every test run.
+//! Replays what the fuzzers found (fuzz/regressions/TARGET-*), their seed
+//! corpora (fuzz/seeds/TARGET/) and the fixtures through the fuzz targets'
+//! invariants (`cwl_copy::fuzzing`), on stable, in every test run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cwl_copy::fuzzing::{self, decode_checked, VARIANTS};
+
+/// A fuzz target's invariant.
+type Invariant = fn(&[u8]);
+
+/// Every fuzz target and its invariant.
+const TARGETS: &[(&str, Invariant)] = &[
+    ("fuzz_object", fuzzing::object),
+    ("fuzz_members", fuzzing::members),
+    ("fuzz_envelope", fuzzing::envelope),
+    ("fuzz_scan", fuzzing::scan),
+    ("fuzz_csv", fuzzing::csv),
+    ("fuzz_filter", fuzzing::filter),
+    ("fuzz_spec", fuzzing::spec),
+    #[cfg(feature = "loader")]
+    ("fuzz_notification", fuzzing::notification),
+    #[cfg(feature = "loader")]
+    ("fuzz_conninfo", fuzzing::conninfo),
+];
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return vec![] };
+    let mut v: Vec<PathBuf> = rd.map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+/// Every committed regression input and seed holds its target's
+/// invariant, and every target has seeds; a regression names a target.
+#[test]
+fn every_target_holds_on_its_regressions_and_seeds() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let regressions = files(&root.join("regressions"));
+    for r in &regressions {
+        let name = r.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            TARGETS.iter().any(|(t, _)| name.starts_with(&format!("{t}-"))),
+            "{name}: a regression is named TARGET-what"
+        );
+    }
+    for (target, check) in TARGETS {
+        let seeds = files(&root.join("seeds").join(target));
+        assert!(!seeds.is_empty(), "{target}: no seeds in fuzz/seeds");
+        let mine = regressions.iter().filter(|r| {
+            r.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{target}-"))
+        });
+        for path in seeds.iter().chain(mine) {
+            let data = std::fs::read(path).unwrap();
+            let r = std::panic::catch_unwind(|| check(&data));
+            assert!(r.is_ok(), "{target} fails on {}", path.display());
+        }
+    }
+}
 
 #[test]
 fn regressions_and_fixtures_hold_the_fuzz_invariants() {
@@ -18,6 +74,7 @@ fn regressions_and_fixtures_hold_the_fuzz_invariants() {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
             fuzzing::object(&data);
+            fuzzing::csv(&data);
             for v in VARIANTS {
                 assert_eq!(
                     decode_checked(&data, v, true),

@@ -28,6 +28,8 @@ mod pgload;
 #[cfg(feature = "loader")]
 mod redshift;
 #[cfg(feature = "loader")]
+mod reliability;
+#[cfg(feature = "loader")]
 mod services;
 #[cfg(feature = "loader")]
 mod support;

@@ -238,7 +238,9 @@ impl Inflate {
         limit: usize,
     ) -> Option<usize> {
         let inflater = self.libdeflate.as_mut()?;
-        let mut window = self.buf.len().saturating_sub(PAD);
+        // The previous member's window may be larger than what is left
+        // of the object's limit: never inflate past `limit`.
+        let mut window = self.buf.len().saturating_sub(PAD).min(limit);
         if window < FIRST_WINDOW.min(limit) {
             window = FIRST_WINDOW.min(limit);
             self.buf.resize(window + PAD, 0);
@@ -273,6 +275,11 @@ impl Inflate {
     ) -> Result<usize, MemberError> {
         self.zlib.reset(false);
         self.buf.clear();
+        // `decompress_vec` fills the spare capacity: a buffer grown by an
+        // earlier, larger member must not let this one past `limit`.
+        if self.buf.capacity() > limit {
+            self.buf = Vec::new();
+        }
         loop {
             if self.buf.len() == self.buf.capacity() {
                 if self.buf.len() >= limit {
@@ -410,6 +417,30 @@ mod tests {
             assert_eq!(got[0].as_deref().unwrap(), b"one");
             assert_eq!(got[1].as_deref().unwrap(), b"");
             assert_eq!(got[2].as_ref().unwrap().len(), 3 << 20);
+        }
+    }
+
+    /// A member after a larger one gets a smaller limit (what is left of
+    /// the object's): the window the larger one grew must not let it
+    /// past (issue #14: an object over `max_object_bytes` was read whole).
+    #[test]
+    fn a_smaller_limit_after_a_larger_member_holds() {
+        let big = gz(&vec![b'a'; 3 << 20]);
+        let mut src_data = big.clone();
+        src_data.extend(gz(&vec![b'b'; 2 << 20]));
+        for fast in [true, false] {
+            let mut src = SliceSource::new(&src_data);
+            let mut inf = Inflate::new();
+            assert_eq!(
+                inf.member(&mut src, 4 << 20, fast).ok(),
+                Some(3 << 20)
+            );
+            let second = inf.member(&mut src, 1 << 20, fast);
+            assert_eq!(
+                second.map_err(|e| e.kind.code()),
+                Err("member_too_large"),
+                "libdeflate: {fast}"
+            );
         }
     }
 

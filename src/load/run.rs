@@ -336,6 +336,18 @@ pub async fn list_inputs(
     Ok(out)
 }
 
+/// `s` as the quarantine's `text` columns can hold it: PostgreSQL (and
+/// Redshift) text has no U+0000, so each is written `\u0000` (a message
+/// rejected for holding one, `nul_char`, would otherwise fail its whole
+/// batch).
+fn quarantine_text(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\\u0000")
+    } else {
+        s
+    }
+}
+
 /// The converter's output as the loader takes it: counts, CSV, rejects
 /// and errors, and the SHA-256 of the object's bytes.
 #[must_use]
@@ -360,12 +372,12 @@ fn rows_of(
         .into_iter()
         .map(|r| RejectRecord {
             member: r.member,
-            event_id: r.id,
-            reason: match r.column {
+            event_id: r.id.map(quarantine_text),
+            reason: quarantine_text(match r.column {
                 Some(c) => format!("{}: column {c:?}: {}", r.code, r.reason),
                 None => format!("{}: {}", r.code, r.reason),
-            },
-            message: r.message,
+            }),
+            message: quarantine_text(r.message),
             code: r.code.to_owned(),
         })
         .collect();
