@@ -208,10 +208,12 @@ RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --no-default-features --featu
 # not run (the campaign is `fuzz/campaign.sh`, RELIABILITY.md); their
 # invariants run on every test run (tests/fuzz_corpus.rs). Every target,
 # the loader's parsers included.
-# Clippy, so the dependencies checked above are reused (fuzz/Cargo.lock
-# pins the same versions as Cargo.lock).
+# Clippy, in the main target directory (a workspace of its own would
+# otherwise get fuzz/target), so the dependencies checked above are reused
+# (fuzz/Cargo.lock pins the same versions as Cargo.lock).
 section "cargo clippy --manifest-path fuzz/Cargo.toml --features loader --bins -- -D warnings"
-cargo clippy --manifest-path fuzz/Cargo.toml --features loader --bins -- -D warnings
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target} \
+    cargo clippy --manifest-path fuzz/Cargo.toml --features loader --bins -- -D warnings
 fi
 
 section "cargo test --all-targets${*:+ $*}"
