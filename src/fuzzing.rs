@@ -389,7 +389,7 @@ const ONEPASS_SPECS: [&str; 4] = [
     r#"
 table = "t"
 nul = "strip"
-non_json = "null"
+non_json = "raw"
 filter = '{ $.a = "x*" || $.b[0] > 1 || $.c IS NULL }'
 [[columns]]
 name = "doc"
@@ -403,7 +403,7 @@ max_bytes = 40
 overflow = "truncate"
 [[columns]]
 name = "q"
-source = "k\"y.z"
+source = '"k\"y".z'
 type = "text"
 [[columns]]
 name = "a"
