@@ -286,7 +286,8 @@ impl Converter {
         };
         out.decode.add(&stats);
         let mut counts = decode.onepass;
-        counts.messages = map.onepass_messages;
+        counts.messages =
+            map.onepass_messages.saturating_sub(map.onepass_fallbacks);
         counts.message_fallbacks = map.onepass_fallbacks;
         out.onepass.add(&counts);
         if map.truncated.iter().any(|&n| n > 0) {

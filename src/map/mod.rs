@@ -144,7 +144,7 @@ pub struct MapScratch {
     /// An escaped message unescaped, for the fallback of
     /// [`Mapper::map_escaped`].
     unescaped: Vec<u8>,
-    /// Messages [`Mapper::map_escaped`] mapped in escaped form.
+    /// Messages given to [`Mapper::map_escaped`].
     pub(crate) onepass_messages: u64,
     /// Messages it unescaped and mapped with [`Mapper::map`] instead.
     pub(crate) onepass_fallbacks: u64,
@@ -487,11 +487,7 @@ impl Mapper {
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
-        match self.map_inner(ev, None, scratch, out) {
-            Some(outcome) => outcome,
-            // Only the escaped form falls back.
-            None => MapOutcome::Filtered,
-        }
+        self.map_inner(ev, None, scratch, out)
     }
 
     /// Whether [`Mapper::map_escaped`] can take the one-pass path for
@@ -524,14 +520,23 @@ impl Mapper {
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
+        scratch.onepass_messages += 1;
         if self.onepass {
-            if let Some(outcome) =
-                self.map_inner(ev, Some(escaped), scratch, out)
-            {
-                scratch.onepass_messages += 1;
-                return outcome;
-            }
+            self.map_inner(ev, Some(escaped), scratch, out)
+        } else {
+            self.map_unescaped(ev, escaped, scratch, out)
         }
+    }
+
+    /// The fallback of [`Mapper::map_escaped`]: unescapes the message
+    /// and maps it with [`Mapper::map`].
+    fn map_unescaped(
+        &self,
+        ev: &LogEvent<'_>,
+        escaped: &str,
+        scratch: &mut MapScratch,
+        out: &mut Vec<u8>,
+    ) -> MapOutcome {
         scratch.onepass_fallbacks += 1;
         let mut buf = std::mem::take(&mut scratch.unescaped);
         buf.clear();
@@ -551,15 +556,16 @@ impl Mapper {
         outcome
     }
 
-    /// [`Mapper::map`], or with `escaped` the one-pass path; `None` when
-    /// that path cannot map the message (nothing was written).
+    /// [`Mapper::map`], or with `escaped` the one-pass path, which falls
+    /// back to [`Mapper::map_unescaped`] for a message its scan does not
+    /// read.
     fn map_inner(
         &self,
         ev: &LogEvent<'_>,
         escaped: Option<&str>,
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
-    ) -> Option<MapOutcome> {
+    ) -> MapOutcome {
         let MapScratch {
             scan,
             tape,
@@ -587,9 +593,9 @@ impl Mapper {
                     scanned, &self.want, arena, stack, &mut t.0, starts,
                 ),
             };
-            if res.is_err() && escaped.is_some() {
+            if let (Err(_), Some(e)) = (&res, escaped) {
                 *tape = t.reset();
-                return None;
+                return self.map_unescaped(ev, e, scratch, out);
             }
             Some(res)
         } else {
@@ -631,7 +637,7 @@ impl Mapper {
                 }
             }
         }
-        Some(outcome)
+        outcome
     }
 
     /// The parse step of [`Mapper::map`] alone (for benches): the
