@@ -15,6 +15,18 @@
 //! * `stages/map`: all of `Mapper::map`;
 //! * `stages/write_csv`: `RowWriter` writing each message as a field.
 //!
+//! The one-pass path (issue #13), each next to the stage it replaces:
+//!
+//! * `stages/envelope_parse/plain_envelopes_onepass`: the decoder for a
+//!   sink that takes escaped messages (the one-pass envelope reader: one
+//!   validating pass, messages not unescaped);
+//! * `stages/message_parse/scan_escaped`: the scan of each message in its
+//!   escaped form;
+//! * `stages/map/integrated_user_log_escaped`: all of
+//!   `Mapper::map_escaped` on the escaped messages;
+//! * `stages/write_csv/message_field_escaped`: each message written as a
+//!   field straight from its escaped form.
+//!
 //! `cargo bench --no-default-features --bench stages` (add `-- --quick`
 //! for a fast look).
 
@@ -26,8 +38,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cwl_copy::corpus::{self, Rng};
 use cwl_copy::{
-    ColumnSpec, Decoder, DecoderBuilder, Dialect, FilterPattern, FnSink,
-    LogEvent, MapOutcome, MapScratch, Mapper, RowWriter, Scratch, Variant,
+    ColumnSpec, Decoder, DecoderBuilder, Dialect, EventSink, FilterPattern,
+    FnSink, LogEvent, MapOutcome, MapScratch, Mapper, RowWriter, Scratch,
+    Variant,
 };
 
 /// One owned event: id, timestamp, message.
@@ -109,7 +122,34 @@ fn envelope_parse(c: &mut Criterion) {
     e.bench_function("plain_envelopes", |b| {
         b.iter(|| assert_eq!(count(&mut scratch), want));
     });
+    e.bench_function("plain_envelopes_onepass", |b| {
+        b.iter(|| {
+            let mut sink = Escaped(0);
+            let _stats = dec.decode("bench", &docs, &mut scratch, &mut sink);
+            assert_eq!(sink.0, want);
+        });
+    });
     e.finish();
+}
+
+/// Counts escaped events; the one-pass path's sink.
+struct Escaped(u64);
+
+impl EventSink for Escaped {
+    type Error = ();
+    fn event(&mut self, _: &LogEvent<'_>) -> Result<(), ()> {
+        Err(())
+    }
+    fn reject(&mut self, _: cwl_copy::Error) -> Result<(), ()> {
+        Err(())
+    }
+    fn wants_escaped(&self) -> bool {
+        true
+    }
+    fn escaped_event(&mut self, _: &LogEvent<'_>, m: &str) -> Result<(), ()> {
+        self.0 += u64::from(!m.is_empty());
+        Ok(())
+    }
 }
 
 fn stages(c: &mut Criterion) {
@@ -173,6 +213,24 @@ fn stages(c: &mut Criterion) {
         })
     });
 
+    // The same messages as the envelope holds them.
+    let escaped: Vec<String> =
+        events.iter().map(|e| cwl_copy::fuzzing::escape(&e.2, 0)).collect();
+    g.bench_function("message_parse/scan_escaped", |b| {
+        b.iter(|| {
+            let mut ok = 0;
+            for m in &escaped {
+                let n = cwl_copy::fuzzing::mapper_scan_escaped(
+                    &mapper,
+                    m,
+                    &mut scratch,
+                );
+                ok += usize::from(n.is_some());
+            }
+            assert_eq!(ok, json);
+        })
+    });
+
     // The filter alone, on tapes parsed beforehand.
     let pattern = text
         .lines()
@@ -230,6 +288,38 @@ fn stages(c: &mut Criterion) {
                 }
             }
             assert_eq!(n, rows);
+        })
+    });
+
+    g.bench_function("map/integrated_user_log_escaped", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut n = 0;
+            for ((id, ts, _), m) in events.iter().zip(&escaped) {
+                let mut ev = LogEvent::from_message("bench", "");
+                ev.id = Some(id);
+                ev.timestamp = *ts;
+                if let MapOutcome::Row =
+                    mapper.map_escaped(&ev, m, &mut scratch, &mut out)
+                {
+                    n += 1;
+                }
+            }
+            assert_eq!(n, rows);
+        })
+    });
+
+    g.bench_function("write_csv/message_field_escaped", |b| {
+        let mut w = RowWriter::new(Dialect::Postgres);
+        b.iter(|| {
+            out.clear();
+            for m in &escaped {
+                assert!(cwl_copy::fuzzing::write_escaped_field(
+                    &mut w, &mut out, m
+                ));
+                w.end_row(&mut out);
+            }
+            assert!(out.len() as u64 > bytes);
         })
     });
 

@@ -6,7 +6,13 @@
 //! gen_corpus small DIR [--objects K] [--seed S]          K small objects
 //! gen_corpus inflate libdeflate|zlib-rs DIR...           inflate only
 //! gen_corpus memcpy [--mb N] [--passes P]                memory bandwidth
+//! gen_corpus onepass SPEC DIR...                         path counts
 //! ```
+//!
+//! `onepass` converts every object (one thread, CSV discarded) on the
+//! one-pass path and on the oracle path, checks that both give the same
+//! CSV and counts, and prints how many envelopes and messages took the
+//! one-pass path and how many fell back.
 //!
 //! `gen` is deterministic: the same arguments give the same bytes on every
 //! machine and for any thread count (object `i` is seeded from the seed
@@ -33,7 +39,8 @@ fn usage() -> ! {
         "usage: gen_corpus gen DIR [--mb N] [--objects K] [--seed S]\n\
          \x20      gen_corpus small DIR [--objects K] [--seed S]\n\
          \x20      gen_corpus inflate libdeflate|zlib-rs DIR...\n\
-         \x20      gen_corpus memcpy [--mb N] [--passes P]"
+         \x20      gen_corpus memcpy [--mb N] [--passes P]\n\
+         \x20      gen_corpus onepass SPEC DIR..."
     );
     std::process::exit(2)
 }
@@ -84,8 +91,62 @@ fn main() {
                 flag(&args, "--passes", 16),
             );
         }
+        Some("onepass") => {
+            if args.len() < 3 {
+                usage();
+            }
+            onepass(&args[1], &args[2..]);
+        }
         _ => usage(),
     }
+}
+
+fn onepass(spec: &str, dirs: &[String]) {
+    use cwl_copy::{
+        ColumnSpec, ConvertScratch, Converter, Decoder, Dialect, Mapper,
+        ObjectOutput, OnePassCounts,
+    };
+    let text = std::fs::read_to_string(spec).expect("reading the spec");
+    let spec = ColumnSpec::from_toml(&text).expect("parsing the spec");
+    let mapper = Mapper::new(&spec, Dialect::Postgres).expect("the mapper");
+    let fast = Converter::new(Decoder::new(), mapper.clone());
+    let mut oracle = Converter::new(Decoder::new(), mapper);
+    oracle.set_onepass(false);
+    let (mut s1, mut s2) = (ConvertScratch::new(), ConvertScratch::new());
+    let (mut o1, mut o2) = (ObjectOutput::default(), ObjectOutput::default());
+    let mut counts = OnePassCounts::default();
+    let (mut t1, mut t2) = (0f64, 0f64);
+    let mut rows = 0u64;
+    let mut files = Vec::new();
+    for p in dirs {
+        walk(Path::new(p), &mut files);
+    }
+    for path in files {
+        let data = std::fs::read(&path).expect("reading an object");
+        let name = path.to_string_lossy();
+        o1.clear();
+        o2.clear();
+        let t = Instant::now();
+        fast.convert(&name, &data, &mut s1, &mut o1);
+        t1 += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        oracle.convert(&name, &data, &mut s2, &mut o2);
+        t2 += t.elapsed().as_secs_f64();
+        assert!(o1.csv == o2.csv, "{name}: the two paths' CSV differ");
+        assert_eq!(o1.counts, o2.counts, "{name}");
+        assert_eq!(o1.rejects, o2.rejects, "{name}");
+        counts.add(&o1.onepass);
+        rows += o1.counts.rows;
+    }
+    println!(
+        "onepass_envelopes={} envelope_fallbacks={} onepass_messages={} \
+         message_fallbacks={} rows={rows} onepass_seconds={t1:.3} \
+         oracle_seconds={t2:.3}",
+        counts.envelopes,
+        counts.envelope_fallbacks,
+        counts.messages,
+        counts.message_fallbacks,
+    );
 }
 
 fn generate(dir: &Path, bytes: u64, objects: u64, seed: u64, small: bool) {

@@ -3,7 +3,9 @@
 
 use std::convert::Infallible;
 
-use crate::decode::{DecodeStats, Decoder, EventSink, LogEvent, Scratch};
+use crate::decode::{
+    DecodeStats, Decoder, EventSink, LogEvent, OnePassCounts, Scratch,
+};
 use crate::error::Error;
 use crate::map::{MapOutcome, MapScratch, Mapper};
 
@@ -74,6 +76,10 @@ pub struct ObjectOutput {
     pub decode: DecodeStats,
     /// Input the decoder could not read.
     pub errors: Vec<Error>,
+    /// Envelopes and messages on the one-pass path and fallbacks (for the
+    /// benches).
+    #[doc(hidden)]
+    pub onepass: OnePassCounts,
 }
 
 impl ObjectOutput {
@@ -85,6 +91,7 @@ impl ObjectOutput {
         self.truncated.clear();
         self.decode = DecodeStats::default();
         self.errors.clear();
+        self.onepass = OnePassCounts::default();
     }
 }
 
@@ -117,6 +124,8 @@ pub struct RejectedEvent {
 pub struct Converter {
     decoder: Decoder,
     mapper: Mapper,
+    /// Take the one-pass path where the mapper can (the default).
+    onepass: bool,
 }
 
 struct Sink<'m, F> {
@@ -125,15 +134,21 @@ struct Sink<'m, F> {
     out: &'m mut ObjectOutput,
     /// Called with `out.csv` once it holds this many bytes.
     flush: Option<(usize, F)>,
+    /// Messages come escaped (the one-pass path).
+    onepass: bool,
 }
 
-impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
-    type Error = Infallible;
-
-    fn event(&mut self, ev: &LogEvent<'_>) -> Result<(), Infallible> {
+impl<F: FnMut(&mut Vec<u8>)> Sink<'_, F> {
+    /// Counts `outcome`; `message` gives the raw message of a reject.
+    fn outcome(
+        &mut self,
+        ev: &LogEvent<'_>,
+        outcome: MapOutcome,
+        message: impl FnOnce() -> String,
+    ) {
         let out = &mut *self.out;
         out.counts.events += 1;
-        match self.mapper.map(ev, self.scratch, &mut out.csv) {
+        match outcome {
             MapOutcome::Row => out.counts.rows += 1,
             MapOutcome::Filtered => out.counts.filtered_out += 1,
             MapOutcome::Rejected(r) => {
@@ -145,7 +160,7 @@ impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
                     column: r.column,
                     code: r.code,
                     reason: r.reason,
-                    message: ev.message.to_owned(),
+                    message: message(),
                 });
             }
         }
@@ -154,6 +169,38 @@ impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
                 flush(&mut out.csv);
             }
         }
+    }
+}
+
+impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
+    type Error = Infallible;
+
+    fn event(&mut self, ev: &LogEvent<'_>) -> Result<(), Infallible> {
+        let outcome = self.mapper.map(ev, self.scratch, &mut self.out.csv);
+        self.outcome(ev, outcome, || ev.message.to_owned());
+        Ok(())
+    }
+
+    fn wants_escaped(&self) -> bool {
+        self.onepass
+    }
+
+    fn escaped_event(
+        &mut self,
+        ev: &LogEvent<'_>,
+        escaped: &str,
+    ) -> Result<(), Infallible> {
+        let outcome = self.mapper.map_escaped(
+            ev,
+            escaped,
+            self.scratch,
+            &mut self.out.csv,
+        );
+        self.outcome(ev, outcome, || {
+            let mut buf = Vec::new();
+            crate::decode::onepass::unescape(escaped.as_bytes(), &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        });
         Ok(())
     }
 
@@ -167,7 +214,16 @@ impl Converter {
     /// A converter from a decoder and a mapper.
     #[must_use]
     pub fn new(decoder: Decoder, mapper: Mapper) -> Self {
-        Converter { decoder, mapper }
+        let onepass = mapper.onepass();
+        Converter { decoder, mapper, onepass }
+    }
+
+    /// Takes the one-pass path (the default wherever the spec allows it)
+    /// or always today's: simd-json's envelope, the unescaped message's
+    /// scan. For the benches and the differential tests.
+    #[doc(hidden)]
+    pub fn set_onepass(&mut self, on: bool) {
+        self.onepass = on && self.mapper.onepass();
     }
 
     /// The mapper.
@@ -215,12 +271,25 @@ impl Converter {
     ) {
         let ConvertScratch { decode, map } = scratch;
         map.clear_truncated();
-        let sink = Sink { mapper: &self.mapper, scratch: map, out, flush };
+        decode.onepass = OnePassCounts::default();
+        (map.onepass_messages, map.onepass_fallbacks) = (0, 0);
+        let sink = Sink {
+            mapper: &self.mapper,
+            scratch: map,
+            out,
+            flush,
+            onepass: self.onepass,
+        };
         let stats = match self.decoder.decode(object, data, decode, sink) {
             Ok(s) => s,
             Err(never) => match never {},
         };
         out.decode.add(&stats);
+        let mut counts = decode.onepass;
+        counts.messages =
+            map.onepass_messages.saturating_sub(map.onepass_fallbacks);
+        counts.message_fallbacks = map.onepass_fallbacks;
+        out.onepass.add(&counts);
         if map.truncated.iter().any(|&n| n > 0) {
             let n = self.mapper.column_names().len();
             if out.truncated.len() < n {

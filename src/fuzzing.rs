@@ -1057,3 +1057,215 @@ pub fn conninfo(data: &[u8]) {
         ),
     }
 }
+
+/// [`mapper_scan`] of a message in its escaped form (the one-pass path).
+#[must_use]
+pub fn mapper_scan_escaped(
+    mapper: &crate::Mapper,
+    escaped: &str,
+    scratch: &mut crate::MapScratch,
+) -> Option<usize> {
+    mapper.scan_escaped_only(escaped, scratch)
+}
+
+/// `RowWriter`'s field written straight from a JSON string body (the
+/// one-pass path's `@message`), for `benches/stages.rs`; false when it
+/// leaves the field to the plain path.
+pub fn write_escaped_field(
+    w: &mut crate::RowWriter,
+    out: &mut Vec<u8>,
+    escaped: &str,
+) -> bool {
+    w.field_escaped(out, escaped.as_bytes())
+}
+
+/// The specs the `fuzz_onepass` invariant maps with, each for both
+/// dialects: the seed's table, the mapping fixture's, and one that reads
+/// `@message` as `json` and short truncated text, strips NUL and writes
+/// NULL for what is not JSON, with a key that needs escapes.
+const ONEPASS_SPECS: [&str; 4] = [
+    include_str!("../testdata/specs/integrated_user_log.toml"),
+    include_str!("../testdata/specs/edge_cases.toml"),
+    r#"
+table = "t"
+nul = "strip"
+non_json = "raw"
+filter = '{ $.a = "x*" || $.b[0] > 1 || $.c IS NULL }'
+[[columns]]
+name = "doc"
+source = "@message"
+type = "json"
+[[columns]]
+name = "m"
+source = "@message"
+type = "text"
+max_bytes = 40
+overflow = "truncate"
+[[columns]]
+name = "q"
+source = '"k\"y".z'
+type = "text"
+[[columns]]
+name = "a"
+source = "a"
+type = "text"
+max_bytes = 5
+overflow = "truncate"
+[[columns]]
+name = "b"
+source = "b"
+type = "json"
+"#,
+    r#"
+table = "u"
+[[columns]]
+name = "m"
+source = "@message"
+type = "text"
+[[columns]]
+name = "ts"
+source = "@timestamp"
+type = "timestamp"
+"#,
+];
+
+fn onepass_mappers() -> &'static [crate::Mapper] {
+    use std::sync::OnceLock;
+    static MAPPERS: OnceLock<Vec<crate::Mapper>> = OnceLock::new();
+    MAPPERS.get_or_init(|| {
+        let mut v = Vec::new();
+        for text in ONEPASS_SPECS {
+            let spec = crate::ColumnSpec::from_toml(text);
+            assert!(spec.is_ok(), "a fuzz spec: {spec:?}");
+            let Ok(spec) = spec else { continue };
+            for d in [crate::Dialect::Postgres, crate::Dialect::Redshift] {
+                let m = crate::Mapper::new(&spec, d);
+                assert!(m.is_ok(), "a fuzz spec: {m:?}");
+                v.extend(m);
+            }
+        }
+        v
+    })
+}
+
+/// How [`escape`] writes a message into its JSON string.
+pub const ESCAPE_STYLES: usize = 4;
+
+/// The body of the JSON string holding `text`: style 0 as `serde_json`
+/// writes it (what CloudWatch Logs does), 1 also `\/`, 2 also non-ASCII
+/// as `\u` escapes (surrogate pairs beyond the BMP), 3 `"` as `\u0022`
+/// and `\\` as `\u005C`. Styles 1 to 3 send messages to the fallback.
+#[must_use]
+pub fn escape(text: &str, style: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '"' if style == 3 => out.push_str("\\u0022"),
+            '\\' if style == 3 => out.push_str("\\u005C"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '/' if style == 1 => out.push_str("\\/"),
+            c if (c as u32) < 0x20 || (style == 2 && !c.is_ascii()) => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One message through [`Mapper::map_escaped`](crate::Mapper) (the
+/// one-pass path) and [`Mapper::map`](crate::Mapper) (the oracle): the
+/// same outcome, the same bytes appended to a buffer that already holds
+/// a row, the same truncation counts, and — for `serde_json`'s escaping
+/// of a message the spec can read in escaped form — no fallback.
+pub fn onepass_message(mapper: &crate::Mapper, text: &str, style: usize) {
+    use crate::{Envelope, LogEvent, MapScratch};
+    let escaped = escape(text, style);
+    let env = Envelope { log_stream: "s", ..Envelope::default() };
+    let ev = LogEvent {
+        object: "fuzz",
+        member: Some(0),
+        envelope: Some(&env),
+        id: Some("7"),
+        timestamp: Some(1_700_000_000_123),
+        message: text,
+    };
+    let (mut s1, mut s2) = (MapScratch::new(), MapScratch::new());
+    let (mut o1, mut o2) = (b"x,y\n".to_vec(), b"x,y\n".to_vec());
+    // Twice, so warm scratch is covered too.
+    for _ in 0..2 {
+        let fast = mapper.map_escaped(
+            &LogEvent { message: "", ..ev },
+            &escaped,
+            &mut s1,
+            &mut o1,
+        );
+        let oracle = mapper.map(&ev, &mut s2, &mut o2);
+        assert_eq!(fast, oracle, "{text:?} as {escaped:?}");
+        assert_eq!(o1, o2, "{text:?} as {escaped:?}");
+        assert_eq!(s1.truncated(), s2.truncated(), "{text:?}");
+    }
+    let json = mapper.scan_only(text, &mut s2).is_some();
+    if style == 0 && mapper.onepass() && (json || !mapper.parses()) {
+        assert_eq!(s1.onepass_fallbacks, 0, "{text:?} as {escaped:?}");
+    }
+}
+
+/// One object through a [`Converter`](crate::Converter) on the one-pass
+/// path and on the oracle path: the same CSV, counts, rejects,
+/// truncations, decode counts and errors.
+pub fn onepass_object(mapper: &crate::Mapper, data: &[u8]) {
+    use crate::{ConvertScratch, Converter, ObjectOutput};
+    let dec = DecoderBuilder::new()
+        .max_member_bytes(1 << 20)
+        .max_object_bytes(4 << 20)
+        .build();
+    let fast = Converter::new(dec.clone(), mapper.clone());
+    let mut oracle = Converter::new(dec, mapper.clone());
+    oracle.set_onepass(false);
+    let (mut o1, mut o2) = (ObjectOutput::default(), ObjectOutput::default());
+    fast.convert("fuzz", data, &mut ConvertScratch::new(), &mut o1);
+    oracle.convert("fuzz", data, &mut ConvertScratch::new(), &mut o2);
+    assert!(o1.csv == o2.csv, "CSV differs");
+    assert_eq!(o1.counts, o2.counts);
+    assert!(o1.counts.reconcile());
+    assert_eq!(o1.rejects, o2.rejects);
+    assert_eq!(o1.truncated, o2.truncated);
+    assert_eq!(o1.decode, o2.decode);
+    let errs = |o: &ObjectOutput| {
+        o.errors.iter().map(|e| format!("{e}")).collect::<Vec<_>>()
+    };
+    assert_eq!(errs(&o1), errs(&o2));
+    assert_eq!(o2.onepass.envelopes + o2.onepass.messages, 0);
+}
+
+/// The `fuzz_onepass` invariant: the first byte picks a spec and dialect
+/// and how the message is escaped; the rest is tried as an object (the
+/// one-pass envelope reader against simd-json's) and, when UTF-8, as a
+/// message, alone ([`onepass_message`]) and inside an envelope
+/// ([`onepass_object`]).
+pub fn onepass(input: &[u8]) {
+    let Some((&pick, data)) = input.split_first() else { return };
+    let mappers = onepass_mappers();
+    let pick = usize::from(pick);
+    let Some(mapper) = mappers.get(pick % mappers.len()) else { return };
+    let style = (pick / mappers.len()) % ESCAPE_STYLES;
+    onepass_object(mapper, data);
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    onepass_message(mapper, text, style);
+    let env = format!(
+        r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{{"id":"1","timestamp":5,"message":"{}"}},{{"id":"2","timestamp":6,"message":"{}"}}]}}"#,
+        escape(text, style),
+        escape(text, 0),
+    );
+    onepass_object(mapper, env.as_bytes());
+}

@@ -19,6 +19,8 @@ mod write;
 pub use crate::convert::{
     ConvertScratch, Converter, Counts, ObjectOutput, RejectedEvent,
 };
+#[doc(hidden)]
+pub use crate::decode::OnePassCounts;
 pub use crate::decode::{
     inflate_members, DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
 };

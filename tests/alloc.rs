@@ -97,24 +97,35 @@ fn warm_convert_allocates_nothing() {
     ))
     .unwrap();
     let spec = ColumnSpec::from_toml(&text).unwrap();
-    let conv = Converter::new(
-        Decoder::new(),
-        Mapper::new(&spec, Dialect::Postgres).unwrap(),
-    );
-    let mut scratch = ConvertScratch::new();
-    let mut out = ObjectOutput::default();
-    conv.convert("o", &data, &mut scratch, &mut out);
-    let counts = out.counts;
-    assert!(counts.rows > 1000 && counts.filtered_out > 0, "{counts:?}");
-    assert_eq!(counts.rejected, 0);
-    out.clear();
-    let before = allocs();
-    conv.convert("o", &data, &mut scratch, &mut out);
-    assert_eq!(out.counts, counts);
-    assert_eq!(
-        allocs() - before,
-        0,
-        "allocations in a warm convert of {} events",
-        counts.events
-    );
+    // The one-pass path (issue #13) and the oracle path.
+    for onepass in [true, false] {
+        let mut conv = Converter::new(
+            Decoder::new(),
+            Mapper::new(&spec, Dialect::Postgres).unwrap(),
+        );
+        conv.set_onepass(onepass);
+        let mut scratch = ConvertScratch::new();
+        let mut out = ObjectOutput::default();
+        conv.convert("o", &data, &mut scratch, &mut out);
+        let counts = out.counts;
+        assert!(counts.rows > 1000 && counts.filtered_out > 0, "{counts:?}");
+        assert_eq!(counts.rejected, 0);
+        let taken = out.onepass;
+        if onepass {
+            assert_eq!(taken.envelope_fallbacks, 0, "{taken:?}");
+            assert!(taken.messages > counts.rows, "{taken:?}");
+        } else {
+            assert_eq!(taken.envelopes + taken.messages, 0, "{taken:?}");
+        }
+        out.clear();
+        let before = allocs();
+        conv.convert("o", &data, &mut scratch, &mut out);
+        assert_eq!(out.counts, counts);
+        assert_eq!(
+            allocs() - before,
+            0,
+            "allocations in a warm convert of {} events (one-pass: {onepass})",
+            counts.events
+        );
+    }
 }

@@ -124,3 +124,60 @@ fn scan_regressions_and_fixture_messages_hold_the_scan_invariant() {
     }
     assert!(messages > 50, "{messages}");
 }
+
+/// `fuzz_onepass`'s seeds and findings (fuzz/regressions/fuzz_onepass-*),
+/// every fixture object and every fixture message hold the one-pass
+/// invariant (the one-pass path gives the oracle's rows, rejects,
+/// filter decisions and errors) for every spec, dialect and escaping.
+#[test]
+fn onepass_regressions_and_fixtures_hold_the_onepass_invariant() {
+    use cwl_copy::{Decoder, FnSink, LogEvent, Scratch};
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(root.join("fuzz/regressions")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("fuzz_onepass") {
+            let data = std::fs::read(&path).unwrap();
+            for pick in 0..=u8::MAX {
+                let mut input = vec![pick];
+                input.extend_from_slice(data.get(1..).unwrap_or_default());
+                fuzzing::onepass(&input);
+            }
+            seeds += 1;
+        }
+    }
+    assert!(seeds >= 5, "{seeds}");
+    let mut messages = Vec::new();
+    for dir in ["testdata/firehose", "testdata/bad", "testdata/mapping"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            for pick in 0..8u8 {
+                let mut input = vec![pick];
+                input.extend_from_slice(&data);
+                fuzzing::onepass(&input);
+            }
+            let _ = Decoder::new().decode(
+                "fixture",
+                &data,
+                &mut Scratch::new(),
+                FnSink::new(
+                    |e: &LogEvent<'_>| -> Result<(), ()> {
+                        messages.push(e.message.to_owned());
+                        Ok(())
+                    },
+                    |_| Ok(()),
+                ),
+            );
+        }
+    }
+    assert!(messages.len() > 50, "{}", messages.len());
+    for m in &messages {
+        for pick in [0u8, 9, 21, 46, 63] {
+            let mut input = vec![pick];
+            input.extend_from_slice(m.as_bytes());
+            fuzzing::onepass(&input);
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod envelope;
 mod frame;
 mod gzip;
 mod libdeflate;
+pub(crate) mod onepass;
 mod sink;
 mod source;
 
@@ -208,6 +209,38 @@ pub struct Scratch {
     simd: Buffers,
     depth: usize,
     tape: Option<Tape<'static>>,
+    /// The events of an envelope on the one-pass path.
+    fast: Vec<onepass::FastEvent>,
+    /// Envelopes that took the one-pass path, and those that fell back
+    /// to simd-json (for a sink that [wants escaped
+    /// messages](EventSink::wants_escaped)).
+    pub(crate) onepass: OnePassCounts,
+}
+
+/// How many envelopes and messages took the one-pass path of `convert`,
+/// and how many fell back to the oracle path (simd-json's envelope, the
+/// unescaped message's scan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct OnePassCounts {
+    /// Envelopes read by the one-pass reader.
+    pub envelopes: u64,
+    /// Envelopes parsed with simd-json instead.
+    pub envelope_fallbacks: u64,
+    /// Messages mapped in their escaped form.
+    pub messages: u64,
+    /// Messages unescaped and mapped by the oracle path instead.
+    pub message_fallbacks: u64,
+}
+
+impl OnePassCounts {
+    /// Adds `other` to `self`.
+    pub fn add(&mut self, other: &OnePassCounts) {
+        self.envelopes += other.envelopes;
+        self.envelope_fallbacks += other.envelope_fallbacks;
+        self.messages += other.messages;
+        self.message_fallbacks += other.message_fallbacks;
+    }
 }
 
 impl Default for Scratch {
@@ -226,6 +259,8 @@ impl Scratch {
             simd: Buffers::default(),
             depth: 0,
             tape: None,
+            fast: Vec::new(),
+            onepass: OnePassCounts::default(),
         }
     }
 }
@@ -277,15 +312,27 @@ fn json_error(e: &simd_json::Error) -> ErrorKind {
 
 /// Parses `buf[..len]` (followed by at least [`PAD`] bytes) as one
 /// envelope and emits its events.
+#[allow(clippy::too_many_arguments)]
 fn emit_envelope<S: EventSink>(
     run: &mut Run<'_, S>,
     buf: &mut [u8],
     len: usize,
     simd: &mut Buffers,
     tape_slot: &mut Option<Tape<'static>>,
+    fast: &mut Vec<onepass::FastEvent>,
+    counts: &mut OnePassCounts,
     member: u64,
     offset: u64,
 ) -> Result<(), S::Error> {
+    if run.sink.wants_escaped() {
+        if let Some(env) =
+            onepass::parse(buf.get(..len).unwrap_or_default(), fast)
+        {
+            counts.envelopes += 1;
+            return emit_fast(run, &env, fast, member);
+        }
+        counts.envelope_fallbacks += 1;
+    }
     // Looked at before simd-json rewrites strings in place: a document
     // whose last non-blank byte is not `}` was cut short.
     let truncated = !ends_with_brace(buf.get(..len));
@@ -308,6 +355,36 @@ fn emit_envelope<S: EventSink>(
     };
     *tape_slot = Some(tape.reset());
     result
+}
+
+/// Emits the events of an envelope the one-pass reader read.
+fn emit_fast<S: EventSink>(
+    run: &mut Run<'_, S>,
+    env: &onepass::FastEnvelope<'_>,
+    events: &[onepass::FastEvent],
+    member: u64,
+) -> Result<(), S::Error> {
+    run.stats.envelopes += 1;
+    if env.kind == MessageType::Control {
+        run.stats.control_messages += 1;
+        return Ok(());
+    }
+    for ev in events {
+        let (id, timestamp, escaped) = env.event(ev);
+        run.stats.events += 1;
+        run.sink.escaped_event(
+            &LogEvent {
+                object: run.object,
+                member: Some(member),
+                envelope: Some(&env.envelope),
+                id: Some(id),
+                timestamp: Some(timestamp),
+                message: "",
+            },
+            escaped,
+        )?;
+    }
+    Ok(())
 }
 
 fn ends_with_brace(doc: Option<&[u8]>) -> bool {
@@ -532,7 +609,8 @@ impl Decoder {
                 Ok(n) => {
                     inflated_total += n as u64;
                     run.stats.inflated_bytes += n as u64;
-                    let Scratch { inflate, simd, tape, .. } = scratch;
+                    let Scratch { inflate, simd, tape, fast, onepass, .. } =
+                        scratch;
                     let content = inflate.buf.get(..n).unwrap_or_default();
                     if whitespace(content) == n {
                         // An empty (or blank) member holds no envelope.
@@ -546,6 +624,8 @@ impl Decoder {
                         n,
                         simd,
                         tape,
+                        fast,
+                        onepass,
                         member,
                         offset,
                     )
@@ -683,13 +763,15 @@ impl Decoder {
                 doc += 1;
                 continue;
             }
-            let Scratch { doc: copy, simd, tape, .. } = scratch;
+            let Scratch { doc: copy, simd, tape, fast, onepass, .. } = scratch;
             copy.clear();
             copy.extend_from_slice(src.avail().get(..end).unwrap_or_default());
             copy.resize(end + PAD, 0);
             src.consume(end);
-            emit_envelope(run, copy, end, simd, tape, doc, offset)
-                .map_err(Stop::Sink)?;
+            emit_envelope(
+                run, copy, end, simd, tape, fast, onepass, doc, offset,
+            )
+            .map_err(Stop::Sink)?;
             doc += 1;
         }
         Ok(())

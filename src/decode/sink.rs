@@ -59,6 +59,34 @@ pub trait EventSink {
     ///
     /// An error stops decoding and is returned by the decoder.
     fn reject(&mut self, error: Error) -> Result<(), Self::Error>;
+
+    /// Whether this sink takes messages in their escaped form
+    /// ([`EventSink::escaped_event`]): the one-pass path of `convert`.
+    #[doc(hidden)]
+    fn wants_escaped(&self) -> bool {
+        false
+    }
+
+    /// Called instead of [`EventSink::event`] when
+    /// [`EventSink::wants_escaped`] is true and the envelope took the
+    /// one-pass path: `escaped` is the body of the message's JSON string,
+    /// not unescaped (`event.message` is empty). The default unescapes it
+    /// and calls [`EventSink::event`].
+    ///
+    /// # Errors
+    ///
+    /// As [`EventSink::event`].
+    #[doc(hidden)]
+    fn escaped_event(
+        &mut self,
+        event: &LogEvent<'_>,
+        escaped: &str,
+    ) -> Result<(), Self::Error> {
+        let mut buf = Vec::new();
+        super::onepass::unescape(escaped.as_bytes(), &mut buf);
+        let message = String::from_utf8_lossy(&buf);
+        self.event(&LogEvent { message: &message, ..*event })
+    }
 }
 
 impl<S: EventSink + ?Sized> EventSink for &mut S {
@@ -68,6 +96,16 @@ impl<S: EventSink + ?Sized> EventSink for &mut S {
     }
     fn reject(&mut self, error: Error) -> Result<(), Self::Error> {
         (**self).reject(error)
+    }
+    fn wants_escaped(&self) -> bool {
+        (**self).wants_escaped()
+    }
+    fn escaped_event(
+        &mut self,
+        event: &LogEvent<'_>,
+        escaped: &str,
+    ) -> Result<(), Self::Error> {
+        (**self).escaped_event(event, escaped)
     }
 }
 

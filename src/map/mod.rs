@@ -112,6 +112,10 @@ pub struct Mapper {
     columns_read_paths: bool,
     /// What the columns and the filter read from the message.
     want: Want,
+    /// Messages can be mapped in their escaped form
+    /// ([`Mapper::map_escaped`]): the filter (if any) is a JSON pattern,
+    /// and `@message` is read only as `text` or `json`.
+    onepass: bool,
 }
 
 impl std::fmt::Debug for Mapper {
@@ -137,6 +141,13 @@ pub struct MapScratch {
     pub(crate) truncated: Vec<u64>,
     /// Columns truncated in the row being written.
     row_truncated: Vec<usize>,
+    /// An escaped message unescaped, for the fallback of
+    /// [`Mapper::map_escaped`].
+    unescaped: Vec<u8>,
+    /// Messages given to [`Mapper::map_escaped`].
+    pub(crate) onepass_messages: u64,
+    /// Messages it unescaped and mapped with [`Mapper::map`] instead.
+    pub(crate) onepass_fallbacks: u64,
 }
 
 impl MapScratch {
@@ -150,6 +161,9 @@ impl MapScratch {
             writer: RowWriter::new(Dialect::Postgres),
             truncated: Vec::new(),
             row_truncated: Vec::new(),
+            unescaped: Vec::new(),
+            onepass_messages: 0,
+            onepass_fallbacks: 0,
         }
     }
 
@@ -255,6 +269,8 @@ enum Val<'a> {
     /// A number and, from the message, its tape node.
     Num(StaticNode, Option<usize>),
     Str(&'a str),
+    /// `@message` as `text`, still escaped ([`Mapper::map_escaped`]).
+    Escaped(&'a str),
     /// An object or array at this tape node.
     Tree(usize),
     /// `@timestamp`.
@@ -287,6 +303,15 @@ type ColumnReject = (&'static str, String);
 enum Conv<'a> {
     Borrowed(&'a str),
     InText,
+}
+
+/// The message as the scanner read it.
+#[derive(Clone, Copy)]
+struct Message<'a> {
+    /// The text scanned: the message, or its escaped form.
+    scanned: &'a str,
+    /// `scanned` is the escaped form.
+    escaped: bool,
 }
 
 /// The parsed message, when there is one.
@@ -406,6 +431,11 @@ impl Mapper {
         let parse = columns_need_json
             || filter.as_ref().is_some_and(FilterPattern::needs_json);
         let want = want(spec, filter.as_ref());
+        let onepass = filter.as_ref().is_none_or(FilterPattern::needs_json)
+            && spec.columns.iter().all(|c| {
+                !matches!(c.source, Source::Meta(Meta::Message))
+                    || matches!(c.kind, Kind::Text { .. } | Kind::Json { .. })
+            });
         Ok(Mapper {
             dialect,
             table: spec.table.clone(),
@@ -418,6 +448,7 @@ impl Mapper {
             columns_need_json,
             columns_read_paths,
             want,
+            onepass,
         })
     }
 
@@ -456,8 +487,94 @@ impl Mapper {
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
-        let MapScratch { scan, tape, text, writer, truncated, row_truncated } =
-            scratch;
+        self.map_inner(ev, None, scratch, out)
+    }
+
+    /// Whether [`Mapper::map_escaped`] can take the one-pass path for
+    /// this spec (otherwise it always falls back).
+    pub(crate) fn onepass(&self) -> bool {
+        self.onepass
+    }
+
+    /// Whether messages are parsed at all (for the filter or a column).
+    pub(crate) fn parses(&self) -> bool {
+        self.parse
+    }
+
+    /// [`Mapper::map`] of the event whose message is `escaped`, the body
+    /// of its JSON string in the envelope, not yet unescaped
+    /// (`ev.message` is not read). The one-pass path: the message is
+    /// scanned in escaped form (`scan::scan_escaped`), only the values
+    /// that end in a column are unescaped, and `@message` as `text` is
+    /// unescaped straight into the CSV field with its quoting
+    /// (`RowWriter::field_escaped`). What that path does not read (an
+    /// escape it leaves to the oracle, a message that is not JSON, a
+    /// filter on the message text) is unescaped and mapped by
+    /// [`Mapper::map`]: the outcome and bytes are always those of `map`
+    /// on the unescaped message.
+    #[doc(hidden)]
+    pub fn map_escaped(
+        &self,
+        ev: &LogEvent<'_>,
+        escaped: &str,
+        scratch: &mut MapScratch,
+        out: &mut Vec<u8>,
+    ) -> MapOutcome {
+        scratch.onepass_messages += 1;
+        if self.onepass {
+            self.map_inner(ev, Some(escaped), scratch, out)
+        } else {
+            self.map_unescaped(ev, escaped, scratch, out)
+        }
+    }
+
+    /// The fallback of [`Mapper::map_escaped`]: unescapes the message
+    /// and maps it with [`Mapper::map`].
+    fn map_unescaped(
+        &self,
+        ev: &LogEvent<'_>,
+        escaped: &str,
+        scratch: &mut MapScratch,
+        out: &mut Vec<u8>,
+    ) -> MapOutcome {
+        scratch.onepass_fallbacks += 1;
+        let mut buf = std::mem::take(&mut scratch.unescaped);
+        buf.clear();
+        crate::decode::onepass::unescape(escaped.as_bytes(), &mut buf);
+        let outcome = match std::str::from_utf8(&buf) {
+            Ok(message) => {
+                self.map(&LogEvent { message, ..*ev }, scratch, out)
+            }
+            // Unescaping UTF-8 gives UTF-8.
+            Err(_) => MapOutcome::Rejected(Reject {
+                column: None,
+                code: code::NOT_JSON,
+                reason: "message is not UTF-8".to_owned(),
+            }),
+        };
+        scratch.unescaped = buf;
+        outcome
+    }
+
+    /// [`Mapper::map`], or with `escaped` the one-pass path, which falls
+    /// back to [`Mapper::map_unescaped`] for a message its scan does not
+    /// read.
+    fn map_inner(
+        &self,
+        ev: &LogEvent<'_>,
+        escaped: Option<&str>,
+        scratch: &mut MapScratch,
+        out: &mut Vec<u8>,
+    ) -> MapOutcome {
+        let MapScratch {
+            scan,
+            tape,
+            text,
+            writer,
+            truncated,
+            row_truncated,
+            ..
+        } = scratch;
         let ScanScratch { arena, stack, starts } = scan;
         if writer.dialect() != self.dialect {
             *writer = RowWriter::new(self.dialect);
@@ -466,10 +583,21 @@ impl Mapper {
         row_truncated.clear();
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
+        let scanned = escaped.unwrap_or(ev.message);
         let parsed = if self.parse {
-            Some(scan::scan(
-                ev.message, &self.want, arena, stack, &mut t.0, starts,
-            ))
+            let res = match escaped {
+                Some(e) => scan::scan_escaped(
+                    e, &self.want, arena, stack, &mut t.0, starts,
+                ),
+                None => scan::scan(
+                    scanned, &self.want, arena, stack, &mut t.0, starts,
+                ),
+            };
+            if let (Err(_), Some(e)) = (&res, escaped) {
+                *tape = t.reset();
+                return self.map_unescaped(ev, e, scratch, out);
+            }
+            Some(res)
         } else {
             None
         };
@@ -477,7 +605,7 @@ impl Mapper {
             let doc = match &parsed {
                 Some(Ok(())) => Some(Json {
                     tape: &t,
-                    lexemes: Lexemes::new(starts, ev.message.as_bytes()),
+                    lexemes: Lexemes::new(starts, scanned.as_bytes()),
                     object: matches!(t.0.first(), Some(Node::Object { .. })),
                 }),
                 _ => None,
@@ -486,7 +614,17 @@ impl Mapper {
                 Some(Err(e)) => Some(e),
                 _ => None,
             };
-            self.map_parsed(ev, doc, error, text, writer, row_truncated, out)
+            let msg = Message { scanned, escaped: escaped.is_some() };
+            self.map_parsed(
+                ev,
+                msg,
+                doc,
+                error,
+                text,
+                writer,
+                row_truncated,
+                out,
+            )
         };
         *tape = t.reset();
         if outcome == MapOutcome::Row && !row_truncated.is_empty() {
@@ -520,10 +658,29 @@ impl Mapper {
         n
     }
 
+    /// [`Mapper::scan_only`] of an escaped message.
+    pub(crate) fn scan_escaped_only(
+        &self,
+        escaped: &str,
+        scratch: &mut MapScratch,
+    ) -> Option<usize> {
+        let MapScratch { scan, tape, .. } = scratch;
+        let ScanScratch { arena, stack, starts } = scan;
+        let mut t: Tape<'_> =
+            std::mem::replace(tape, Tape(Vec::new())).reset();
+        let res = scan::scan_escaped(
+            escaped, &self.want, arena, stack, &mut t.0, starts,
+        );
+        let n = res.ok().map(|()| t.0.len());
+        *tape = t.reset();
+        n
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn map_parsed<'a>(
         &self,
         ev: &LogEvent<'a>,
+        msg: Message<'a>,
         doc: Option<Json<'a>>,
         parse_error: Option<&ScanError>,
         text: &mut Vec<u8>,
@@ -535,6 +692,8 @@ impl Mapper {
             if f.needs_json() && doc.is_none() {
                 return MapOutcome::Filtered;
             }
+            // A JSON pattern reads only the tape (the one-pass path has
+            // no unescaped message and takes only those).
             if !f.matches(ev.message, doc.map(|d| d.tape.as_value())) {
                 return MapOutcome::Filtered;
             }
@@ -573,7 +732,7 @@ impl Mapper {
         }
         let start = out.len();
         for (i, col) in self.columns.iter().enumerate() {
-            match self.column(col, ev, doc, text, w, out) {
+            match self.column(col, ev, msg, doc, text, w, out) {
                 Ok(false) => {}
                 Ok(true) => row_truncated.push(i),
                 Err((code, reason)) => {
@@ -593,16 +752,18 @@ impl Mapper {
 
     /// Writes one column's field: `Ok(true)` when it was truncated, `Err`
     /// the reject code and reason.
+    #[allow(clippy::too_many_arguments)]
     fn column<'a>(
         &self,
         col: &Column,
         ev: &LogEvent<'a>,
+        msg: Message<'a>,
         doc: Option<Json<'a>>,
         text: &mut Vec<u8>,
         w: &mut RowWriter,
         out: &mut Vec<u8>,
     ) -> Result<bool, ColumnReject> {
-        let val = value(col, ev, doc);
+        let val = value(col, ev, msg, doc);
         if let Val::Missing = val {
             return match &col.default {
                 Some((d, _)) => w
@@ -623,7 +784,7 @@ impl Mapper {
         // allowed in its strings, nor anywhere else), and unescaped
         // strings live in scratch, not in the message: so text borrowed
         // from a message that parsed needs no NUL check.
-        let json_text = doc.map(|_| ev.message.as_bytes().as_ptr_range());
+        let json_text = doc.map(|_| msg.scanned.as_bytes().as_ptr_range());
         match self.write_value(col, val, doc, json_text, text, w, out) {
             Ok(truncated) => Ok(truncated),
             Err(f @ (Fail::Mismatch(_) | Fail::NotJson)) => {
@@ -675,7 +836,23 @@ impl Mapper {
         out: &mut Vec<u8>,
     ) -> Result<bool, Fail> {
         text.clear();
-        let conv = self.convert(col.kind, val, doc, text)?;
+        if let (Val::Escaped(e), Kind::Text { max_bytes, .. }) =
+            (val, col.kind)
+        {
+            // Unescaping never lengthens, so within the limits the field
+            // is written straight from the escaped bytes when it can be.
+            if e.len() <= max_bytes
+                && e.len() <= self.field_max
+                && w.field_escaped(out, e.as_bytes())
+            {
+                return Ok(false);
+            }
+            crate::decode::onepass::unescape(e.as_bytes(), text);
+        }
+        let conv = match val {
+            Val::Escaped(_) => Conv::InText,
+            _ => self.convert(col.kind, val, doc, text)?,
+        };
         let mut s = match conv {
             Conv::Borrowed(s) => s,
             Conv::InText => std::str::from_utf8(text)
@@ -808,7 +985,9 @@ impl Mapper {
                 },
                 Val::EpochMs(v) => int(v, text),
                 Val::Tree(i) => tree(i, text),
-                Val::Missing | Val::NotJson => Err(Mismatch("missing")),
+                Val::Missing | Val::NotJson | Val::Escaped(_) => {
+                    Err(Mismatch("missing"))
+                }
             },
             Kind::Int => {
                 let v = match val {
@@ -915,6 +1094,7 @@ fn bool_text(b: bool) -> &'static str {
 fn value<'a>(
     col: &Column,
     ev: &LogEvent<'a>,
+    msg: Message<'a>,
     doc: Option<Json<'a>>,
 ) -> Val<'a> {
     let opt = |s: Option<&'a str>| s.map_or(Val::Missing, Val::Str);
@@ -939,6 +1119,7 @@ fn value<'a>(
             Meta::Message => match (col.kind, doc) {
                 (Kind::Json { .. }, Some(d)) => node_val(&d.tape.0, 0),
                 (Kind::Json { .. }, None) => Val::NotJson,
+                _ if msg.escaped => Val::Escaped(msg.scanned),
                 _ => Val::Str(ev.message),
             },
         },

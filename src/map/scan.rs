@@ -253,6 +253,46 @@ pub(crate) fn scan<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
+    scan_level::<false>(message, want, arena, stack, tape, starts)
+}
+
+/// [`scan`] of a message still in its escaped form: `escaped` is the body
+/// of the envelope's JSON string that holds the message (the bytes
+/// between its quotes), and the tape is the one [`scan`] gives for the
+/// unescaped message, except that `starts` are offsets in `escaped`.
+///
+/// At the envelope's level only the escapes `\"`, `\\`, `\n`, `\r` and
+/// `\t` are read (the last three as whitespace between tokens); any
+/// other (`\/`, `\u…`, `\b`, `\f`, or a control character inside a
+/// string of the message) is an error, and the caller falls back to
+/// unescaping the message and calling [`scan`]. Strings without escapes
+/// at either level borrow `escaped`; the others are unescaped twice into
+/// `arena`.
+///
+/// # Errors
+///
+/// A [`ScanError`] when the unescaped message is not one JSON text, or
+/// holds an escape this form does not read; offsets are in `escaped`.
+pub(crate) fn scan_escaped<'b>(
+    escaped: &'b str,
+    want: &Want,
+    arena: &'b mut Vec<u8>,
+    stack: &mut Vec<Frame>,
+    tape: &mut Vec<Node<'b>>,
+    starts: &mut Vec<u32>,
+) -> Result<(), ScanError> {
+    scan_level::<true>(escaped, want, arena, stack, tape, starts)
+}
+
+/// [`scan`] (`E = false`) or [`scan_escaped`] (`E = true`).
+fn scan_level<'b, const E: bool>(
+    message: &'b str,
+    want: &Want,
+    arena: &'b mut Vec<u8>,
+    stack: &mut Vec<Frame>,
+    tape: &mut Vec<Node<'b>>,
+    starts: &mut Vec<u32>,
+) -> Result<(), ScanError> {
     tape.clear();
     starts.clear();
     stack.clear();
@@ -262,7 +302,7 @@ pub(crate) fn scan<'b>(
     if arena.len() < message.len() {
         arena.resize(message.len(), 0);
     }
-    let mut s = Scanner {
+    let mut s = Scanner::<E> {
         text: message,
         msg: message.as_bytes(),
         free: arena.as_mut_slice(),
@@ -274,7 +314,8 @@ pub(crate) fn scan<'b>(
     s.run()
 }
 
-struct Scanner<'b, 'r> {
+/// The scanner; `E`: the message is in its escaped form ([`scan_escaped`]).
+struct Scanner<'b, 'r, const E: bool> {
     text: &'b str,
     msg: &'b [u8],
     /// The unused part of the arena.
@@ -389,7 +430,110 @@ fn is_digit(b: Option<&u8>) -> bool {
     b.is_some_and(u8::is_ascii_digit)
 }
 
-impl<'b> Scanner<'b, '_> {
+/// The width of a quote of the message: `"`, or `\"` in escaped form.
+const fn qw(escaped: bool) -> usize {
+    if escaped {
+        2
+    } else {
+        1
+    }
+}
+
+/// Whether a string of the message opens (or closes) at `pos`.
+#[inline(always)]
+fn is_quote<const E: bool>(msg: &[u8], pos: usize) -> bool {
+    if E {
+        msg.get(pos..pos + 2) == Some(b"\\\"")
+    } else {
+        msg.get(pos) == Some(&b'"')
+    }
+}
+
+/// The code point of the escaped form of a `\u` escape at `at` (its
+/// `\\u`) and the offset just past it (past both halves of a pair).
+fn unicode_escape_escaped(
+    msg: &[u8],
+    at: usize,
+) -> Result<(u32, usize), ScanError> {
+    let hi = msg
+        .get(at + 3..)
+        .and_then(hex4)
+        .map_or_else(|| err(at, "invalid \\u escape"), Ok)?;
+    match hi {
+        0xD800..=0xDBFF => {
+            let lo = match msg.get(at + 7..at + 10) {
+                Some(b"\\\\u") => msg.get(at + 10..).and_then(hex4),
+                _ => None,
+            };
+            match lo {
+                Some(lo @ 0xDC00..=0xDFFF) => Ok((
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                    at + 14,
+                )),
+                _ => err(at, "lone surrogate in \\u escape"),
+            }
+        }
+        0xDC00..=0xDFFF => err(at, "lone surrogate in \\u escape"),
+        _ => Ok((hi, at + 7)),
+    }
+}
+
+/// [`string_end`] for the escaped form: `start` is the `\` of the
+/// opening `\"`; returns the offset of the closing `\"` and whether the
+/// string has escapes of the message's own.
+#[inline(always)]
+fn string_end_escaped(
+    msg: &[u8],
+    start: usize,
+) -> Result<(usize, bool), ScanError> {
+    let mut i = start + 2;
+    let mut escaped = false;
+    loop {
+        let c = match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(chunk) => {
+                let (m, _) = special(u64::from_le_bytes(*chunk));
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += (m.trailing_zeros() / 8) as usize;
+                msg.get(i).copied().unwrap_or(b'"')
+            }
+            None => match msg.get(i) {
+                Some(&c) => c,
+                None => return err(start, "unterminated string"),
+            },
+        };
+        match c {
+            b'\\' => match msg.get(i + 1) {
+                Some(b'"') => return Ok((i, escaped)),
+                // An escape of the message's: `\\` and the escaped form
+                // of the escaped character.
+                Some(b'\\') => {
+                    escaped = true;
+                    i = match msg.get(i + 2) {
+                        Some(b'\\') => match msg.get(i + 3) {
+                            Some(b'"' | b'\\') => i + 4,
+                            _ => return err(i, "invalid escape"),
+                        },
+                        Some(b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i + 3,
+                        Some(b'u') => unicode_escape_escaped(msg, i)?.1,
+                        Some(_) => return err(i, "invalid escape"),
+                        None => return err(start, "unterminated string"),
+                    };
+                }
+                // `\n`, `\t`, … : a control character inside a string of
+                // the message (not JSON); `\/`, `\u`: not read here.
+                _ => return err(i, "escape not read in escaped form"),
+            },
+            b'"' => return err(i, "quote in an escaped string"),
+            0..=0x1f => return err(i, "control character in string"),
+            _ => i += 1,
+        }
+    }
+}
+
+impl<'b, const E: bool> Scanner<'b, '_, E> {
     fn run(&mut self) -> Result<(), ScanError> {
         let msg = self.msg;
         let mut pos = 0;
@@ -397,71 +541,83 @@ impl<'b> Scanner<'b, '_> {
         let mut top = TOP;
         let mut mode = self.want.mode(0);
         'value: loop {
-            pos = skip_ws(msg, pos);
+            pos = skip_ws::<E>(msg, pos);
             let start = pos;
-            match msg.get(start) {
-                Some(b'"') => {
-                    let (end, escaped) = string_end(msg, start)?;
-                    if mode != Mode::Skip {
-                        let s = self.string(start, end, escaped)?;
-                        self.push(Node::String(s), start);
-                    }
-                    pos = end + 1;
+            if is_quote::<E>(msg, start) {
+                let (end, escaped) = if E {
+                    string_end_escaped(msg, start)?
+                } else {
+                    string_end(msg, start)?
+                };
+                if mode != Mode::Skip {
+                    let s = self.string(start, end, escaped)?;
+                    self.push(Node::String(s), start);
                 }
-                Some(b'-' | b'0'..=b'9') => pos = self.number(start, mode)?,
-                Some(&c @ (b'{' | b'[')) => {
-                    if self.stack.len() >= MAX_DEPTH {
-                        return err(start, "nesting deeper than 1024");
+                pos = end + qw(E);
+            } else {
+                match msg.get(start) {
+                    Some(b'-' | b'0'..=b'9') => {
+                        pos = self.number(start, mode)?
                     }
-                    let obj = c == b'{';
-                    let node = match mode {
-                        Mode::Skip => NONE,
-                        _ => {
-                            self.push(Node::Array { len: 0, count: 0 }, start)
+                    Some(&c @ (b'{' | b'[')) => {
+                        if self.stack.len() >= MAX_DEPTH {
+                            return err(start, "nesting deeper than 1024");
                         }
-                    };
-                    self.stack.push(top);
-                    top = Frame {
-                        node,
-                        mode: match mode {
-                            Mode::Node(_) if !obj => Mode::Skip,
-                            m => m,
-                        },
-                        len: 0,
-                        kind: if obj { Kind::Object } else { Kind::Array },
-                    };
-                    pos = skip_ws(msg, start + 1);
-                    let close = if obj { b'}' } else { b']' };
-                    if msg.get(pos) != Some(&close) {
-                        (pos, mode) = self.member(&mut top, pos)?;
-                        continue 'value;
+                        let obj = c == b'{';
+                        let node = match mode {
+                            Mode::Skip => NONE,
+                            _ => self
+                                .push(Node::Array { len: 0, count: 0 }, start),
+                        };
+                        self.stack.push(top);
+                        top = Frame {
+                            node,
+                            mode: match mode {
+                                Mode::Node(_) if !obj => Mode::Skip,
+                                m => m,
+                            },
+                            len: 0,
+                            kind: if obj { Kind::Object } else { Kind::Array },
+                        };
+                        pos = skip_ws::<E>(msg, start + 1);
+                        let close = if obj { b'}' } else { b']' };
+                        if msg.get(pos) != Some(&close) {
+                            (pos, mode) = self.member(&mut top, pos)?;
+                            continue 'value;
+                        }
+                        pos += 1;
+                        self.close(&mut top);
                     }
-                    pos += 1;
-                    self.close(&mut top);
+                    Some(b't') => {
+                        pos =
+                            self.literal(start, b"true", true.into(), mode)?;
+                    }
+                    Some(b'f') => {
+                        pos =
+                            self.literal(start, b"false", false.into(), mode)?;
+                    }
+                    Some(b'n') => {
+                        pos = self.literal(
+                            start,
+                            b"null",
+                            StaticNode::Null,
+                            mode,
+                        )?;
+                    }
+                    Some(_) => return err(start, "expected a value"),
+                    None => return err(start, "unexpected end of input"),
                 }
-                Some(b't') => {
-                    pos = self.literal(start, b"true", true.into(), mode)?;
-                }
-                Some(b'f') => {
-                    pos = self.literal(start, b"false", false.into(), mode)?;
-                }
-                Some(b'n') => {
-                    pos =
-                        self.literal(start, b"null", StaticNode::Null, mode)?;
-                }
-                Some(_) => return err(start, "expected a value"),
-                None => return err(start, "unexpected end of input"),
             }
             // After a value: a separator, a closer, or the end.
             loop {
-                pos = skip_ws(msg, pos);
+                pos = skip_ws::<E>(msg, pos);
                 match (msg.get(pos), top.kind) {
                     (_, Kind::Top) if pos < msg.len() => {
                         return err(pos, "trailing characters");
                     }
                     (_, Kind::Top) => return Ok(()),
                     (Some(b','), _) => {
-                        pos = skip_ws(msg, pos + 1);
+                        pos = skip_ws::<E>(msg, pos + 1);
                         (pos, mode) = self.member(&mut top, pos)?;
                         continue 'value;
                     }
@@ -498,11 +654,16 @@ impl<'b> Scanner<'b, '_> {
         }
         let start = pos;
         match msg.get(start) {
-            Some(b'"') => {}
+            _ if is_quote::<E>(msg, start) => {}
             Some(_) => return err(start, "expected a string key"),
             None => return err(start, "unexpected end of input"),
         }
-        let (end, escaped) = string_end(msg, start)?;
+        let (end, escaped) = if E {
+            string_end_escaped(msg, start)?
+        } else {
+            string_end(msg, start)?
+        };
+        let q = qw(E);
         let mode = match top.mode {
             Mode::Skip => Mode::Skip,
             Mode::All => {
@@ -513,17 +674,17 @@ impl<'b> Scanner<'b, '_> {
             }
             Mode::Node(id) => {
                 let child = if escaped {
-                    let n = self.unescape(start + 1, end)?;
+                    let n = self.unescape(start + q, end)?;
                     let key = self.free.get(..n).unwrap_or_default();
                     match self.want.child(id, key, head(key)) {
                         Some(c) => Some((c, self.commit(n, start)?)),
                         None => None,
                     }
                 } else {
-                    let key = msg.get(start + 1..end).unwrap_or_default();
-                    let h = head_at(msg, start + 1, end);
+                    let key = msg.get(start + q..end).unwrap_or_default();
+                    let h = head_at(msg, start + q, end);
                     match self.want.child(id, key, h) {
-                        Some(c) => Some((c, self.borrowed(start + 1, end)?)),
+                        Some(c) => Some((c, self.borrowed(start + q, end)?)),
                         None => None,
                     }
                 };
@@ -537,7 +698,7 @@ impl<'b> Scanner<'b, '_> {
                 }
             }
         };
-        let colon = skip_ws(msg, end + 1);
+        let colon = skip_ws::<E>(msg, end + q);
         if msg.get(colon) != Some(&b':') {
             return err(colon, "expected ':'");
         }
@@ -597,10 +758,10 @@ impl<'b> Scanner<'b, '_> {
         escaped: bool,
     ) -> Result<&'b str, ScanError> {
         if escaped {
-            let n = self.unescape(start + 1, end)?;
+            let n = self.unescape(start + qw(E), end)?;
             self.commit(n, start)
         } else {
-            self.borrowed(start + 1, end)
+            self.borrowed(start + qw(E), end)
         }
     }
 
@@ -634,6 +795,44 @@ impl<'b> Scanner<'b, '_> {
             i += run;
             if i >= to {
                 break;
+            }
+            if E {
+                // Inside a string of the escaped form, a backslash starts
+                // `\\` and the escaped form of the message's escape.
+                let (ch, next) =
+                    match (self.msg.get(i + 1), self.msg.get(i + 2)) {
+                        (Some(b'\\'), Some(b'\\')) => {
+                            match self.msg.get(i + 3) {
+                                Some(b'"') => ('"', i + 4),
+                                Some(b'\\') => ('\\', i + 4),
+                                _ => return err(i, "invalid escape"),
+                            }
+                        }
+                        (Some(b'\\'), Some(b'/')) => ('/', i + 3),
+                        (Some(b'\\'), Some(b'b')) => ('\u{8}', i + 3),
+                        (Some(b'\\'), Some(b'f')) => ('\u{c}', i + 3),
+                        (Some(b'\\'), Some(b'n')) => ('\n', i + 3),
+                        (Some(b'\\'), Some(b'r')) => ('\r', i + 3),
+                        (Some(b'\\'), Some(b't')) => ('\t', i + 3),
+                        (Some(b'\\'), Some(b'u')) => {
+                            let (cp, next) =
+                                unicode_escape_escaped(self.msg, i)?;
+                            match char::from_u32(cp) {
+                                Some(c) => (c, next),
+                                None => return err(i, "invalid \\u escape"),
+                            }
+                        }
+                        _ => return err(i, "invalid escape"),
+                    };
+                let mut utf8 = [0u8; 4];
+                let enc = ch.encode_utf8(&mut utf8).as_bytes();
+                let Some(dst) = self.free.get_mut(w..w + enc.len()) else {
+                    return full();
+                };
+                dst.copy_from_slice(enc);
+                w += enc.len();
+                i = next;
+                continue;
             }
             let (ch, next) = match self.msg.get(i + 1) {
                 Some(b'"') => ('"', i + 2),
@@ -808,8 +1007,22 @@ const POW10: [f64; 23] = [
 ];
 
 /// The offset of the first non-whitespace byte from `pos`.
+/// In escaped form (`E`), whitespace is ` ` and the escapes `\\n`,
+/// `\\r` and `\\t`.
 #[inline(always)]
-fn skip_ws(msg: &[u8], mut pos: usize) -> usize {
+fn skip_ws<const E: bool>(msg: &[u8], mut pos: usize) -> usize {
+    if E {
+        loop {
+            match msg.get(pos) {
+                Some(b' ') => pos += 1,
+                Some(b'\\') => match msg.get(pos + 1) {
+                    Some(b'n' | b'r' | b't') => pos += 2,
+                    _ => return pos,
+                },
+                _ => return pos,
+            }
+        }
+    }
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = msg.get(pos) {
         pos += 1;
     }

@@ -181,6 +181,41 @@ impl RowWriter {
         Ok(())
     }
 
+    /// Appends, as the next field, the string whose JSON-escaped body is
+    /// `escaped` (the bytes between the quotes of a JSON string), without
+    /// unescaping it first: the one-pass path's `@message`. Writes exactly
+    /// what [`RowWriter::field`] writes for the unescaped string and
+    /// returns true, or writes nothing and returns false when it leaves
+    /// the field to that path: for an escape other than `\"`, `\\`,
+    /// `\/`, `\b`, `\f`, `\n`, `\r` and `\t` (so `\u`, whence a NUL
+    /// could come), a raw `"` or NUL, a value shorter than 4 bytes (the
+    /// dialects' special values `""`, `\.` and `\N` are among them).
+    ///
+    /// Eight bytes at a time: a word without a backslash is copied, and
+    /// so is one whose every backslash is followed by a `"` in the word,
+    /// with the backslashes turned into quotes (`\"` becomes the doubled
+    /// quote `""`, same length); other words go byte by byte.
+    pub(crate) fn field_escaped(
+        &mut self,
+        out: &mut Vec<u8>,
+        escaped: &[u8],
+    ) -> bool {
+        if escaped.len() < 4 {
+            return false;
+        }
+        let mark = out.len();
+        if self.fields > 0 {
+            out.push(self.csv.get_delimiter());
+        }
+        out.push(b'"');
+        if !unescape_quoted(out, escaped) {
+            out.truncate(mark);
+            return false;
+        }
+        self.fields = self.fields.saturating_add(1);
+        true
+    }
+
     /// Ends the current row with the record terminator (`\n`).
     pub fn end_row(&mut self, out: &mut Vec<u8>) {
         out.push(b'\n');
@@ -199,6 +234,90 @@ impl RowWriter {
         }
         self.fields = self.fields.saturating_add(1);
     }
+}
+
+/// Unescapes the JSON string body `esc` after the opening quote already
+/// in `out`, doubling quotes; then appends the closing quote when the
+/// value needs quoting and otherwise removes the opening one. False for
+/// what [`RowWriter::field_escaped`] leaves to the plain path (`out` is
+/// then to be truncated by the caller).
+///
+/// Sixteen bytes at a time ([`block::classes`]): a block whose every
+/// backslash is followed by a quote in the block, and every quote
+/// preceded by one, is written with its backslashes turned into quotes
+/// (`\"` becomes `""`, the same length); when the last byte is a
+/// backslash, the first 15 bytes are looked at that way. Other blocks go
+/// byte by byte to their end.
+fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
+    use crate::decode::onepass::block;
+    let open = out.len() - 1;
+    let mut quote = false;
+    let mut i = 0;
+    while i < esc.len() {
+        if let Some(chunk) = esc.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+            let c = block::classes(chunk);
+            let (n, keep) = if c.bs & 0x8000 != 0 {
+                (15, 0x7FFFu32)
+            } else {
+                (16, 0xFFFF)
+            };
+            let (bs, qt) = (c.bs & keep, c.qt & keep);
+            if c.ctl & keep == 0 && bs << 1 == qt {
+                // Each `\"` becomes `""`: 0x5C ^ 0x7E = 0x22.
+                let mut words = c.words;
+                for (w, m) in words.iter_mut().zip(c.bs_bytes) {
+                    *w ^= m & 0x7E7E_7E7E_7E7E_7E7E;
+                }
+                let mut bytes = [0u8; 16];
+                let (lo, hi) = bytes.split_at_mut(8);
+                lo.copy_from_slice(&words[0].to_le_bytes());
+                hi.copy_from_slice(&words[1].to_le_bytes());
+                out.extend_from_slice(bytes.get(..n).unwrap_or_default());
+                quote |= bs != 0 || c.comma & keep != 0;
+                i += n;
+                continue;
+            }
+        }
+        // Byte by byte up to the end of this block (an escape may
+        // straddle it).
+        let stop = (i + 16).min(esc.len());
+        while i < stop {
+            let Some(&b) = esc.get(i) else { break };
+            match b {
+                b'\\' => {
+                    let (c, q) = match esc.get(i + 1) {
+                        Some(b'"') => (b'"', true),
+                        Some(b'\\') => (b'\\', false),
+                        Some(b'/') => (b'/', false),
+                        Some(b'b') => (8, false),
+                        Some(b'f') => (12, false),
+                        Some(b'n') => (b'\n', true),
+                        Some(b'r') => (b'\r', true),
+                        Some(b't') => (b'\t', false),
+                        _ => return false,
+                    };
+                    out.push(c);
+                    if c == b'"' {
+                        out.push(b'"');
+                    }
+                    quote |= q;
+                    i += 2;
+                }
+                b'"' | 0 => return false,
+                _ => {
+                    out.push(b);
+                    quote |= matches!(b, b',' | b'\n' | b'\r');
+                    i += 1;
+                }
+            }
+        }
+    }
+    if quote {
+        out.push(b'"');
+    } else {
+        out.remove(open);
+    }
+    true
 }
 
 /// True when a field must be quoted to be read back as itself: it holds

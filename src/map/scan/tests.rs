@@ -714,3 +714,99 @@ proptest! {
         }
     }
 }
+
+/// The scan of `text` and of its escaped form `escaped`: the same
+/// outcome where the escaped form reads it (the same tape, the same
+/// number lexemes), and for `serde_json`'s escaping (style 0) it always
+/// reads what the plain scan accepts.
+fn escaped_agrees(text: &str, style: usize, want: &Want) {
+    let escaped = crate::fuzzing::escape(text, style);
+    let (mut a1, mut st1, mut t1, mut s1) = (vec![], vec![], vec![], vec![]);
+    let (mut a2, mut st2, mut t2, mut s2) = (vec![], vec![], vec![], vec![]);
+    let plain = scan(text, want, &mut a1, &mut st1, &mut t1, &mut s1);
+    let esc =
+        scan_escaped(&escaped, want, &mut a2, &mut st2, &mut t2, &mut s2);
+    match (&plain, &esc) {
+        (Ok(()), Ok(())) => {
+            assert_eq!(format!("{t1:?}"), format!("{t2:?}"), "{text:?}");
+            let l1 = crate::map::convert::Lexemes::new(&s1, text.as_bytes());
+            let l2 =
+                crate::map::convert::Lexemes::new(&s2, escaped.as_bytes());
+            for (i, n) in t1.iter().enumerate() {
+                if let Node::Static(_) = n {
+                    assert_eq!(l1.number(i), l2.number(i), "{text:?}");
+                }
+            }
+        }
+        (Err(_), Ok(())) => {
+            panic!("{text:?}: escaped form accepted, plain rejected")
+        }
+        (Ok(()), Err(e)) if style == 0 => {
+            panic!("{text:?} as {escaped:?}: {e}")
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn escaped_form_reads_the_corpus_messages() {
+    let mut rng = crate::corpus::Rng::new(42);
+    let mut msg = String::new();
+    for _ in 0..500 {
+        msg.clear();
+        crate::corpus::message(&mut rng, 1_714_568_707_123, &mut msg);
+        for style in 0..crate::fuzzing::ESCAPE_STYLES {
+            escaped_agrees(&msg, style, &Want::everything());
+            escaped_agrees(&msg, style, &Want::nothing());
+        }
+    }
+    for text in [
+        r#" {"a" : [1, -2.5e3, true, null, "x\"y\\z\n\u00e9\ud83d\ude00"]}	"#,
+        "\n[ \"\\/\" ]\r\n",
+        r#"{"k\"ey": {"\u006b": 1}}"#,
+        r#""é\/""#,
+        r#"{"a":"unterminated}"#,
+        r#"{"a":"\ud800"}"#,
+        "{\"a\":\"tab\there\"}",
+        "",
+        "   ",
+    ] {
+        for style in 0..crate::fuzzing::ESCAPE_STYLES {
+            escaped_agrees(text, style, &Want::everything());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Generated and mutated JSON texts, escaped four ways: the escaped
+    /// scan agrees with the plain one (`escaped_agrees`), and the mapper
+    /// and converter on the one-pass path agree with the oracle path on
+    /// every spec of the fuzz target (`fuzzing::onepass`).
+    #[test]
+    fn escaped_scan_and_onepass_agree_with_the_oracle(
+        j in json(),
+        seed in any::<u64>(),
+        edits in prop::collection::vec(any::<(u16, u8, u8)>(), 0..3),
+        pick in any::<u8>(),
+    ) {
+        let mut text = String::new();
+        let mut rng = seed | 1;
+        write(&j, &mut rng, &mut text);
+        let bytes = if edits.is_empty() {
+            text.into_bytes()
+        } else {
+            mutate(&text, &edits)
+        };
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            for style in 0..crate::fuzzing::ESCAPE_STYLES {
+                escaped_agrees(text, style, &Want::everything());
+                escaped_agrees(text, style, &Want::nothing());
+            }
+        }
+        let mut input = vec![pick];
+        input.extend_from_slice(&bytes);
+        crate::fuzzing::onepass(&input);
+    }
+}

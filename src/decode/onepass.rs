@@ -1,0 +1,679 @@
+//! The one-pass envelope reader: one validating pass over an inflated
+//! envelope that finds its structure and takes each event's `message` as
+//! its **escaped** bytes (the body of the JSON string, not unescaped).
+//!
+//! It reads the envelopes CloudWatch Logs writes and nothing more general:
+//! keys without escapes, `owner`/`logGroup`/`logStream`/`policyLevel`
+//! and the event `id` as strings without escapes, `timestamp` as an
+//! integer of at most 18 digits, `subscriptionFilters` as an array of
+//! strings, events with no keys but `id`, `timestamp` and `message`, and
+//! unknown envelope keys whose value is a string, a literal, a small
+//! integer, or an array or object of those. Anything else (and any input
+//! that is not valid UTF-8, or valid JSON, or holds a lone `\u`
+//! surrogate) gives `None` *before anything was emitted*, and the decoder
+//! parses that envelope with simd-json as before: the fast reader never
+//! decides what is an error, the oracle does.
+
+use super::envelope::MessageType;
+use super::sink::Envelope;
+
+/// One event found by [`parse`]: ranges into the envelope.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FastEvent {
+    id: (u32, u32),
+    timestamp: i64,
+    /// The message string's body, still escaped.
+    message: (u32, u32),
+}
+
+/// An envelope read by [`parse`].
+pub(crate) struct FastEnvelope<'a> {
+    pub(crate) kind: MessageType,
+    pub(crate) envelope: Envelope<'a>,
+    doc: &'a str,
+}
+
+impl<'a> FastEnvelope<'a> {
+    /// The id, timestamp and escaped message of `ev`.
+    pub(crate) fn event(&self, ev: &FastEvent) -> (&'a str, i64, &'a str) {
+        let get = |(a, b): (u32, u32)| {
+            self.doc.get(a as usize..b as usize).unwrap_or_default()
+        };
+        (get(ev.id), ev.timestamp, get(ev.message))
+    }
+}
+
+/// Reads the envelope `doc` (one JSON document, blank around it), putting
+/// its events in `events`; `None` when the fast reader does not read it.
+pub(crate) fn parse<'a>(
+    doc: &'a [u8],
+    events: &mut Vec<FastEvent>,
+) -> Option<FastEnvelope<'a>> {
+    events.clear();
+    // Offsets are kept as u32.
+    if u32::try_from(doc.len()).is_err() {
+        return None;
+    }
+    let text = simdutf8::basic::from_utf8(doc).ok()?;
+    let mut p = Reader { b: doc, pos: 0 };
+    p.ws();
+    p.expect(b'{')?;
+    let mut kind = None;
+    let mut env = Envelope::default();
+    let mut saw_events = false;
+    p.ws();
+    if p.peek() == Some(b'}') {
+        return None;
+    }
+    loop {
+        p.ws();
+        let key = p.plain_string()?;
+        p.ws();
+        p.expect(b':')?;
+        p.ws();
+        match key {
+            b"messageType" => {
+                kind = Some(match p.plain_string()? {
+                    b"DATA_MESSAGE" => MessageType::Data,
+                    b"CONTROL_MESSAGE" => MessageType::Control,
+                    _ => return None,
+                })
+            }
+            b"owner" => env.owner = p.plain_str(text)?,
+            b"logGroup" => env.log_group = p.plain_str(text)?,
+            b"logStream" => env.log_stream = p.plain_str(text)?,
+            b"policyLevel" => {
+                env.policy_level = if p.literal(b"null") {
+                    None
+                } else {
+                    Some(p.plain_str(text)?)
+                }
+            }
+            b"logEvents" => {
+                if saw_events {
+                    return None;
+                }
+                saw_events = true;
+                p.events(events)?;
+            }
+            _ => p.skip_value(0)?,
+        }
+        p.ws();
+        match p.next()? {
+            b',' => {}
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    p.ws();
+    if p.pos != doc.len() || !saw_events {
+        return None;
+    }
+    Some(FastEnvelope {
+        kind: kind.unwrap_or(MessageType::Data),
+        envelope: env,
+        doc: text,
+    })
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of the lowest byte of `w` that is `"`, `\` or below 0x20
+/// (bytes above it may be flagged wrongly; only the lowest is used).
+#[inline(always)]
+fn special(w: u64) -> u64 {
+    let q = w ^ (LO * u64::from(b'"'));
+    let b = w ^ (LO * u64::from(b'\\'));
+    let zq = q.wrapping_sub(LO) & !q;
+    let zb = b.wrapping_sub(LO) & !b;
+    let ctl = w.wrapping_sub(LO * 0x20) & !w;
+    (zq | zb | ctl) & HI
+}
+
+fn hex4(b: Option<&[u8]>) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in b?.get(..4)? {
+        v = v * 16 + char::from(c).to_digit(16)?;
+    }
+    Some(v)
+}
+
+impl<'a> Reader<'a> {
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.pos += 1;
+        Some(c)
+    }
+
+    #[inline(always)]
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    #[inline(always)]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        let hit = self.b.get(self.pos..self.pos + word.len()) == Some(word);
+        if hit {
+            self.pos += word.len();
+        }
+        hit
+    }
+
+    /// A string; returns its body's range and whether it has escapes.
+    /// Validates escapes (a lone surrogate is `None`) and refuses control
+    /// characters.
+    #[inline(always)]
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let b = self.b;
+        let mut i = start;
+        let mut escaped = false;
+        loop {
+            if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<16>)
+            {
+                let c = block::classes(chunk);
+                let special = c.bs | c.qt | c.ctl;
+                if special == 0 {
+                    i += 16;
+                    continue;
+                }
+                // The common block of a JSON message: every backslash
+                // escapes a quote (none doubled, none last), no control
+                // character before the string's end.
+                let (n, keep) = if c.bs & 0x8000 != 0 {
+                    (15, 0x7FFFu32)
+                } else {
+                    (16, 0xFFFF)
+                };
+                let bs = c.bs & keep;
+                let after = bs << 1;
+                if bs & after == 0 && after & !c.qt == 0 {
+                    let end = c.qt & keep & !after;
+                    let upto = if end == 0 {
+                        keep
+                    } else {
+                        (end & end.wrapping_neg()) - 1
+                    };
+                    if c.ctl & upto == 0 {
+                        escaped |= bs & upto != 0;
+                        if end != 0 {
+                            let at = i + end.trailing_zeros() as usize;
+                            self.pos = at + 1;
+                            return Some((start, at, escaped));
+                        }
+                        i += n;
+                        continue;
+                    }
+                }
+                i += special.trailing_zeros() as usize;
+            } else if let Some(chunk) =
+                b.get(i..).and_then(<[u8]>::first_chunk::<8>)
+            {
+                let m = special(u64::from_le_bytes(*chunk));
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += (m.trailing_zeros() / 8) as usize;
+            }
+            match *b.get(i)? {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some((start, i, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    i = match *b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r'
+                        | b't' => i + 2,
+                        b'u' => match hex4(b.get(i + 2..))? {
+                            0xD800..=0xDBFF => {
+                                if b.get(i + 6..i + 8)? != b"\\u" {
+                                    return None;
+                                }
+                                match hex4(b.get(i + 8..))? {
+                                    0xDC00..=0xDFFF => i + 12,
+                                    _ => return None,
+                                }
+                            }
+                            0xDC00..=0xDFFF => return None,
+                            _ => i + 6,
+                        },
+                        _ => return None,
+                    };
+                }
+                0..=0x1f => return None,
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// A string without escapes, as bytes.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let (a, z, escaped) = self.string()?;
+        if escaped {
+            return None;
+        }
+        self.b.get(a..z)
+    }
+
+    /// A string without escapes, borrowed from `text` (the same bytes).
+    fn plain_str(&mut self, text: &'a str) -> Option<&'a str> {
+        let (a, z, escaped) = self.string()?;
+        if escaped {
+            return None;
+        }
+        text.get(a..z)
+    }
+
+    /// An integer of 1 to 18 digits (no fraction, no exponent).
+    fn small_int(&mut self) -> Option<i64> {
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let mut v = 0i64;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            v = v * 10 + i64::from(d - b'0');
+            self.pos += 1;
+            if self.pos - start > 18 {
+                return None;
+            }
+        }
+        let n = self.pos - start;
+        if n == 0
+            || (n > 1 && self.b.get(start) == Some(&b'0'))
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        Some(if neg { -v } else { v })
+    }
+
+    /// Skips a value of the kinds the module docs list.
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth > 8 {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true").then_some(()),
+            b'f' => self.literal(b"false").then_some(()),
+            b'n' => self.literal(b"null").then_some(()),
+            b'-' | b'0'..=b'9' => self.small_int().map(|_| ()),
+            open @ (b'[' | b'{') => {
+                self.pos += 1;
+                let close = if open == b'[' { b']' } else { b'}' };
+                self.ws();
+                if self.peek() == Some(close) {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    if open == b'{' {
+                        self.string()?;
+                        self.ws();
+                        self.expect(b':')?;
+                        self.ws();
+                    }
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => {}
+                        c if c == close => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The `logEvents` array.
+    fn events(&mut self, events: &mut Vec<FastEvent>) -> Option<()> {
+        self.expect(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            events.push(self.event()?);
+            self.ws();
+            match self.next()? {
+                b',' => {}
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    fn event(&mut self) -> Option<FastEvent> {
+        self.expect(b'{')?;
+        let (mut id, mut ts, mut msg) = (None, None, None);
+        loop {
+            self.ws();
+            let key = self.plain_string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            match key {
+                b"id" => {
+                    let (a, z, escaped) = self.string()?;
+                    if escaped {
+                        return None;
+                    }
+                    id = Some((a, z));
+                }
+                b"timestamp" => ts = Some(self.small_int()?),
+                b"message" => {
+                    let (a, z, _) = self.string()?;
+                    msg = Some((a, z));
+                }
+                _ => return None,
+            }
+            self.ws();
+            match self.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        let r = |(a, z): (usize, usize)| {
+            Some((u32::try_from(a).ok()?, u32::try_from(z).ok()?))
+        };
+        Some(FastEvent { id: r(id?)?, timestamp: ts?, message: r(msg?)? })
+    }
+}
+
+/// Appends the unescaped body of a JSON string, `escaped`, to `out`.
+/// For a body [`parse`] accepted this is exactly the string simd-json
+/// gives; other input is kept as it is where an escape is not valid (so
+/// the output is always UTF-8 when the input is).
+pub(crate) fn unescape(escaped: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < escaped.len() {
+        let rest = escaped.get(i..).unwrap_or_default();
+        let run = memchr::memchr(b'\\', rest).unwrap_or(rest.len());
+        out.extend_from_slice(rest.get(..run).unwrap_or_default());
+        i += run;
+        if i >= escaped.len() {
+            break;
+        }
+        let (ch, next) = match escaped.get(i + 1) {
+            Some(b'"') => ('"', i + 2),
+            Some(b'\\') => ('\\', i + 2),
+            Some(b'/') => ('/', i + 2),
+            Some(b'b') => ('\u{8}', i + 2),
+            Some(b'f') => ('\u{c}', i + 2),
+            Some(b'n') => ('\n', i + 2),
+            Some(b'r') => ('\r', i + 2),
+            Some(b't') => ('\t', i + 2),
+            Some(b'u') => {
+                let hi = hex4(escaped.get(i + 2..));
+                let pair = match hi {
+                    Some(hi @ 0xD800..=0xDBFF)
+                        if escaped.get(i + 6..i + 8) == Some(b"\\u") =>
+                    {
+                        match hex4(escaped.get(i + 8..)) {
+                            Some(lo @ 0xDC00..=0xDFFF) => Some((
+                                0x10000
+                                    + ((hi - 0xD800) << 10)
+                                    + (lo - 0xDC00),
+                                i + 12,
+                            )),
+                            _ => None,
+                        }
+                    }
+                    Some(cp) => Some((cp, i + 6)),
+                    None => None,
+                };
+                match pair.and_then(|(cp, n)| Some((char::from_u32(cp)?, n))) {
+                    Some(c) => c,
+                    None => ('\\', i + 1),
+                }
+            }
+            _ => ('\\', i + 1),
+        };
+        let mut utf8 = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
+        i = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(doc: &str) -> Option<Vec<(String, i64, String)>> {
+        let mut evs = Vec::new();
+        let env = parse(doc.as_bytes(), &mut evs)?;
+        Some(
+            evs.iter()
+                .map(|e| {
+                    let (id, ts, m) = env.event(e);
+                    (id.to_owned(), ts, m.to_owned())
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn reads_a_cloudwatch_envelope_and_keeps_messages_escaped() {
+        let doc = r#" {"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g",
+            "logStream":"s","subscriptionFilters":["f"],"policyLevel":null,
+            "logEvents":[{"id":"12","timestamp":-5,"message":"{\"a\":1}\n"},
+            {"message":"x","timestamp":7,"id":"3"}]} "#;
+        let evs = read(doc).unwrap();
+        assert_eq!(
+            evs,
+            vec![
+                ("12".into(), -5, r#"{\"a\":1}\n"#.into()),
+                ("3".into(), 7, "x".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn leaves_anything_else_to_the_oracle() {
+        for doc in [
+            r#"{"logEvents":[{"id":1,"timestamp":1,"message":""}]}"#,
+            r#"{"logEvents":[{"id":"1","timestamp":1.5,"message":""}]}"#,
+            r#"{"logEvents":[{"id":"1","timestamp":1,"message":"\ud800"}]}"#,
+            r#"{"logEvents":[{"id":"1","timestamp":1,"message":"\x"}]}"#,
+            r#"{"logEvents":[{"id":"1","timestamp":1,"message":"a	b"}]}"#,
+            r#"{"logEvents":[{"id":"1","timestamp":1,"message":"","x":1}]}"#,
+            r#"{"logEvents":[{"id":"1","timestamp":1}]}"#,
+            r#"{"logEvents":[],"logEvents":[]}"#,
+            r#"{"owner":"a\/b","logEvents":[]}"#,
+            r#"{"messageType":"OTHER","logEvents":[]}"#,
+            r#"{"logEvents":[]} x"#,
+            r#"{"logEvents":[]"#,
+            r#"{"x":1e5,"logEvents":[]}"#,
+            r#"{"owner":"x"}"#,
+            "{}",
+        ] {
+            assert!(read(doc).is_none(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn unescapes_as_json_does() {
+        for s in [
+            r#"plain"#,
+            r#"a\"b\\c\/d\b\f\n\r\t"#,
+            r#"\u00e9\u0000\ud83d\ude00 x"#,
+            r#"ünï 🎉"#,
+        ] {
+            let mut out = Vec::new();
+            unescape(s.as_bytes(), &mut out);
+            let want: String =
+                serde_json::from_str(&format!("\"{s}\"")).unwrap();
+            assert_eq!(out, want.as_bytes(), "{s}");
+        }
+    }
+}
+
+/// Byte classes of 16 bytes at once, for the one-pass path's two hot
+/// loops (finding a message's end in the envelope, writing it as a CSV
+/// field): bit `k` of each mask is byte `k` of the block. On x86-64 with
+/// SSE2 (part of the x86-64 baseline, so no run-time check and no
+/// `unsafe`), otherwise a byte loop.
+pub(crate) mod block {
+    /// The classes of one 16-byte block.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) struct Classes {
+        /// The block as two little-endian words.
+        pub(crate) words: [u64; 2],
+        /// `\`, as bits.
+        pub(crate) bs: u32,
+        /// `"`, as bits.
+        pub(crate) qt: u32,
+        /// `,`, as bits.
+        pub(crate) comma: u32,
+        /// Bytes below 0x20, as bits.
+        pub(crate) ctl: u32,
+        /// `\` bytes as 0xFF, others 0, as two words.
+        pub(crate) bs_bytes: [u64; 2],
+    }
+
+    /// The classes of `b`.
+    #[inline(always)]
+    pub(crate) fn classes(b: &[u8; 16]) -> Classes {
+        let (lo, hi) = b.split_at(8);
+        let mut w = [0u64; 2];
+        if let (Ok(lo), Ok(hi)) =
+            (<[u8; 8]>::try_from(lo), <[u8; 8]>::try_from(hi))
+        {
+            w = [u64::from_le_bytes(lo), u64::from_le_bytes(hi)];
+        }
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: `imp::classes` is a safe function compiled with SSE2
+        // enabled; calling it needs only a CPU with SSE2, which this
+        // build requires already (the `cfg` above: SSE2 is part of the
+        // x86-64 baseline, so every x86-64 build has it). It touches no
+        // memory but its argument and result.
+        return unsafe { imp::classes(w) };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        imp::classes(w)
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    mod imp {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_max_epu8,
+            _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x,
+            _mm_unpackhi_epi64,
+        };
+
+        use super::Classes;
+
+        #[target_feature(enable = "sse2")]
+        fn bits(v: __m128i) -> u32 {
+            // The mask has 16 bits: the sign of each byte.
+            u32::from(_mm_movemask_epi8(v) as u16)
+        }
+
+        #[target_feature(enable = "sse2")]
+        pub(super) fn classes(w: [u64; 2]) -> Classes {
+            #[allow(clippy::cast_possible_wrap)]
+            let v = _mm_set_epi64x(w[1] as i64, w[0] as i64);
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let bs = eq(b'\\');
+            let low = _mm_set1_epi8(0x1f);
+            let ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+            #[allow(clippy::cast_sign_loss)]
+            let bs_bytes = [
+                _mm_cvtsi128_si64(bs) as u64,
+                _mm_cvtsi128_si64(_mm_unpackhi_epi64(bs, bs)) as u64,
+            ];
+            Classes {
+                words: w,
+                bs: bits(bs),
+                qt: bits(eq(b'"')),
+                comma: bits(eq(b',')),
+                ctl: bits(ctl),
+                bs_bytes,
+            }
+        }
+    }
+
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    mod imp {
+        use super::Classes;
+
+        pub(super) fn classes(w: [u64; 2]) -> Classes {
+            let mut c = Classes {
+                words: w,
+                bs: 0,
+                qt: 0,
+                comma: 0,
+                ctl: 0,
+                bs_bytes: [0; 2],
+            };
+            for k in 0..16u32 {
+                let word = w[(k / 8) as usize];
+                let b = (word >> (8 * (k % 8))) as u8;
+                c.bs |= u32::from(b == b'\\') << k;
+                c.qt |= u32::from(b == b'"') << k;
+                c.comma |= u32::from(b == b',') << k;
+                c.ctl |= u32::from(b < 0x20) << k;
+                if b == b'\\' {
+                    c.bs_bytes[(k / 8) as usize] |= 0xFF << (8 * (k % 8));
+                }
+            }
+            c
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn classes_flag_exactly_their_bytes() {
+            for seed in 0..2000u64 {
+                let mut b = [0u8; 16];
+                let mut r = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for x in &mut b {
+                    r ^= r << 13;
+                    r ^= r >> 7;
+                    r ^= r << 17;
+                    *x = b"\\\",a\x01\x1f \xff\x80~"[(r % 10) as usize];
+                }
+                let c = classes(&b);
+                for (k, &x) in b.iter().enumerate() {
+                    assert_eq!(c.bs >> k & 1 == 1, x == b'\\');
+                    assert_eq!(c.qt >> k & 1 == 1, x == b'"');
+                    assert_eq!(c.comma >> k & 1 == 1, x == b',');
+                    assert_eq!(c.ctl >> k & 1 == 1, x < 0x20);
+                    let byte = (c.bs_bytes[k / 8] >> (8 * (k % 8))) as u8;
+                    assert_eq!(byte == 0xFF, x == b'\\');
+                }
+                assert_eq!(c.bs >> 16, 0);
+            }
+        }
+    }
+}
