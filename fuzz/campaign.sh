@@ -16,7 +16,7 @@ shift || true
 targets=("$@")
 if [[ ${#targets[@]} == 0 ]]; then
     targets=(fuzz_filter fuzz_spec fuzz_envelope fuzz_members fuzz_csv
-        fuzz_scan fuzz_object fuzz_notification fuzz_conninfo)
+        fuzz_scan fuzz_object fuzz_onepass fuzz_notification fuzz_conninfo)
 fi
 logs=${FUZZ_LOGS:-/tmp/cwl-copy-fuzz}
 mkdir -p "$logs"

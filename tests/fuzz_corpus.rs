@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Invariant)] = &[
     ("fuzz_csv", fuzzing::csv),
     ("fuzz_filter", fuzzing::filter),
     ("fuzz_spec", fuzzing::spec),
+    ("fuzz_onepass", fuzzing::onepass),
     #[cfg(feature = "loader")]
     ("fuzz_notification", fuzzing::notification),
     #[cfg(feature = "loader")]
@@ -125,7 +126,9 @@ fn scan_regressions_and_fixture_messages_hold_the_scan_invariant() {
     assert!(messages > 50, "{messages}");
 }
 
-/// `fuzz_onepass`'s seeds and findings (fuzz/regressions/fuzz_onepass-*),
+/// `fuzz_onepass`'s seeds (fuzz/seeds/fuzz_onepass/) and findings
+/// (fuzz/regressions/fuzz_onepass-*), each with every first byte (the
+/// spec, dialect and escaping it picks),
 /// every fixture object and every fixture message hold the one-pass
 /// invariant (the one-pass path gives the oracle's rows, rejects,
 /// filter decisions and errors) for every spec, dialect and escaping.
@@ -135,10 +138,11 @@ fn onepass_regressions_and_fixtures_hold_the_onepass_invariant() {
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut seeds = 0;
-    for entry in std::fs::read_dir(root.join("fuzz/regressions")).unwrap() {
-        let path = entry.unwrap().path();
+    let found = files(&root.join("fuzz/regressions"));
+    let seeded = files(&root.join("fuzz/seeds/fuzz_onepass"));
+    for path in found.iter().chain(&seeded) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("fuzz_onepass") {
+        if name.starts_with("fuzz_onepass") || seeded.contains(path) {
             let data = std::fs::read(&path).unwrap();
             for pick in 0..=u8::MAX {
                 let mut input = vec![pick];

@@ -115,8 +115,10 @@ row "load → stand-in, 1,000 small objects, one COPY per object (--batch-object
 import boto3, os, sys
 s3 = boto3.client("s3", endpoint_url=sys.argv[1])
 s3.create_bucket(Bucket="corpus")
-for name in sorted(os.listdir(sys.argv[2])):
-    s3.upload_file(os.path.join(sys.argv[2], name), "corpus", "app-logs/" + name)
+for root, _, files in sorted(os.walk(sys.argv[2])):
+    for name in sorted(files):
+        path = os.path.join(root, name)
+        s3.upload_file(path, "corpus", "app-logs/" + os.path.relpath(path, sys.argv[2]))
 PY
 psql -X -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA pg_from_s3"
 row "load from S3 (moto) → PostgreSQL, 1 GB corpus, defaults" "$(inflated "$CORPUS")" \
