@@ -143,7 +143,7 @@ fn onepass_regressions_and_fixtures_hold_the_onepass_invariant() {
     for path in found.iter().chain(&seeded) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("fuzz_onepass") || seeded.contains(path) {
-            let data = std::fs::read(&path).unwrap();
+            let data = std::fs::read(path).unwrap();
             for pick in 0..=u8::MAX {
                 let mut input = vec![pick];
                 input.extend_from_slice(data.get(1..).unwrap_or_default());

@@ -134,88 +134,19 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn init_tracing() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::Layer as _;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
-        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()));
-    // The level filter is global (callsites it disables are never
-    // evaluated again, so the AWS SDK's and the drivers' debug events cost
-    // nothing); `QuietRetries` only sees what it lets through.
-    let registry = tracing_subscriber::registry();
-    match tracing_subscriber::EnvFilter::try_from_env("CWL_COPY_LOG") {
-        // The user's filter, as given.
-        Ok(filter) => registry.with(filter).with(fmt).init(),
-        // Warnings, and the loader's one line per batch (SQS mode); short
-        // retries are left to the final error, which counts them.
-        Err(_) => registry
-            .with(tracing_subscriber::EnvFilter::new(
+    // Warnings, and the loader's one line per batch (SQS mode); short
+    // retries log at debug level (the final error counts them).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CWL_COPY_LOG")
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
                 "warn,aws_config=error,cwl_copy::batch=info",
-            ))
-            .with(fmt.with_filter(QuietRetries))
-            .init(),
-    }
-}
-
-/// A retry is worth a line once its wait before the next attempt is this
-/// long (in milliseconds): the run then looks stuck without one.
-const LONG_RETRY_MS: u64 = 5000;
-
-/// Leaves out the loader's "transient failure, retrying" events (those
-/// with a `backoff_ms` field) whose backoff is shorter than
-/// [`LONG_RETRY_MS`]: a connection that fails for good then prints one
-/// error saying how often and how long it was tried, not a line per
-/// attempt. `CWL_COPY_LOG=debug` shows every attempt.
-struct QuietRetries;
-
-impl<S> tracing_subscriber::layer::Filter<S> for QuietRetries {
-    fn callsite_enabled(
-        &self,
-        meta: &'static tracing::Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
-        // Decided once per callsite, except for retry events.
-        if meta.fields().field("backoff_ms").is_some() {
-            tracing::subscriber::Interest::sometimes()
-        } else {
-            tracing::subscriber::Interest::always()
-        }
-    }
-
-    fn enabled(
-        &self,
-        _meta: &tracing::Metadata<'_>,
-        _cx: &tracing_subscriber::layer::Context<'_, S>,
-    ) -> bool {
-        true
-    }
-
-    fn event_enabled(
-        &self,
-        event: &tracing::Event<'_>,
-        _cx: &tracing_subscriber::layer::Context<'_, S>,
-    ) -> bool {
-        struct Backoff(Option<u64>);
-        impl tracing::field::Visit for Backoff {
-            fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
-                if f.name() == "backoff_ms" {
-                    self.0 = Some(v);
-                }
-            }
-            fn record_debug(
-                &mut self,
-                _f: &tracing::field::Field,
-                _v: &dyn std::fmt::Debug,
-            ) {
-            }
-        }
-        if event.metadata().fields().field("backoff_ms").is_none() {
-            return true;
-        }
-        let mut b = Backoff(None);
-        event.record(&mut b);
-        b.0.is_none_or(|ms| ms >= LONG_RETRY_MS)
-    }
+            )
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .init();
 }
 
 fn run() -> Result<ExitCode> {

@@ -75,6 +75,10 @@ use crate::sql::{
 /// slices of this size.
 const COPY_CHUNK: usize = 4 << 20;
 
+/// A retry whose wait before the next attempt is this long is logged as
+/// a warning; shorter ones at debug level.
+const LONG_RETRY: Duration = Duration::from_secs(5);
+
 /// How many keys an error message lists before "and N more".
 const KEYS_SHOWN: usize = 5;
 
@@ -558,13 +562,26 @@ impl Retry {
                 last: Box::new(err),
             });
         }
-        tracing::warn!(
-            attempt = self.attempt,
-            backoff_ms =
-                u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
-            error = %err,
-            "{what}: transient failure, retrying"
-        );
+        // A short wait is not worth a line of its own (a failure for good
+        // says how often and how long it was tried); a long one is, or
+        // the run looks stuck.
+        let backoff_ms =
+            u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX);
+        if self.backoff >= LONG_RETRY {
+            tracing::warn!(
+                attempt = self.attempt,
+                backoff_ms,
+                error = %err,
+                "{what}: transient failure, retrying"
+            );
+        } else {
+            tracing::debug!(
+                attempt = self.attempt,
+                backoff_ms,
+                error = %err,
+                "{what}: transient failure, retrying"
+            );
+        }
         *retries = retries.saturating_add(1);
         tokio::time::sleep(self.backoff).await;
         self.backoff =
