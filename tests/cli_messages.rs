@@ -655,3 +655,43 @@ async fn enqueue_warns_when_no_objects_are_found() {
         format!("cwl-copy: warning: no objects found in {input}")
     );
 }
+
+/// `load` says `variant: lines` too, naming the first such object by its
+/// ledger key (its canonical path), and counts them in the summary JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_says_variant_lines_for_objects_without_an_envelope() {
+    let _shared = support::SERVER_LOCK.read().await;
+    let client = support::pg_client().await;
+    let schema = support::fresh_schema(&client, "cli_lines").await;
+    let dir = tempdir();
+    let summary = dir.join("s.json");
+    let c = load_cmd(
+        &schema,
+        &["--create-table", "--summary-json", summary.to_str().unwrap()],
+        &["testdata/firehose"],
+    );
+    let r = run_async(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let first =
+        std::fs::canonicalize("testdata/firehose/extracted-lines").unwrap();
+    assert_eq!(
+        line(&r.stderr, "cwl-copy: variant:"),
+        format!(
+            "cwl-copy: variant: lines (2 of 10 objects had no Firehose \
+             envelope; each line was read as a message: {}, …)",
+            first.display()
+        )
+    );
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["objects_read_as_lines"], 2, "{s}");
+    // Asked for, it is not news.
+    let schema = support::fresh_schema(&client, "cli_lines_asked").await;
+    let c = load_cmd(
+        &schema,
+        &["--create-table", "--variant", "lines"],
+        &["testdata/firehose/extracted-lines"],
+    );
+    let r = run_async(c).await;
+    assert!(!r.stderr.contains("variant:"), "{}", r.stderr);
+}

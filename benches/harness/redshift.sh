@@ -120,11 +120,11 @@ for root, _, files in sorted(os.walk(sys.argv[2])):
         path = os.path.join(root, name)
         s3.upload_file(path, "corpus", "app-logs/" + os.path.relpath(path, sys.argv[2]))
 PY
-psql -X -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA pg_from_s3"
+psql -X -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA s3_load"
 row "load from S3 (moto) → PostgreSQL, 1 GB corpus, defaults" "$(inflated "$CORPUS")" \
     "$BIN" load --columns "$SPEC" --target "postgres://postgres@127.0.0.1:$PG_PORT/postgres" \
-    --schema pg_from_s3 --create-table --summary-json "$OUT/sum.json" s3://corpus/app-logs/
-for s in rs_corpus rs_small_batch rs_small_each pg_from_s3; do
+    --schema s3_load --create-table --summary-json "$OUT/sum.json" s3://corpus/app-logs/
+for s in rs_corpus rs_small_batch rs_small_each s3_load; do
     printf '%s: %s rows\n' "$s" "$(psql -X -At -c "SELECT count(*) FROM $s.integrated_user_log")"
 done
 if [[ -n $MARKDOWN ]]; then

@@ -85,6 +85,10 @@ pub struct ObjectRows {
     pub rows: u64,
     /// Events dropped by the filter.
     pub filtered: u64,
+    /// CloudWatch Logs envelopes decoded: none with events means the
+    /// object was read as extracted messages (the `lines` variant), which
+    /// a wrong path gives too.
+    pub envelopes: u64,
     /// Events rejected by the mapping (each has a [`RejectRecord`]).
     pub rejected: u64,
     /// Why each rejected event was rejected.

@@ -406,6 +406,7 @@ fn rows_of(
         content_hash: hash,
         csv,
         events: o.counts.events,
+        envelopes: o.decode.envelopes,
         rows: o.counts.rows,
         filtered: o.counts.filtered_out,
         rejected: o.counts.rejected,
@@ -604,6 +605,12 @@ async fn pipeline<S: Source, T: Target>(
             },
             r = res_rx.recv() => match r {
                 Some(Ok(Produced::Rows(obj))) => {
+                    if obj.envelopes == 0 && obj.events > 0 {
+                        summary.objects_read_as_lines += 1;
+                        if summary.first_read_as_lines.is_none() {
+                            summary.first_read_as_lines = Some(obj.key.clone());
+                        }
+                    }
                     if let Some(batch) = batcher.push(obj) {
                         commit(target, source.as_ref(), &batch, summary,
                                config, &mut in_flight).await?;

@@ -31,6 +31,11 @@ pub struct LoadSummary {
     pub objects_spilled: u64,
     /// CSV bytes written to temporary files.
     pub bytes_spilled: u64,
+    /// Objects read as extracted messages (events, no Firehose envelope:
+    /// the `lines` variant, or a path that holds no Firehose objects).
+    pub objects_read_as_lines: u64,
+    /// The first of them (its ledger key).
+    pub first_read_as_lines: Option<String>,
     /// Objects skipped before download because the ledger had them.
     pub objects_skipped_already_loaded: u64,
     /// Objects this run committed.

@@ -397,6 +397,15 @@ pub(crate) fn run(args: &LoadArgs) -> Result<ExitCode> {
             thousands(m.messages_returned),
         );
     }
+    let as_lines = report::AsLines {
+        objects: summary.objects_read_as_lines,
+        first: summary.first_read_as_lines.clone(),
+    };
+    if args.opts.variant == cwl_copy::Variant::Auto {
+        if let Some(words) = as_lines.describe(summary.objects_seen) {
+            eprintln!("cwl-copy: {words}");
+        }
+    }
     for name in summary.vanished.iter().take(5) {
         eprintln!("cwl-copy: vanished (deleted after listing): {name}");
     }
