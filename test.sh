@@ -42,29 +42,13 @@ section "Provisioning tools"
 pg_install
 echo "postgres: $("$PG_BIN/postgres" --version)"
 
-# moto lives in a virtual environment of its own version (not the system
-# Python's site-packages), so that runs pinned to different versions never
-# reinstall each other's. 5.2.5: 5.2.1 answers CompleteMultipartUpload with
-# the wrong XML root (getmoto/moto#10055), which the AWS SDK rejects.
-PYTHON=${PYTHON:-python3}
-MOTO_VENV=${CWL_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cwl-copy/moto-$MOTO_VERSION}
-moto_version() {
-    # Importing moto.server checks the [server] extras (flask, ...) too.
-    "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, moto.server
-print(m.version("moto"))' 2>/dev/null || true
-}
-if [[ $(moto_version) != "$MOTO_VERSION" ]]; then
-    echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
-    # --system-site-packages: dependencies already installed are reused.
-    "$PYTHON" -m venv --clear --system-site-packages "$MOTO_VENV" ||
-        die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-    "$MOTO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        --no-input "moto[server]==$MOTO_VERSION"
-    [[ $(moto_version) == "$MOTO_VERSION" ]] ||
-        die "moto[server]==$MOTO_VERSION did not import after pip install"
-fi
-# The real interpreter, not a shim, so $! is the server's pid.
-PY=$("$MOTO_VENV/bin/python" -c 'import sys; print(sys.executable)')
+# moto in a virtual environment of its own version (scripts/moto.sh).
+# 5.2.5: 5.2.1 answers CompleteMultipartUpload with the wrong XML root
+# (getmoto/moto#10055), which the AWS SDK rejects.
+# shellcheck source=scripts/moto.sh
+source scripts/moto.sh
+moto_install "$MOTO_VERSION"
+PY=$MOTO_PY
 echo "moto: $MOTO_VERSION ($PY)"
 
 if ! cargo fmt --version >/dev/null 2>&1 ||

@@ -25,13 +25,14 @@ MARKDOWN=
 DATA=$REPO/bench-data
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 MOTO_VERSION=5.2.5 # as test.sh
-MOTO_VENV=${CWL_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cwl-copy/moto-$MOTO_VERSION}
 die() { echo "redshift.sh: $*" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) missing"
 CORPUS=$DATA/corpus-1024mb-200
 SMALL=$DATA/small-1000
 [[ -d $CORPUS/objects && -d $SMALL ]] || die "no $CORPUS or $SMALL: run benches/harness/run.sh --load first"
-[[ -x $MOTO_VENV/bin/python ]] || die "no moto venv at $MOTO_VENV: run ./test.sh once"
+# shellcheck source=../../scripts/moto.sh
+source "$REPO/scripts/moto.sh"
+moto_install "$MOTO_VERSION"
 
 cargo build --release --quiet --manifest-path "$REPO/Cargo.toml" --bin cwl-copy --example redshift_standin
 BIN=$TARGET/release/cwl-copy
@@ -57,13 +58,13 @@ trap 'exit 143' TERM
 pg_install
 pg_start "$OUT" "$OUT/pgdata" -c max_wal_size=4GB -c fsync=off
 MOTO_PORT=$(pg_free_port)
-"$MOTO_VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$OUT/moto.log" 2>&1 &
+"$MOTO_PY" -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$OUT/moto.log" 2>&1 &
 MOTO_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$MOTO_PORT/" >/dev/null && break; sleep 0.2; done
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$MOTO_PORT
 export CWL_TEST_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres CWL_TEST_AWS_ENDPOINT=$AWS_ENDPOINT_URL_S3
-"$MOTO_VENV/bin/python" -c 'import boto3,sys; boto3.client("s3", endpoint_url=sys.argv[1]).create_bucket(Bucket="staging")' "$AWS_ENDPOINT_URL_S3"
+"$MOTO_PY" -c 'import boto3,sys; boto3.client("s3", endpoint_url=sys.argv[1]).create_bucket(Bucket="staging")' "$AWS_ENDPOINT_URL_S3"
 "$STAND" --slices 2 >"$OUT/stand.out" 2>"$OUT/stand.log" &
 STAND_PID=$!
 for _ in $(seq 100); do grep -q data_api= "$OUT/stand.out" 2>/dev/null && break; sleep 0.2; done
@@ -111,7 +112,7 @@ load rs_small_each "$SMALL/objects" --threads 2 --batch-objects 1
 row "load → stand-in, 1,000 small objects, one COPY per object (--batch-objects 1)" "$(inflated "$SMALL")" "${CMD[@]}"
 # Issue #9's memory target, from S3: the corpus uploaded to moto, then
 # loaded into PostgreSQL (peak RSS of the client).
-"$MOTO_VENV/bin/python" - "$AWS_ENDPOINT_URL_S3" "$CORPUS/objects" <<'PY'
+"$MOTO_PY" - "$AWS_ENDPOINT_URL_S3" "$CORPUS/objects" <<'PY'
 import boto3, os, sys
 s3 = boto3.client("s3", endpoint_url=sys.argv[1])
 s3.create_bucket(Bucket="corpus")

@@ -63,7 +63,7 @@ LOAD=0
 GROWTH=1
 S3=0
 S3_CONCURRENCY=${CWL_BENCH_S3_CONCURRENCY:-$(($(nproc) * 4 < 8 ? 8 : $(nproc) * 4 > 32 ? 32 : $(nproc) * 4))}
-MOTO_VERSION=5.2.1 # as test.sh
+MOTO_VERSION=5.2.5 # as test.sh
 SPEC=$REPO/testdata/specs/integrated_user_log.toml
 
 usage() { sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed -n 's/^# \{0,1\}//p'; exit 2; }
@@ -131,18 +131,10 @@ trap 'exit 129' HUP
 
 # moto[server] for --s3, as test.sh provisions it.
 if ((S3)); then
-    PYTHON=${PYTHON:-python3}
-    moto_version() {
-        "$PYTHON" -c 'import importlib.metadata as m, moto.server
-print(m.version("moto"))' 2>/dev/null || true
-    }
-    if [[ $(moto_version) != "$MOTO_VERSION" ]]; then
-        note "installing moto[server]==$MOTO_VERSION"
-        "$PYTHON" -m pip install --quiet --disable-pip-version-check \
-            --no-input "moto[server]==$MOTO_VERSION"
-        [[ $(moto_version) == "$MOTO_VERSION" ]] ||
-            die "moto[server]==$MOTO_VERSION did not import after pip install"
-    fi
+    # shellcheck source=../../scripts/moto.sh
+    source "$REPO/scripts/moto.sh"
+    moto_install "$MOTO_VERSION"
+    PYTHON=$MOTO_PY
     # The real interpreter, not a pyenv shim, so $! is the server's pid.
     PY=$("$PYTHON" -c 'import sys; print(sys.executable)')
 fi
