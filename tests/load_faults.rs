@@ -27,10 +27,10 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use crate::decode::{bin, tempdir};
-use crate::support;
 use crate::support::cli::{
     assert_completed, finish, run_to_completion, Run, DEADLINE,
 };
+use crate::support::{self, fingerprint};
 
 /// The shipped spec (its `event_id` column comes from `@id`).
 const SPEC: &str = concat!(
@@ -158,31 +158,6 @@ async fn load_reference(c: &Client, table: &str, e: &Expected) {
     sink.send(std::fs::read(&e.csv).unwrap().into()).await.unwrap();
     let n = sink.as_mut().finish().await.unwrap();
     assert_eq!(n as i64, e.rows, "reference COPY");
-}
-
-/// A table's rows, order-independently: count, distinct event ids, and an
-/// md5 of every row's text in sorted order.
-#[derive(Debug, PartialEq, Eq)]
-struct Fingerprint {
-    rows: i64,
-    distinct_ids: i64,
-    md5: String,
-}
-
-/// The fingerprint of `from` (a table name or a parenthesized query).
-async fn fingerprint(c: &Client, from: &str) -> Fingerprint {
-    let r = c
-        .query_one(
-            &format!(
-                "SELECT count(*), count(DISTINCT t.event_id), \
-                 md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) \
-                 FROM {from} t"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    Fingerprint { rows: r.get(0), distinct_ids: r.get(1), md5: r.get(2) }
 }
 
 /// Writes the events of the object `from` to `to` as another object, the

@@ -34,12 +34,12 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use crate::decode::{bin, tempdir};
-use crate::support;
 use crate::support::cli::{
     assert_completed, finish, run, run_to_completion, Run,
 };
 use crate::support::corpus_s3::{self, corpus, Corpus, Obj, PREFIX};
 use crate::support::s3proxy::{self, Rule, S3Proxy};
+use crate::support::{self, fingerprint, Fingerprint};
 
 /// The shipped spec; see [`spec`].
 const SPEC: &str = concat!(
@@ -131,31 +131,6 @@ fn assert_fails_naming(run: &Run, names: &[&str]) {
 // ---------------------------------------------------------------------------
 // End states
 // ---------------------------------------------------------------------------
-
-/// A table's rows, order-independently: count, distinct event ids, and an
-/// md5 of every row's text in sorted order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Fingerprint {
-    rows: i64,
-    distinct_ids: i64,
-    md5: String,
-}
-
-/// The fingerprint of `from` (a table name or a parenthesized query).
-async fn fingerprint(c: &Client, from: &str) -> Fingerprint {
-    let r = c
-        .query_one(
-            &format!(
-                "SELECT count(*), count(DISTINCT t.event_id), \
-                 md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) \
-                 FROM {from} t"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    Fingerprint { rows: r.get(0), distinct_ids: r.get(1), md5: r.get(2) }
-}
 
 /// The ledger of `schema`: key → (rows, rejected), failing on a key
 /// listed twice.

@@ -37,9 +37,9 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use crate::decode::{bin, tempdir};
-use crate::support;
 use crate::support::corpus_s3::{self, corpus, Obj, PREFIX};
 use crate::support::redshift::{RedshiftStandIn, StandInOptions};
+use crate::support::{self, fingerprint, Fingerprint};
 
 /// The shipped spec; see [`spec`].
 const SPEC: &str = concat!(
@@ -248,30 +248,6 @@ async fn run_to_completion(
 // ---------------------------------------------------------------------------
 // End states
 // ---------------------------------------------------------------------------
-
-/// A table's rows, order-independently: count, distinct event ids, and an
-/// md5 of every row's text in sorted order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Fingerprint {
-    rows: i64,
-    distinct_ids: i64,
-    md5: String,
-}
-
-async fn fingerprint(c: &Client, from: &str) -> Fingerprint {
-    let r = c
-        .query_one(
-            &format!(
-                "SELECT count(*), count(DISTINCT t.event_id), \
-                 md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) \
-                 FROM {from} t"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    Fingerprint { rows: r.get(0), distinct_ids: r.get(1), md5: r.get(2) }
-}
 
 /// The ledger of `schema`: bucket key (`s3://bucket/` cut) → (rows,
 /// rejected), failing on a key listed twice.

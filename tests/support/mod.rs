@@ -204,3 +204,31 @@ pub async fn fresh_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
         .unwrap_or_else(|e| panic!("create queue {queue}: {e:?}"));
     out.queue_url().unwrap_or_else(|| panic!("no URL for {queue}")).to_owned()
 }
+
+/// A table's rows, order-independently: count, distinct event ids, and an
+/// md5 of every row's text in sorted order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub rows: i64,
+    pub distinct_ids: i64,
+    pub md5: String,
+}
+
+/// The fingerprint of `from` (a table name or a parenthesized query).
+pub async fn fingerprint(
+    c: &tokio_postgres::Client,
+    from: &str,
+) -> Fingerprint {
+    let r = c
+        .query_one(
+            &format!(
+                "SELECT count(*), count(DISTINCT t.event_id), \
+                 md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) \
+                 FROM {from} t"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    Fingerprint { rows: r.get(0), distinct_ids: r.get(1), md5: r.get(2) }
+}

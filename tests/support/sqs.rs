@@ -650,29 +650,11 @@ pub async fn enqueue(q: &Queue, endpoint: &str, args: &[OsString]) -> Output {
 // End states
 // ---------------------------------------------------------------------------
 
-/// A table's rows, order-independently: count, distinct event ids, and an
-/// md5 of every row's text in sorted order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fingerprint {
-    pub rows: i64,
-    pub distinct_ids: i64,
-    pub md5: String,
-}
+pub use super::Fingerprint;
 
 /// The fingerprint of `schema`'s target table.
 pub async fn fingerprint(c: &Client, schema: &str) -> Fingerprint {
-    let r = c
-        .query_one(
-            &format!(
-                "SELECT count(*), count(DISTINCT t.event_id), \
-                 md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) \
-                 FROM \"{schema}\".{TABLE} t"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    Fingerprint { rows: r.get(0), distinct_ids: r.get(1), md5: r.get(2) }
+    super::fingerprint(c, &format!("\"{schema}\".{TABLE}")).await
 }
 
 /// Whether `schema` has a table `name`.
