@@ -136,6 +136,8 @@ struct Sink<'m, F> {
     flush: Option<(usize, F)>,
     /// Messages come escaped (the one-pass path).
     onepass: bool,
+    /// Told the input bytes consumed ([`EventSink::progress`]).
+    progress: &'m mut dyn FnMut(u64),
 }
 
 impl<F: FnMut(&mut Vec<u8>)> Sink<'_, F> {
@@ -208,6 +210,10 @@ impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
         self.out.errors.push(e);
         Ok(())
     }
+
+    fn progress(&mut self, consumed: u64) {
+        (self.progress)(consumed);
+    }
 }
 
 impl Converter {
@@ -240,7 +246,14 @@ impl Converter {
         scratch: &mut ConvertScratch,
         out: &mut ObjectOutput,
     ) {
-        self.run::<fn(&mut Vec<u8>)>(object, data, scratch, out, None);
+        self.run::<fn(&mut Vec<u8>)>(
+            object,
+            data,
+            scratch,
+            out,
+            None,
+            &mut |_| {},
+        );
     }
 
     /// Like [`Converter::convert`], but hands the CSV over in pieces:
@@ -258,7 +271,42 @@ impl Converter {
         chunk_bytes: usize,
         flush: impl FnMut(&mut Vec<u8>),
     ) {
-        self.run(object, data, scratch, out, Some((chunk_bytes, flush)));
+        self.convert_chunked_with_progress(
+            object,
+            data,
+            scratch,
+            out,
+            chunk_bytes,
+            flush,
+            |_| {},
+        );
+    }
+
+    /// Like [`Converter::convert_chunked`], and `progress` is called as the
+    /// object is read with how many bytes of `data` are consumed so far
+    /// (see [`EventSink::progress`]: about every
+    /// [`PROGRESS_STEP`](crate::PROGRESS_STEP) bytes, never for
+    /// the last piece), so that a progress display moves within a large
+    /// object.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convert_chunked_with_progress(
+        &self,
+        object: &str,
+        data: &[u8],
+        scratch: &mut ConvertScratch,
+        out: &mut ObjectOutput,
+        chunk_bytes: usize,
+        flush: impl FnMut(&mut Vec<u8>),
+        mut progress: impl FnMut(u64),
+    ) {
+        self.run(
+            object,
+            data,
+            scratch,
+            out,
+            Some((chunk_bytes, flush)),
+            &mut progress,
+        );
     }
 
     fn run<F: FnMut(&mut Vec<u8>)>(
@@ -268,6 +316,7 @@ impl Converter {
         scratch: &mut ConvertScratch,
         out: &mut ObjectOutput,
         flush: Option<(usize, F)>,
+        progress: &mut dyn FnMut(u64),
     ) {
         let ConvertScratch { decode, map } = scratch;
         map.clear_truncated();
@@ -279,6 +328,7 @@ impl Converter {
             out,
             flush,
             onepass: self.onepass,
+            progress,
         };
         let stats = match self.decoder.decode(object, data, decode, sink) {
             Ok(s) => s,

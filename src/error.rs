@@ -131,14 +131,6 @@ pub enum ErrorKind {
     /// The JSON parses but is not a CloudWatch Logs envelope.
     #[error("not a CloudWatch Logs envelope: {0}")]
     Envelope(String),
-    /// A message is longer than the limit.
-    #[error("message of {len} bytes is over the limit of {limit}")]
-    MessageTooLarge {
-        /// Length of the message.
-        len: u64,
-        /// The limit in bytes.
-        limit: u64,
-    },
     /// A format Firehose can write that cwl-copy does not read.
     #[error("unsupported format: {0}")]
     Unsupported(&'static str),
@@ -195,7 +187,6 @@ impl ErrorKind {
             ErrorKind::UnicodeEscape => "invalid_unicode_escape",
             ErrorKind::TooDeep { .. } => "json_too_deep",
             ErrorKind::Envelope(_) => "not_an_envelope",
-            ErrorKind::MessageTooLarge { .. } => "message_too_large",
             ErrorKind::Unsupported(_) => "unsupported_format",
         }
     }

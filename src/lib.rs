@@ -24,11 +24,14 @@ pub use crate::decode::OnePassCounts;
 pub use crate::decode::{
     inflate_members, DecodeStats, Decoder, DecoderBuilder, Scratch, Variant,
 };
-pub use crate::decode::{Envelope, EventSink, FnSink, LogEvent};
+pub use crate::decode::{
+    Envelope, EventSink, FnSink, LogEvent, PROGRESS_STEP,
+};
 pub use crate::error::{Error, ErrorKind, Location};
 pub use crate::map::filter::{FilterError, FilterPattern};
 pub use crate::map::{
     ColumnSpec, MapOutcome, MapScratch, Mapper, Reject, SpecError,
+    REDSHIFT_ROW_MAX,
 };
 pub use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};
 

@@ -374,7 +374,7 @@ fn help_shows_defaults_sizes_and_one_wording_per_flag() {
     for h in [&decode, &convert, &load] {
         assert!(
             flag_help(h, "--max-member-bytes <SIZE>")
-                .ends_with("[default: 256 MiB]"),
+                .ends_with("[default: 64 MiB]"),
             "{h}"
         );
         assert!(

@@ -318,3 +318,75 @@ fn chunked_conversion_equals_one_shot() {
         assert_eq!(o.counts, whole.counts);
     }
 }
+
+/// Progress moves within an object: `convert_chunked_with_progress` is
+/// told the input consumed about every `PROGRESS_STEP` bytes, in every
+/// framing (gzip members, gzip over gzip, JSON documents, lines), rising,
+/// inside the object, up to its last piece; and the rows are those of a
+/// plain conversion.
+#[test]
+fn progress_moves_within_an_object_in_every_framing() {
+    use std::io::{Read, Write};
+
+    use cwl_copy::{corpus, ConvertScratch, ObjectOutput, PROGRESS_STEP};
+    let mut rng = corpus::Rng::new(23);
+    let mut ts = 1_714_570_800_000;
+    let (members, _) = corpus::object(&mut rng, &mut ts, 64, 200_000, false);
+    let mut outer =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    outer.write_all(&members).unwrap();
+    let outer = outer.finish().unwrap();
+    let mut docs = Vec::new();
+    flate2::read::MultiGzDecoder::new(&members[..])
+        .read_to_end(&mut docs)
+        .unwrap();
+    let mut lines = String::new();
+    while lines.len() < 4 << 20 {
+        corpus::message(&mut rng, ts, &mut lines);
+        lines.push('\n');
+        ts += 7;
+    }
+    let conv = integrated_converter();
+    let mut scratch = ConvertScratch::new();
+    for (what, data) in [
+        ("gzip members", &members[..]),
+        ("gzip over gzip", &outer[..]),
+        ("JSON documents", &docs[..]),
+        ("lines", lines.as_bytes()),
+    ] {
+        let mut plain = ObjectOutput::default();
+        conv.convert("o", data, &mut scratch, &mut plain);
+        assert!(plain.counts.rows > 1000, "{what}: {:?}", plain.counts);
+        let mut calls: Vec<u64> = Vec::new();
+        let mut o = ObjectOutput::default();
+        let mut csv = Vec::new();
+        conv.convert_chunked_with_progress(
+            "o",
+            data,
+            &mut scratch,
+            &mut o,
+            1 << 20,
+            |c| csv.append(c),
+            |n| calls.push(n),
+        );
+        csv.append(&mut o.csv);
+        assert!(csv == plain.csv, "{what}: the CSV differs");
+        assert_eq!(o.counts, plain.counts, "{what}");
+        let len = data.len() as u64;
+        assert!(
+            calls.len() as u64 >= len / PROGRESS_STEP / 2,
+            "{what}: {} calls for {len} bytes",
+            calls.len()
+        );
+        let mut last = 0;
+        for &n in &calls {
+            assert!(n >= last + PROGRESS_STEP, "{what}: {calls:?}");
+            assert!(n < len, "{what}: {n} of {len}");
+            last = n;
+        }
+        assert!(
+            len - last <= PROGRESS_STEP + (512 << 10),
+            "{what}: the last call at {last} of {len}"
+        );
+    }
+}

@@ -594,7 +594,8 @@ async fn bomb(name: &str, zeros: u64) -> u64 {
     let (client, schema) = support::pg_schema(name).await;
     let out = dir.with_file_name("load");
     let mut cmd = load_cmd(spec_path(), &schema, &out);
-    cmd.args(["--max-member-bytes", "67108864"]).arg(&dir);
+    // The default limits (64 MiB per member).
+    cmd.arg(&dir);
     let (code, rss, err) =
         tokio::task::spawn_blocking(move || with_peak_rss(&cmd))
             .await
@@ -1051,12 +1052,31 @@ async fn matrix_message_nested_100000_deep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_one_100_mb_message() {
-    // PostgreSQL: loads (no limit below the 1 GB field limit), in bounded
-    // memory (a few copies of the message).
+    // At the default limits (64 MiB per inflated member) its member is
+    // rejected, named and quarantined; the other object loads.
     let pad = "x".repeat(100_000_000);
     let msg = js(&format!(r#"{{"status":1,"pad":"{pad}"}}"#));
     let data = gz(&envelope(&[("big", "1", &msg)]));
-    let l = bad_object("big-message", &data, &[], 1, 1).await;
+    let d = bad_object(
+        "big-message",
+        &data,
+        &[("member_too_large", Some(0), 0)],
+        0,
+        0,
+    )
+    .await;
+    assert_eq!(d.count(QUARANTINE).await, 1);
+    // PostgreSQL, with room for the member: loads (no limit below the
+    // 1 GB field limit), in bounded memory (a few copies of the message).
+    let room = ["--max-member-bytes", "256MiB"];
+    let l = load_files(
+        "big-message-room",
+        &[("big-message", &data)],
+        spec_path(),
+        &room,
+    )
+    .await;
+    assert_eq!(l.run.code, Some(0), "{}", l.run.stderr);
     let len: i64 = l
         .client
         .query_one(
@@ -1077,14 +1097,9 @@ async fn matrix_one_100_mb_message() {
     let path = l.dir.join("big-message");
     let out = tempdir().join("rs");
     let o = bin()
-        .args([
-            "convert",
-            "--columns",
-            spec_path(),
-            "--dialect",
-            "redshift",
-            "--out",
-        ])
+        .args(["convert", "--columns", spec_path(), "--dialect", "redshift"])
+        .args(room)
+        .arg("--out")
         .arg(out.with_extension("csv"))
         .arg("--summary-json")
         .arg(out.with_extension("json"))
@@ -1233,7 +1248,14 @@ async fn matrix_s3_keys_with_spaces_plus_percent_and_non_ascii() {
 async fn matrix_sqs_body_that_is_not_an_s3_event() {
     let sqs = support::sqs_client().await;
     let queue = support::fresh_queue(&sqs, "rel-bodies").await;
-    let bodies = ["hello, not JSON", r#"{"greeting":"hi"}"#, "[1,2,3]"];
+    // The last: an S3 event whose key decodes to U+0000, which no ledger
+    // can record (it would fail its batch on every retry).
+    let bodies = [
+        "hello, not JSON",
+        r#"{"greeting":"hi"}"#,
+        "[1,2,3]",
+        r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"a%00b","size":1}}}]}"#,
+    ];
     for b in bodies {
         sqs.send_message()
             .queue_url(&queue)
@@ -1254,11 +1276,11 @@ async fn matrix_sqs_body_that_is_not_an_s3_event() {
     ]);
     let r = run(&mut tokio::process::Command::from(cmd), &out).await;
     assert_eq!(r.code, Some(3), "{}", r.stderr);
-    assert_eq!(r.n("messages_quarantined"), 3, "{}", r.summary);
-    assert_eq!(r.n("messages_deleted"), 3, "{}", r.summary);
+    assert_eq!(r.n("messages_quarantined"), 4, "{}", r.summary);
+    assert_eq!(r.n("messages_deleted"), 4, "{}", r.summary);
     let q = client
         .query(
-            &format!("SELECT kind, key, message FROM \"{schema}\".{QUARANTINE} ORDER BY message"),
+            &format!("SELECT kind, key, message, reason FROM \"{schema}\".{QUARANTINE} ORDER BY message"),
             &[],
         )
         .await
@@ -1274,6 +1296,11 @@ async fn matrix_sqs_body_that_is_not_an_s3_event() {
         assert_eq!(r.get::<_, String>(0), "bad_message");
         assert!(r.get::<_, String>(1).starts_with("sqs://"));
     }
+    let reasons: Vec<String> = q.iter().map(|r| r.get(3)).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("key holds U+0000 (at byte 1)")),
+        "{reasons:?}"
+    );
     // Deleted: the queue is empty.
     let left = sqs
         .receive_message()

@@ -15,11 +15,13 @@ pub(crate) mod onepass;
 mod sink;
 mod source;
 
+use std::cell::Cell;
+use std::io::{BufRead, Read};
 use std::str::FromStr;
 
 use simd_json::{Buffers, ErrorType, Tape};
 
-pub use self::sink::{Envelope, EventSink, FnSink, LogEvent};
+pub use self::sink::{Envelope, EventSink, FnSink, LogEvent, PROGRESS_STEP};
 
 use self::envelope::{Id, MessageType};
 use self::frame::{doc_end, whitespace, DocEnd};
@@ -135,14 +137,16 @@ impl Default for DecoderBuilder {
 }
 
 impl DecoderBuilder {
-    /// Defaults: auto-detect the variant; 256 MiB per inflated member (or
-    /// JSON document, or line); 8 GiB per inflated object; JSON nesting up
+    /// Defaults: auto-detect the variant; 64 MiB per inflated member (or
+    /// JSON document, or line: a CloudWatch Logs record inflates to about
+    /// 1 MB, so this is far above real input and keeps a decompression
+    /// bomb's memory small); 8 GiB per inflated object; JSON nesting up
     /// to 128; libdeflate for members held in memory.
     #[must_use]
     pub fn new() -> Self {
         DecoderBuilder {
             variant: Variant::Auto,
-            max_member_bytes: 256 << 20,
+            max_member_bytes: 64 << 20,
             max_object_bytes: 8 << 30,
             max_depth: 128,
             libdeflate: true,
@@ -282,6 +286,11 @@ struct Run<'o, S> {
     max_object: u64,
     max_depth: usize,
     libdeflate: bool,
+    /// Input bytes consumed, where the framing reads an inflated stream
+    /// (gzip over gzip); `None`: the source's offset is the input's.
+    consumed: Option<&'o Cell<u64>>,
+    /// The last figure given to [`EventSink::progress`].
+    reported: u64,
 }
 
 impl<S: EventSink> Run<'_, S> {
@@ -296,6 +305,43 @@ impl<S: EventSink> Run<'_, S> {
         let mut loc = Location::new(self.object, member, offset);
         loc.inflated_offset = inflated;
         self.sink.reject(Error::new(kind, loc))
+    }
+
+    /// Tells the sink how much input has been read, once every
+    /// [`PROGRESS_STEP`] bytes; `offset` is the source's.
+    fn progress(&mut self, offset: u64) {
+        let at = self.consumed.map_or(offset, Cell::get);
+        if at >= self.reported.saturating_add(PROGRESS_STEP) {
+            self.reported = at;
+            self.sink.progress(at);
+        }
+    }
+}
+
+/// The object's bytes as a [`BufRead`] that counts what it has given out,
+/// for the progress of an outer gzip stream.
+struct Counted<'d, 'c> {
+    data: &'d [u8],
+    pos: usize,
+    consumed: &'c Cell<u64>,
+}
+
+impl Read for Counted<'_, '_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.fill_buf()?.read(out)?;
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Counted<'_, '_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        Ok(self.data.get(self.pos..).unwrap_or_default())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.data.len());
+        self.consumed.set(self.pos as u64);
     }
 }
 
@@ -501,6 +547,7 @@ impl Decoder {
         scratch: &mut Scratch,
         sink: S,
     ) -> Result<DecodeStats, S::Error> {
+        let consumed = Cell::new(0u64);
         let mut run = Run {
             object,
             sink,
@@ -514,6 +561,8 @@ impl Decoder {
             max_object: self.cfg.max_object_bytes,
             max_depth: self.cfg.max_depth,
             libdeflate: self.cfg.libdeflate,
+            consumed: None,
+            reported: 0,
         };
         if scratch.depth != self.cfg.max_depth {
             scratch.simd =
@@ -535,7 +584,12 @@ impl Decoder {
             }
         };
         if outer {
-            let gz = flate2::bufread::MultiGzDecoder::new(data);
+            run.consumed = Some(&consumed);
+            let gz = flate2::bufread::MultiGzDecoder::new(Counted {
+                data,
+                pos: 0,
+                consumed: &consumed,
+            });
             let window = run.max_member.saturating_add(PAD);
             let mut src = ReadSource::new(gz, window, run.max_object);
             self.frame(&mut run, &mut src, framing, scratch)?;
@@ -589,6 +643,7 @@ impl Decoder {
             .map_err(|k| Stop::Input(k, Some(member)))?
         {
             let offset = src.offset();
+            run.progress(offset);
             if src.avail().first() != Some(&0x1f) {
                 let len = drain(src);
                 run.reject(
@@ -704,6 +759,7 @@ impl Decoder {
             .map_err(|k| Stop::Input(k, Some(doc)))?
         {
             let offset = src.offset();
+            run.progress(offset);
             let end = loop {
                 match doc_end(src.avail()) {
                     DocEnd::At(n) => break Some(n),
@@ -785,6 +841,7 @@ impl Decoder {
         let mut line = 0u64;
         loop {
             let offset = src.offset();
+            run.progress(offset);
             let avail = src.avail();
             let (end, next) = match memchr::memchr(b'\n', avail) {
                 Some(i) => (i, i + 1),

@@ -87,7 +87,20 @@ pub trait EventSink {
         let message = String::from_utf8_lossy(&buf);
         self.event(&LogEvent { message: &message, ..*event })
     }
+
+    /// Called now and then as the decoder reads the object, with how many
+    /// bytes of its input (the object as stored) it has consumed so far:
+    /// after a whole member, JSON document or line, at most about every
+    /// [`PROGRESS_STEP`] bytes, never for the object's last piece (its end
+    /// is the caller's to count). For a progress display; the default does
+    /// nothing.
+    fn progress(&mut self, consumed: u64) {
+        let _ = consumed;
+    }
 }
+
+/// How far apart, in input bytes, [`EventSink::progress`] is called.
+pub const PROGRESS_STEP: u64 = 256 * 1024;
 
 impl<S: EventSink + ?Sized> EventSink for &mut S {
     type Error = S::Error;
@@ -106,6 +119,9 @@ impl<S: EventSink + ?Sized> EventSink for &mut S {
         escaped: &str,
     ) -> Result<(), Self::Error> {
         (**self).escaped_event(event, escaped)
+    }
+    fn progress(&mut self, consumed: u64) {
+        (**self).progress(consumed);
     }
 }
 

@@ -878,13 +878,22 @@ impl Work {
         // The CSV in pieces, kept in memory while the load's budget has
         // room and written to a temporary file beyond it.
         let mut csv = CsvWriter::new(&self.budget);
-        self.converter.convert_chunked(
+        // The progress display moves within an object, not only after it.
+        let mut counted = 0u64;
+        self.converter.convert_chunked_with_progress(
             name,
             data,
             scratch,
             &mut out,
             PIECE_BYTES,
             |piece| csv.push(piece),
+            |consumed| {
+                add(
+                    &progress.bytes_converted,
+                    consumed.saturating_sub(counted),
+                );
+                counted = counted.max(consumed);
+            },
         );
         let csv =
             csv.finish(&mut out.csv).map_err(|source| LoadError::Spill {
@@ -895,7 +904,9 @@ impl Work {
         add(&progress.objects_converted, 1);
         add(
             &progress.bytes_converted,
-            u64::try_from(data.len()).unwrap_or(u64::MAX),
+            u64::try_from(data.len())
+                .unwrap_or(u64::MAX)
+                .saturating_sub(counted),
         );
         Ok(Produced::Rows(rows_of(r, data, out, csv)))
     }

@@ -39,6 +39,12 @@ use crate::write::{utf8_prefix, Dialect, FieldError, RowWriter};
 const PG_IDENT_MAX: usize = 63;
 const RS_IDENT_MAX: usize = 127;
 
+/// The largest CSV record (terminator included) of the Redshift dialect:
+/// COPY refuses any input row over 4 MB and fails the whole load, so a
+/// longer row is rejected (`row_too_large`) instead. (Many text columns of
+/// 65,535 bytes each, or `@message` split over several, pass 4 MB.)
+pub const REDSHIFT_ROW_MAX: usize = 4 * 1024 * 1024;
+
 /// The reject codes ([`Reject::code`]).
 pub(crate) mod code {
     /// The message is not JSON (`non_json = "reject"`).
@@ -55,9 +61,11 @@ pub(crate) mod code {
     pub(crate) const MISSING_REQUIRED: &str = "missing_required";
     /// A Redshift value equal to the NULL marker `\N`.
     pub(crate) const NULL_MARKER: &str = "null_marker";
+    /// A Redshift row over COPY's 4 MB limit for one input row.
+    pub(crate) const ROW_TOO_LARGE: &str = "row_too_large";
     /// Every code, in the order above.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 7] = [
+    pub(crate) const ALL: [&str; 8] = [
         NOT_JSON,
         NOT_OBJECT,
         TYPE_MISMATCH,
@@ -65,6 +73,7 @@ pub(crate) mod code {
         NUL_CHAR,
         MISSING_REQUIRED,
         NULL_MARKER,
+        ROW_TOO_LARGE,
     ];
 }
 
@@ -219,6 +228,7 @@ pub enum MapOutcome {
 /// | `nul_char`         | a value holds U+0000 (`nul = "reject"`) |
 /// | `missing_required` | a `required` value is missing |
 /// | `null_marker`      | a Redshift value is exactly the NULL marker `\N` |
+/// | `row_too_large`    | a Redshift row (its CSV record) over COPY's limit of 4 MB for one input row ([`REDSHIFT_ROW_MAX`]) |
 ///
 /// Undecodable input is not a `Reject` but an [`Error`](crate::Error),
 /// whose [`code`](crate::Error::code) names its kind.
@@ -747,6 +757,18 @@ impl Mapper {
             }
         }
         w.end_row(out);
+        let row = out.len() - start;
+        if self.dialect == Dialect::Redshift && row > REDSHIFT_ROW_MAX {
+            out.truncate(start);
+            return MapOutcome::Rejected(Reject {
+                column: None,
+                code: code::ROW_TOO_LARGE,
+                reason: format!(
+                    "row is {row} bytes as CSV, more than Redshift's COPY \
+                     limit of {REDSHIFT_ROW_MAX} bytes (4 MB) for one row"
+                ),
+            });
+        }
         MapOutcome::Row
     }
 

@@ -1125,3 +1125,35 @@ fn reject_codes() {
     assert_eq!(FieldError::Nul { offset: 0 }.code(), code::NUL_CHAR);
     assert_eq!(FieldError::NullMarker.code(), code::NULL_MARKER);
 }
+
+/// Redshift's COPY refuses an input row over 4 MB (and fails the load):
+/// a longer CSV record is rejected `row_too_large` on the Redshift
+/// dialect, one of exactly 4 MiB loads, and PostgreSQL has no such limit.
+#[test]
+fn redshift_rows_over_4_mb_are_rejected() {
+    let message = format!(r#"{{"v":"{}"}}"#, "x".repeat(65_535));
+    let columns = |n: usize| {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "[[columns]]\nname = \"c{i}\"\nsource = \"v\"\n\
+                     type = \"text\"\n"
+                )
+            })
+            .collect::<String>()
+    };
+    // 64 × 65,535 bytes, 63 commas and the newline: 4 MiB exactly.
+    let fits = paths(&mapper("", &columns(64), Dialect::Redshift), &message);
+    assert_eq!(fits.len(), "row:".len() + REDSHIFT_ROW_MAX - 1);
+    let over = paths(&mapper("", &columns(65), Dialect::Redshift), &message);
+    assert_eq!(
+        over,
+        format!(
+            "reject::row_too_large:row is 4259840 bytes as CSV, more than \
+             Redshift's COPY limit of {REDSHIFT_ROW_MAX} bytes (4 MB) for \
+             one row"
+        )
+    );
+    let pg = paths(&mapper("", &columns(65), Dialect::Postgres), &message);
+    assert!(pg.starts_with("row:"), "{}", &pg[..40]);
+}

@@ -36,9 +36,9 @@ pub(crate) struct DecodeOpts {
     #[arg(long, value_name = "VARIANT", default_value = "auto", value_parser = parse_variant)]
     pub(crate) variant: Variant,
     /// Largest inflated gzip member (or JSON document, or line): bytes, or
-    /// a size such as 256MiB [default: 256 MiB].
+    /// a size such as 64MiB [default: 64 MiB].
     // clap would quote a default with a space: it is in the text instead.
-    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(256 << 20), hide_default_value = true)]
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(64 << 20), hide_default_value = true)]
     pub(crate) max_member_bytes: ByteSize,
     /// Largest inflated object (also the largest object read): bytes, or
     /// a size such as 8GiB [default: 8 GiB].

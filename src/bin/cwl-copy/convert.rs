@@ -286,7 +286,9 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                 return Ok(o);
             };
             let name = objects.refs.get(i).map_or("", |r| r.name.as_str());
-            converter.convert_chunked(
+            // The bar counts input as it is converted, within an object too.
+            let mut counted = 0u64;
+            converter.convert_chunked_with_progress(
                 name,
                 data,
                 scratch,
@@ -299,7 +301,16 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                     std::mem::swap(csv, &mut fresh);
                     emit(fresh);
                 },
+                |consumed| {
+                    if let Some(bar) = &bar {
+                        bar.inc(consumed.saturating_sub(counted));
+                    }
+                    counted = counted.max(consumed);
+                },
             );
+            if let Some(bar) = &bar {
+                bar.inc((data.len() as u64).saturating_sub(counted));
+            }
             Ok(o)
         },
         |i, piece| -> Result<()> {
@@ -373,12 +384,10 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
             }
             stats.add(&o.decode);
             errors.append(&mut o.errors);
-            let read = o.decode.input_bytes;
             if let Ok(mut s) = spare_outputs.lock() {
                 s.push(o);
             }
             if let Some(bar) = &bar {
-                bar.inc(read);
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 bar.set_message(format!(
                     "{}/s inflated, {} events/s",

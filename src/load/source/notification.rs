@@ -99,6 +99,23 @@ fn parse_value(v: &Value, depth: u32) -> Notice {
     )
 }
 
+/// Whether the ledger can record an object by `bucket` and `key`: the
+/// text of PostgreSQL (and of Redshift) holds no U+0000, so a key with one
+/// would fail the batch that records it, on every retry. (S3 keys may hold
+/// any UTF-8, control characters included.)
+fn recordable(bucket: &str, key: &str) -> Result<(), String> {
+    if let Some(at) = key.find('\0') {
+        return Err(format!(
+            "key holds U+0000 (at byte {at}), which the ledger cannot record \
+             (PostgreSQL and Redshift text hold no U+0000)"
+        ));
+    }
+    if bucket.contains('\0') {
+        return Err("bucket name holds U+0000".to_owned());
+    }
+    Ok(())
+}
+
 fn records_notice(records: &Value) -> Notice {
     let Some(records) = records.as_array() else {
         return Notice::Bad("Records is not an array".into());
@@ -131,6 +148,9 @@ fn records_notice(records: &Value) -> Notice {
             Ok(k) => k,
             Err(e) => return Notice::Bad(format!("record {i}: key: {e}")),
         };
+        if let Err(why) = recordable(bucket, &key) {
+            return Notice::Bad(format!("record {i}: {why}"));
+        }
         objects.push(S3Object {
             bucket: bucket.to_owned(),
             key,
@@ -178,6 +198,9 @@ fn eventbridge(o: &serde_json::Map<String, Value>) -> Notice {
                 .into(),
         );
     };
+    if let Err(why) = recordable(bucket, key) {
+        return Notice::Bad(format!("EventBridge Object Created: {why}"));
+    }
     Notice::Objects {
         objects: vec![S3Object {
             bucket: bucket.to_owned(),
@@ -290,6 +313,10 @@ mod tests {
         empty_records: r#"{"Records":[]}"# => Notice::Bad("Records is empty".into());
         no_key: r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{}}}]}"#
             => Notice::Bad("record 0 (ObjectCreated:Put) has no s3.bucket.name or s3.object.key".into());
+        nul_in_key: r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"a%00b"}}}]}"#
+            => Notice::Bad("record 0: key holds U+0000 (at byte 1), which the ledger cannot record (PostgreSQL and Redshift text hold no U+0000)".into());
+        nul_in_eventbridge_key: r#"{"detail-type":"Object Created","source":"aws.s3","detail":{"bucket":{"name":"b"},"object":{"key":"ab\u0000"}}}"#
+            => Notice::Bad("EventBridge Object Created: key holds U+0000 (at byte 2), which the ledger cannot record (PostgreSQL and Redshift text hold no U+0000)".into());
     }
 
     #[test]
