@@ -911,3 +911,67 @@ impl Work {
         Ok(Produced::Rows(rows_of(r, data, out, csv)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{corpus, ColumnSpec, Decoder, Dialect, Mapper};
+
+    /// The progress counters count each object's bytes once, moving
+    /// within the object (`bytes_converted` rises while it converts) and
+    /// ending at its size.
+    #[test]
+    fn bytes_converted_moves_within_an_object_and_counts_it_once() {
+        let mut rng = corpus::Rng::new(3);
+        let mut ts = 1_714_570_800_000;
+        let (data, _) = corpus::object(&mut rng, &mut ts, 48, 200_000, false);
+        let dir = std::env::temp_dir()
+            .join(format!("cwl-copy-run-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("object");
+        std::fs::write(&path, &data).unwrap();
+        let spec = ColumnSpec::from_toml(
+            "table = 't'\n[[columns]]\nname = 'm'\nsource = '@message'\n\
+             type = 'text'\n",
+        )
+        .unwrap();
+        let converter = Arc::new(Converter::new(
+            Decoder::new(),
+            Mapper::new(&spec, Dialect::Postgres).unwrap(),
+        ));
+        let progress = Arc::new(Progress::default());
+        let work = Work {
+            converter,
+            progress: Arc::clone(&progress),
+            by_key: false,
+            budget: CsvBudget::new(64 << 20, None),
+        };
+        let items = files::list(&path).unwrap();
+        // Watch the counter from another thread while the object converts.
+        let seen = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut seen = std::collections::BTreeSet::new();
+                while progress.objects_converted.load(Ordering::Relaxed) == 0 {
+                    seen.insert(
+                        progress.bytes_converted.load(Ordering::Relaxed),
+                    );
+                    std::thread::yield_now();
+                }
+                seen
+            });
+            let mut scratch = ConvertScratch::new();
+            let mut buf = Vec::new();
+            let got =
+                work.produce(&items, 0, None, &mut scratch, &mut buf).unwrap();
+            assert!(matches!(got, Produced::Rows(_)));
+            watcher.join().unwrap()
+        });
+        let len = data.len() as u64;
+        assert_eq!(progress.bytes_converted.load(Ordering::Relaxed), len);
+        assert!(
+            seen.iter().any(|&n| n > 0 && n < len),
+            "no figure between 0 and {len}: {seen:?}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
