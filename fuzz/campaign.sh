@@ -21,8 +21,13 @@ fi
 logs=${FUZZ_LOGS:-/tmp/cwl-copy-fuzz}
 mkdir -p "$logs"
 for t in "${targets[@]}"; do
+    # The connection-string parser needs the `loader` feature, which
+    # brings the AWS SDK: its AddressSanitizer build had not finished after
+    # 65 min on a 2-core machine, so it runs without a sanitizer (`-s
+    # none`: still coverage-guided; the code under test is safe Rust over
+    # tokio-postgres' parser, where ASan finds little).
     features=()
-    case $t in fuzz_notification | fuzz_conninfo) features=(--features loader) ;; esac
+    case $t in fuzz_conninfo) features=(-s none --features loader) ;; esac
     corpus=$logs/corpus/$t
     mkdir -p "$corpus"
     echo "== $t: ${secs}s (log $logs/$t.log)"

@@ -895,13 +895,12 @@ pub fn spec(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------
-// fuzz_notification: SQS bodies and S3 event keys (feature `loader`)
+// fuzz_notification: SQS bodies and S3 event keys
 // ---------------------------------------------------------------------------
 
 /// Form-decoding as S3 event notifications encode keys, the obvious
 /// way: `+` is a space, `%XX` a byte, anything else itself; `None` for a
 /// bad escape or bytes that are not UTF-8.
-#[cfg(feature = "loader")]
 fn naive_form_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::new();
@@ -931,7 +930,6 @@ fn naive_form_decode(s: &str) -> Option<String> {
 /// the body `enqueue` sends (bucket, key, version, size, ETag). The key
 /// decoder agrees with the obvious form decoder, and inverts the encoder
 /// for every string.
-#[cfg(feature = "loader")]
 pub fn notification(data: &[u8]) {
     use crate::load::source::notification::{parse, s3_event_body, Notice};
     use crate::load::source::prefix::{decode_event_key, encode_event_key};

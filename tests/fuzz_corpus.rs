@@ -19,7 +19,6 @@ const TARGETS: &[(&str, Invariant)] = &[
     ("fuzz_filter", fuzzing::filter),
     ("fuzz_spec", fuzzing::spec),
     ("fuzz_onepass", fuzzing::onepass),
-    #[cfg(feature = "loader")]
     ("fuzz_notification", fuzzing::notification),
     #[cfg(feature = "loader")]
     ("fuzz_conninfo", fuzzing::conninfo),

@@ -7,11 +7,9 @@
 //! bytes are. Local files list without the `loader` feature; S3 needs it.
 
 pub mod files;
-#[cfg(feature = "loader")]
 pub mod notification;
 #[cfg(feature = "loader")]
 mod prefetch;
-#[cfg(feature = "loader")]
 pub mod prefix;
 #[cfg(feature = "loader")]
 pub mod s3;
