@@ -7,6 +7,9 @@
 #
 #   fuzz/campaign.sh [SECS] [TARGET...]
 #
+# FUZZ_TARGET_DIR: cargo's target directory (default fuzz/target), e.g. to
+# build the sanitizer and the no-sanitizer targets side by side.
+#
 # Needs nightly features through RUSTC_BOOTSTRAP and cargo-fuzz
 # (`cargo install cargo-fuzz`).
 set -euo pipefail
@@ -31,7 +34,8 @@ for t in "${targets[@]}"; do
     corpus=$logs/corpus/$t
     mkdir -p "$corpus"
     echo "== $t: ${secs}s (log $logs/$t.log)"
-    RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz run -O "${features[@]}" "$t" \
+    RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz run -O "${features[@]}" \
+        ${FUZZ_TARGET_DIR:+--target-dir "$FUZZ_TARGET_DIR"} "$t" \
         "$corpus" "seeds/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
         -max_len=65536 >"$logs/$t.log" 2>&1 || echo "   $t: FAILED (see log)"
     grep -E '^Done [0-9]+ runs' "$logs/$t.log" | tail -1 || true
