@@ -284,10 +284,9 @@ impl Converter {
 
     /// Like [`Converter::convert_chunked`], and `progress` is called as the
     /// object is read with how many bytes of `data` are consumed so far
-    /// (see [`EventSink::progress`]: about every
-    /// [`PROGRESS_STEP`](crate::PROGRESS_STEP) bytes, never for
-    /// the last piece), so that a progress display moves within a large
-    /// object.
+    /// (see [`EventSink::progress`]: once every
+    /// [`PROGRESS_STEP`](crate::PROGRESS_STEP) bytes or more, not at the
+    /// end), so that a progress display moves within a large object.
     #[allow(clippy::too_many_arguments)]
     pub fn convert_chunked_with_progress(
         &self,

@@ -89,11 +89,12 @@ pub trait EventSink {
     }
 
     /// Called now and then as the decoder reads the object, with how many
-    /// bytes of its input (the object as stored) it has consumed so far:
-    /// after a whole member, JSON document or line, at most about every
-    /// [`PROGRESS_STEP`] bytes, never for the object's last piece (its end
-    /// is the caller's to count). For a progress display; the default does
-    /// nothing.
+    /// bytes of its input (the object as stored) it has consumed so far,
+    /// rising: before each member, JSON document or line once
+    /// [`PROGRESS_STEP`] bytes have passed since the last call. Not called
+    /// at the object's end, which the caller counts itself (the object's
+    /// length less the last figure). For a progress display; the default
+    /// does nothing.
     fn progress(&mut self, consumed: u64) {
         let _ = consumed;
     }
