@@ -1009,30 +1009,41 @@ pub fn conninfo(data: &[u8]) {
     else {
         return;
     };
-    let url = format!(
-        "postgres://{}:{}@127.0.0.1:5432/{}",
-        pct(user),
-        pct(password),
-        pct(db)
-    );
-    let keywords = format!(
-        "host=127.0.0.1 port=5432 user={} password={} dbname={}",
-        kw(user),
-        kw(password),
-        kw(db)
-    );
+    let url = |password: &str| {
+        format!(
+            "postgres://{}:{}@127.0.0.1:5432/{}",
+            pct(user),
+            pct(password),
+            pct(db)
+        )
+    };
+    let keywords = |password: &str| {
+        format!(
+            "host=127.0.0.1 port=5432 user={} password={} dbname={}",
+            kw(user),
+            kw(password),
+            kw(db)
+        )
+    };
+    let show = |r: &Result<PgSettings, _>| match r {
+        Ok(s) => format!("{s} {s:?}"),
+        Err(e) => format!("{e} {e:?}"),
+    };
+    // A password must not be printed, unless it is text that is printed
+    // anyway: part of the user, the database or the fixed text (a field
+    // name such as `connect_timeout`), as shown for the same settings with
+    // a password of one `x`.
+    let fixed = [url("x"), keywords("x")]
+        .iter()
+        .map(|t| show(&PgSettings::resolve_with_env(t, &env)))
+        .collect::<String>();
+    let (url, keywords) = (url(password), keywords(password));
     let a = PgSettings::resolve_with_env(&url, &env);
     let b = PgSettings::resolve_with_env(&keywords, &env);
-    // A password that is a word of its own, not part of another field or
-    // of the fixed text, must not be printed.
     let secret = password.len() >= 6
-        && !format!("{user} {db} host port dbname user password sslmode 127.0.0.1 5432 prefer disable require")
-            .contains(password);
+        && !format!("{user} {db} {fixed}").contains(password);
     for (what, r) in [("url", &a), ("keywords", &b)] {
-        let shown = match r {
-            Ok(s) => format!("{s} {s:?}"),
-            Err(e) => format!("{e} {e:?}"),
-        };
+        let shown = show(r);
         assert!(
             !secret || !shown.contains(password),
             "{what}: the password is printed: {shown}"
