@@ -695,3 +695,55 @@ async fn load_says_variant_lines_for_objects_without_an_envelope() {
     let r = run_async(c).await;
     assert!(!r.stderr.contains("variant:"), "{}", r.stderr);
 }
+
+/// On a terminal (`script` gives the binary one), `convert` draws a
+/// progress bar of input bytes that moves within an object: on one object
+/// of a few MB the bar shows figures between 0 and the whole. Off a
+/// terminal there is no bar (stderr holds only the summary lines).
+#[test]
+fn progress_bar_moves_within_an_object_on_a_terminal() {
+    use cwl_copy::corpus;
+    let dir = tempdir();
+    let mut rng = corpus::Rng::new(31);
+    let mut ts = 1_714_570_800_000;
+    let (data, _) = corpus::object(&mut rng, &mut ts, 96, 200_000, false);
+    let object = dir.join("one-object");
+    std::fs::write(&object, &data).unwrap();
+    let spec = root().join("testdata/specs/integrated_user_log.toml");
+    let line = format!(
+        "{} convert --columns {} --threads 1 --out /dev/null {}",
+        env!("CARGO_BIN_EXE_cwl-copy"),
+        spec.display(),
+        object.display()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs the binary on a terminal");
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{tty}");
+    let bar =
+        Regex::new(r"([0-9.]+ (?:B|KiB|MiB))/([0-9.]+ (?:KiB|MiB)) input")
+            .unwrap();
+    let shown: Vec<(String, String)> = bar
+        .captures_iter(&tty)
+        .map(|c| (c[1].to_owned(), c[2].to_owned()))
+        .collect();
+    assert!(!shown.is_empty(), "no progress bar on the terminal:\n{tty}");
+    assert!(
+        shown.iter().any(|(at, all)| at != "0 B" && at != all),
+        "the bar never stood inside the object: {shown:?}"
+    );
+    // Off a terminal: no bar.
+    let r = run(cmd().args([
+        "convert",
+        "--columns",
+        spec.to_str().unwrap(),
+        "--out",
+        "/dev/null",
+        object.to_str().unwrap(),
+    ]));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(!r.stderr.contains(" input ("), "{}", r.stderr);
+}
