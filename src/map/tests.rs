@@ -1118,6 +1118,10 @@ fn reject_codes() {
         );
         seen.push(code);
     }
+    // A row over Redshift's 4 MB takes more than one column.
+    let got = wide(65, Dialect::Redshift);
+    assert!(got.starts_with("reject::row_too_large:"), "{}", &got[..60]);
+    seen.push(code::ROW_TOO_LARGE);
     for c in code::ALL {
         assert!(seen.contains(&c), "no row for {c}");
     }
@@ -1131,21 +1135,10 @@ fn reject_codes() {
 /// dialect, one of exactly 4 MiB loads, and PostgreSQL has no such limit.
 #[test]
 fn redshift_rows_over_4_mb_are_rejected() {
-    let message = format!(r#"{{"v":"{}"}}"#, "x".repeat(65_535));
-    let columns = |n: usize| {
-        (0..n)
-            .map(|i| {
-                format!(
-                    "[[columns]]\nname = \"c{i}\"\nsource = \"v\"\n\
-                     type = \"text\"\n"
-                )
-            })
-            .collect::<String>()
-    };
     // 64 × 65,535 bytes, 63 commas and the newline: 4 MiB exactly.
-    let fits = paths(&mapper("", &columns(64), Dialect::Redshift), &message);
+    let fits = wide(64, Dialect::Redshift);
     assert_eq!(fits.len(), "row:".len() + REDSHIFT_ROW_MAX - 1);
-    let over = paths(&mapper("", &columns(65), Dialect::Redshift), &message);
+    let over = wide(65, Dialect::Redshift);
     assert_eq!(
         over,
         format!(
@@ -1154,6 +1147,20 @@ fn redshift_rows_over_4_mb_are_rejected() {
              one row"
         )
     );
-    let pg = paths(&mapper("", &columns(65), Dialect::Postgres), &message);
+    let pg = wide(65, Dialect::Postgres);
     assert!(pg.starts_with("row:"), "{}", &pg[..40]);
+}
+
+/// `n` text columns of the same 65,535-byte value, mapped.
+fn wide(n: usize, dialect: Dialect) -> String {
+    let message = format!(r#"{{"v":"{}"}}"#, "x".repeat(65_535));
+    let columns = (0..n)
+        .map(|i| {
+            format!(
+                "[[columns]]\nname = \"c{i}\"\nsource = \"v\"\n\
+                 type = \"text\"\n"
+            )
+        })
+        .collect::<String>();
+    paths(&mapper("", &columns, dialect), &message)
 }
