@@ -29,6 +29,8 @@ use std::fmt;
 
 use simd_json::{Node, StaticNode};
 
+use crate::decode::onepass::block;
+
 /// Deepest nesting of arrays and objects accepted (simd-json's default).
 pub(crate) const MAX_DEPTH: usize = 1024;
 
@@ -489,20 +491,34 @@ fn string_end_escaped(
     let mut i = start + 2;
     let mut escaped = false;
     loop {
-        let c = match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-            Some(chunk) => {
-                let (m, _) = special(u64::from_le_bytes(*chunk));
-                if m == 0 {
-                    i += 8;
-                    continue;
-                }
-                i += (m.trailing_zeros() / 8) as usize;
-                msg.get(i).copied().unwrap_or(b'"')
+        // 16 bytes at a time while they last, then 8, then one.
+        let c = if let Some(chunk) =
+            msg.get(i..).and_then(<[u8]>::first_chunk::<16>)
+        {
+            let k = block::classes(chunk);
+            let m = k.bs | k.qt | k.ctl;
+            if m == 0 {
+                i += 16;
+                continue;
             }
-            None => match msg.get(i) {
-                Some(&c) => c,
-                None => return err(start, "unterminated string"),
-            },
+            i += m.trailing_zeros() as usize;
+            msg.get(i).copied().unwrap_or(b'"')
+        } else {
+            match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                Some(chunk) => {
+                    let (m, _) = special(u64::from_le_bytes(*chunk));
+                    if m == 0 {
+                        i += 8;
+                        continue;
+                    }
+                    i += (m.trailing_zeros() / 8) as usize;
+                    msg.get(i).copied().unwrap_or(b'"')
+                }
+                None => match msg.get(i) {
+                    Some(&c) => c,
+                    None => return err(start, "unterminated string"),
+                },
+            }
         };
         match c {
             b'\\' => match msg.get(i + 1) {
