@@ -290,6 +290,48 @@ pub(crate) fn write_number(n: StaticNode, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Whether the JSON number `lexeme` is already what `ryu` prints for the
+/// `f64` it parses to, so a `float` column can copy it through.
+///
+/// Taken: `-?D.F` and `-?0.ZG` with `D` not starting with `0`, `F`/`G`
+/// ending in a non-zero digit, at most four zeros `Z`, no exponent and
+/// at most 15 significant digits. Any decimal of at most 15 significant
+/// digits (`f64::DIGITS`) is the only one of that many digits or fewer
+/// that rounds to its `f64`, so it is the shortest that round-trips, the
+/// digits `ryu` prints; and `ryu` writes such a value without an exponent
+/// exactly as `-?D.F` (`10^0 <= |v| < 10^16`) or `-?0.ZG` (`10^-5 < |v| <
+/// 1`). Anything else (an integer, a trailing zero, an exponent, more
+/// digits) gives `false` and is parsed and printed as before.
+#[inline]
+pub(crate) fn ryu_canonical(lexeme: &str) -> bool {
+    let b = lexeme.as_bytes();
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    let Some(dot) = b.iter().position(|&c| c == b'.') else {
+        return false;
+    };
+    let (int, frac) = (b.get(..dot).unwrap_or_default(), b.get(dot + 1..));
+    let frac = frac.unwrap_or_default();
+    if frac.is_empty()
+        || !frac.iter().all(u8::is_ascii_digit)
+        || !int.iter().all(u8::is_ascii_digit)
+        || frac.last() == Some(&b'0')
+    {
+        return false;
+    }
+    let sig = match int {
+        [b'0'] => {
+            let zeros = frac.iter().take_while(|&&c| c == b'0').count();
+            if zeros > 4 {
+                return false;
+            }
+            frac.len() - zeros
+        }
+        [b'1'..=b'9', ..] => int.len() + frac.len(),
+        _ => return false,
+    };
+    sig <= 15
+}
+
 /// What to do with U+0000 inside values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -422,6 +464,57 @@ fn write_node(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ryu_canonical_lexemes_are_what_ryu_prints() {
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let mut taken = 0;
+        for _ in 0..200_000 {
+            let mut s = String::new();
+            if next() % 3 == 0 {
+                s.push('-');
+            }
+            let int_len = (next() % 18) as usize;
+            for k in 0..int_len {
+                let d = (next() % 10) as u8;
+                s.push(char::from(b'0' + if k == 0 && d == 0 { 1 } else { d }));
+            }
+            if int_len == 0 {
+                s.push('0');
+            }
+            if next() % 8 != 0 {
+                s.push('.');
+                let frac_len = 1 + (next() % 18) as usize;
+                let zeros = (next() % 7) as usize;
+                for k in 0..frac_len {
+                    let d = if k < zeros { 0 } else { (next() % 10) as u8 };
+                    s.push(char::from(b'0' + d));
+                }
+            }
+            if next() % 16 == 0 {
+                s.push_str("e-3");
+            }
+            let v: f64 = s.parse().unwrap();
+            let printed = ryu::Buffer::new().format_finite(v).to_owned();
+            if super::ryu_canonical(&s) {
+                taken += 1;
+                assert_eq!(printed, s, "{s}");
+            }
+        }
+        assert!(taken > 20_000, "{taken}");
+        for l in ["1223.06", "61.92", "0.5", "-0.00001", "-1.5", "0.1"] {
+            assert!(super::ryu_canonical(l), "{l}");
+        }
+        for l in ["423.00", "5", "1e3", "0.000001", "01.5", "1.", "1.5e0"] {
+            assert!(!super::ryu_canonical(l), "{l}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -1044,7 +1044,15 @@ impl Mapper {
                         Some(v as f64)
                     }
                     Val::Num(StaticNode::U64(v), _) => Some(v as f64),
-                    Val::Num(StaticNode::F64(f), _) => Some(f),
+                    // A lexeme that is already what ryu would print for
+                    // it is copied through.
+                    Val::Num(StaticNode::F64(f), node) => {
+                        match lexeme(node).filter(|l| convert::ryu_canonical(l))
+                        {
+                            Some(l) => return Ok(Conv::Borrowed(l)),
+                            None => Some(f),
+                        }
+                    }
                     Val::Str(s) => s.parse::<f64>().ok(),
                     _ => None,
                 };
