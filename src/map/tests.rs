@@ -55,7 +55,9 @@ fn paths(m: &Mapper, message: &str) -> String {
     let first = render(m, &ev, &mut scratch);
     // A warm scratch gives the same answer.
     assert_eq!(render(m, &ev, &mut scratch), first);
-    let full = Mapper { want: Want::everything(), ..m.clone() };
+    let want = Want::everything();
+    let located = locate(&m.columns, &want);
+    let full = Mapper { want, located, ..m.clone() };
     assert_eq!(
         render(&full, &ev, &mut scratch),
         first,
@@ -875,6 +877,28 @@ fn repeated_keys_last_wins() {
                 r#"{"w":{"x":1,"x":2},"w":{"x":3,"x":4}}"#,
                 r#"row:,,,"{""x"":3,""x"":4}""#,
             ),
+        ],
+    );
+    // Three levels deep (the values are found from the scanner's slots:
+    // a repeated key clears what an earlier value of it held below).
+    let deep = "[[columns]]\nname = \"c\"\nsource = \"a.b.c\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"d\"\nsource = \"a.d\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"b\"\nsource = \"a.b\"\ntype = \"json\"\n";
+    check_spec(
+        "",
+        deep,
+        Dialect::Postgres,
+        &[
+            (r#"{"a":{"b":{"c":"1"},"d":"x"}}"#, r#"row:1,x,"{""c"":""1""}""#),
+            (r#"{"a":{"b":{"c":"1"}},"a":{"d":"x"}}"#, "row:,x,"),
+            (r#"{"a":{"b":{"c":"1"}},"a":{"b":{}}}"#, "row:,,{}"),
+            (r#"{"a":{"b":{"c":"1"},"b":{"e":2}}}"#, r#"row:,,"{""e"":2}""#),
+            (r#"{"a":{"b":{"c":"1","c":"2"}}}"#, r#"row:2,,"{""c"":""1"",""c"":""2""}""#),
+            (r#"{"a":{"b":{"c":"1"}},"a":{"b":{"c":"2"}}}"#, r#"row:2,,"{""c"":""2""}""#),
+            (r#"{"a":{"b":{"c":"1"}},"x":{"a":{"b":{"c":"2"}}}}"#, r#"row:1,,"{""c"":""1""}""#),
+            (r#"{"a":{"b":{"c":"1"},"d":"x"},"a":[1]}"#, "row:,,"),
+            (r#"{"a":{"b":{"c":"1"},"d":"x"},"a":null}"#, "row:,,"),
+            (r#"{"a":{"b":"s"}}"#, r#"row:,,"""s""""#),
         ],
     );
     let lvl =
