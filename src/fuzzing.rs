@@ -216,7 +216,7 @@ pub(crate) fn check_pruned(
     };
     let json = |nodes: &[Node<'_>], starts: &[u32], i: usize| {
         let mut out = Vec::new();
-        let lex = Lexemes::new(starts, text.as_bytes());
+        let lex = Lexemes::new(starts, text);
         let _ = write_json(nodes, i, Some(lex), NulPolicy::Strip, &mut out);
         out
     };
@@ -282,7 +282,7 @@ pub(crate) fn check_pruned(
             simd_json::StaticNode::F64(v) => v,
             _ => continue,
         };
-        let lex = Lexemes::new(&starts, text.as_bytes()).number(i);
+        let lex = Lexemes::new(&starts, text).number(i);
         assert_eq!(
             lex.and_then(|l| l.parse::<f64>().ok()),
             Some(v),
@@ -310,7 +310,7 @@ fn to_value(
         Some(Node::Static(StaticNode::Null)) | None => V::Null,
         Some(Node::Static(StaticNode::Bool(b))) => V::Bool(*b),
         Some(Node::Static(n)) => {
-            let lexeme = Lexemes::new(starts, text.as_bytes()).number(i);
+            let lexeme = Lexemes::new(starts, text).number(i);
             match lexeme.and_then(|l| serde_json::from_str(l).ok()) {
                 Some(v) => v,
                 None => match *n {

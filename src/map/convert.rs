@@ -52,6 +52,12 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// Writes `ms` (epoch milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ` into
 /// `buf`, or `None` outside years 1 to 9999.
 pub(crate) fn format_ms(ms: i64, buf: &mut [u8; 24]) -> Option<&str> {
+    std::str::from_utf8(format_ms_bytes(ms, buf)?).ok()
+}
+
+/// [`format_ms`] as bytes (ASCII), for a caller that appends them to a
+/// buffer it reads as text later.
+pub(crate) fn format_ms_bytes(ms: i64, buf: &mut [u8; 24]) -> Option<&[u8]> {
     if !(MIN_MS..=MAX_MS).contains(&ms) {
         return None;
     }
@@ -80,7 +86,7 @@ pub(crate) fn format_ms(ms: i64, buf: &mut [u8; 24]) -> Option<&str> {
     time[9] = b'.';
     digits(rem % 1000, &mut time[10..13]);
     time[13] = b'Z';
-    std::str::from_utf8(buf).ok()
+    buf.get(..24)
 }
 
 /// Parses an RFC 3339 date-time (`T`, `t` or a space between date and
@@ -237,18 +243,18 @@ pub(crate) fn f64_to_i64(f: f64) -> Option<i64> {
 #[derive(Clone, Copy)]
 pub(crate) struct Lexemes<'a> {
     starts: &'a [u32],
-    message: &'a [u8],
+    message: &'a str,
 }
 
 impl<'a> Lexemes<'a> {
     /// Node offsets `starts` into `message`.
-    pub(crate) fn new(starts: &'a [u32], message: &'a [u8]) -> Self {
+    pub(crate) fn new(starts: &'a [u32], message: &'a str) -> Self {
         Lexemes { starts, message }
     }
 
     /// The number lexeme starting at `at`, if it is one.
     fn number_at(&self, at: usize) -> Option<&'a str> {
-        let rest = self.message.get(at..)?;
+        let rest = self.message.as_bytes().get(at..)?;
         match rest.first()? {
             b'-' | b'0'..=b'9' => {}
             _ => return None,
@@ -259,7 +265,8 @@ impl<'a> Lexemes<'a> {
                 matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
             })
             .count();
-        std::str::from_utf8(rest.get(..n)?).ok()
+        // ASCII at both ends: char boundaries, no validation needed.
+        self.message.get(at..at + n)
     }
 
     /// The lexeme of the number at tape node `node`.
@@ -664,7 +671,7 @@ mod tests {
     /// re-serialisation.
     fn compact(json: &str) -> String {
         let (tape, starts) = scanned(json);
-        let lex = Lexemes::new(&starts, json.as_bytes());
+        let lex = Lexemes::new(&starts, json);
         let mut out = Vec::new();
         write_json(&tape, 0, Some(lex), NulPolicy::Reject, &mut out).unwrap();
         String::from_utf8(out).unwrap()
@@ -704,7 +711,7 @@ mod tests {
         let json = r#"{"x":"\"\\\u0031,2","y":[1.10,{"z":"}]:,"}],"w":-0.0}"#;
         let (tape, starts) = scanned(json);
         let tape = simd_json::Tape(tape);
-        let lex = Lexemes::new(&starts, json.as_bytes());
+        let lex = Lexemes::new(&starts, json);
         let y = crate::map::path::Path::parse("y").unwrap();
         let i = y.lookup(&tape.0).unwrap();
         let mut out = Vec::new();
@@ -812,7 +819,7 @@ mod tests {
             let mut buf = raw.as_bytes().to_vec();
             let full = simd_json::to_tape(&mut buf).unwrap();
             prop_assert_eq!(format!("{:?}", full.0), format!("{:?}", tape));
-            let lex = Lexemes::new(&starts, raw.as_bytes());
+            let lex = Lexemes::new(&starts, &raw);
             let mut out = Vec::new();
             write_json(&tape, 0, Some(lex), NulPolicy::Reject, &mut out)
                 .unwrap();

@@ -627,7 +627,7 @@ impl Mapper {
                 Some(Ok(())) => Some(Json {
                     tape: &t,
                     slots: slots.as_slice(),
-                    lexemes: Lexemes::new(starts, scanned.as_bytes()),
+                    lexemes: Lexemes::new(starts, scanned),
                     object: matches!(t.0.first(), Some(Node::Object { .. })),
                 }),
                 _ => None,
@@ -991,9 +991,9 @@ impl Mapper {
         };
         let ts = |ms: Option<i64>, text: &mut Vec<u8>| {
             let mut buf = [0u8; 24];
-            match ms.and_then(|ms| convert::format_ms(ms, &mut buf)) {
+            match ms.and_then(|ms| convert::format_ms_bytes(ms, &mut buf)) {
                 Some(s) => {
-                    text.extend_from_slice(s.as_bytes());
+                    text.extend_from_slice(s);
                     Ok(Conv::InText)
                 }
                 None => {
