@@ -489,7 +489,9 @@ mod tests {
             let int_len = (next() % 18) as usize;
             for k in 0..int_len {
                 let d = (next() % 10) as u8;
-                s.push(char::from(b'0' + if k == 0 && d == 0 { 1 } else { d }));
+                s.push(char::from(
+                    b'0' + if k == 0 && d == 0 { 1 } else { d },
+                ));
             }
             if int_len == 0 {
                 s.push('0');

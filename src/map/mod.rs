@@ -1061,7 +1061,8 @@ impl Mapper {
                     // A lexeme that is already what ryu would print for
                     // it is copied through.
                     Val::Num(StaticNode::F64(f), node) => {
-                        match lexeme(node).filter(|l| convert::ryu_canonical(l))
+                        match lexeme(node)
+                            .filter(|l| convert::ryu_canonical(l))
                         {
                             Some(l) => return Ok(Conv::Borrowed(l)),
                             None => Some(f),

@@ -354,7 +354,15 @@ pub(crate) fn scan_slots<'b>(
     if escaped {
         scan_level::<true>(text, want, arena, stack, tape, starts, Some(slots))
     } else {
-        scan_level::<false>(text, want, arena, stack, tape, starts, Some(slots))
+        scan_level::<false>(
+            text,
+            want,
+            arena,
+            stack,
+            tape,
+            starts,
+            Some(slots),
+        )
     }
 }
 
@@ -797,8 +805,8 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
                         top.len += 1;
                         // The value is the next node (a kept member's
                         // value is never skipped).
-                        let at = u32::try_from(self.tape.len())
-                            .unwrap_or(NO_SLOT);
+                        let at =
+                            u32::try_from(self.tape.len()).unwrap_or(NO_SLOT);
                         if let Some(slot) = self.slots.get_mut(c as usize) {
                             let again = *slot != NO_SLOT;
                             *slot = at;

@@ -325,9 +325,8 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
 /// set for this configuration; the proptest below checks the two agree).
 fn needs_quotes(bytes: &[u8]) -> bool {
     use crate::decode::onepass::block;
-    let exact = |b: &[u8]| {
-        b.iter().any(|&b| matches!(b, b'"' | b',' | b'\n' | b'\r'))
-    };
+    let exact =
+        |b: &[u8]| b.iter().any(|&b| matches!(b, b'"' | b',' | b'\n' | b'\r'));
     // Short fields (numbers, short ids) byte by byte; longer ones (times,
     // event ids, streams) 16 bytes at a time, the last block overlapping
     // the one before: a block with a quote, comma or control byte (a
