@@ -1190,3 +1190,71 @@ fn redshift_rows_over_4_mb_are_rejected() {
     let pg = paths(&mapper("", &columns(65), Dialect::Postgres), &message);
     assert!(pg.starts_with("row:"), "{}", &pg[..40]);
 }
+
+/// The scanner's slots (`scan::scan_slots`) find what a full walk of the
+/// tape finds (`paths` maps every message both ways: pruned with slots,
+/// and keep-all, where every lookup walks from the root), on objects of
+/// repeated keys nested three deep, with the values of paths replaced by
+/// scalars, arrays and other objects.
+mod slots_agree {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn member_list(
+        value: impl Strategy<Value = String>,
+    ) -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            (prop::sample::select(vec!["a", "b", "c", "d"]), value),
+            0..5,
+        )
+        .prop_map(|members| {
+            let body: Vec<String> =
+                members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    fn object() -> impl Strategy<Value = String> {
+        let leaf = prop::sample::select(vec![
+            "1",
+            "2.5",
+            "\"s\"",
+            "null",
+            "true",
+            "[]",
+            "[1,{\"b\":2}]",
+            "{}",
+        ])
+        .prop_map(str::to_owned);
+        member_list(leaf.prop_recursive(3, 32, 5, member_list))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        #[test]
+        fn slots_find_what_a_full_lookup_finds(message in object()) {
+            let cols = [
+                ("abc", "a.b.c", "text"),
+                ("ab", "a.b", "json"),
+                ("ad", "a.d", "text"),
+                ("b", "b", "text"),
+                ("cab", "c.a.b", "text"),
+                ("ca", "c.a", "json"),
+                ("cad", "c.a.d", "float"),
+                ("d1", "d[1].b", "text"),
+            ];
+            let columns: String = cols
+                .iter()
+                .map(|(n, s, t)| {
+                    format!(
+                        "[[columns]]\nname = \"{n}\"\nsource = \"{s}\"\n\
+                         type = \"{t}\"\non_mismatch = \"null\"\n"
+                    )
+                })
+                .collect();
+            let m = mapper("", &columns, Dialect::Postgres);
+            let got = paths(&m, &message);
+            prop_assert!(got.starts_with("row:"), "{message}: {got}");
+        }
+    }
+}
