@@ -216,7 +216,7 @@ pub(crate) fn check_pruned(
     };
     let json = |nodes: &[Node<'_>], starts: &[u32], i: usize| {
         let mut out = Vec::new();
-        let lex = Lexemes::new(starts, text.as_bytes());
+        let lex = Lexemes::new(starts, text);
         let _ = write_json(nodes, i, Some(lex), NulPolicy::Strip, &mut out);
         out
     };
@@ -282,7 +282,7 @@ pub(crate) fn check_pruned(
             simd_json::StaticNode::F64(v) => v,
             _ => continue,
         };
-        let lex = Lexemes::new(&starts, text.as_bytes()).number(i);
+        let lex = Lexemes::new(&starts, text).number(i);
         assert_eq!(
             lex.and_then(|l| l.parse::<f64>().ok()),
             Some(v),
@@ -310,7 +310,7 @@ fn to_value(
         Some(Node::Static(StaticNode::Null)) | None => V::Null,
         Some(Node::Static(StaticNode::Bool(b))) => V::Bool(*b),
         Some(Node::Static(n)) => {
-            let lexeme = Lexemes::new(starts, text.as_bytes()).number(i);
+            let lexeme = Lexemes::new(starts, text).number(i);
             match lexeme.and_then(|l| serde_json::from_str(l).ok()) {
                 Some(v) => v,
                 None => match *n {
@@ -1089,10 +1089,11 @@ pub fn write_escaped_field(
 }
 
 /// The specs the `fuzz_onepass` invariant maps with, each for both
-/// dialects: the seed's table, the mapping fixture's, and one that reads
+/// dialects: the seed's table, the mapping fixture's, one that reads
 /// `@message` as `json` and short truncated text, strips NUL and writes
-/// NULL for what is not JSON, with a key that needs escapes.
-const ONEPASS_SPECS: [&str; 4] = [
+/// NULL for what is not JSON, with a key that needs escapes, and one of
+/// nested paths whose parents repeat.
+const ONEPASS_SPECS: [&str; 5] = [
     include_str!("../testdata/specs/integrated_user_log.toml"),
     include_str!("../testdata/specs/edge_cases.toml"),
     r#"
@@ -1135,6 +1136,34 @@ type = "text"
 name = "ts"
 source = "@timestamp"
 type = "timestamp"
+"#,
+    // Nested paths, an index, and their parents as json: the scanner's
+    // slots under repeated and replaced keys.
+    r#"table = "t"
+[[columns]]
+name = "abc"
+source = "a.b.c"
+type = "text"
+on_mismatch = "null"
+[[columns]]
+name = "ab"
+source = "a.b"
+type = "json"
+on_mismatch = "null"
+[[columns]]
+name = "cad"
+source = "c.a.d"
+type = "float"
+on_mismatch = "null"
+[[columns]]
+name = "d1"
+source = "d[1].b"
+type = "text"
+on_mismatch = "null"
+[[columns]]
+name = "b"
+source = "b"
+type = "int"
 "#,
 ];
 
@@ -1192,10 +1221,12 @@ pub fn escape(text: &str, style: usize) -> String {
 }
 
 /// One message through [`Mapper::map_escaped`](crate::Mapper) (the
-/// one-pass path) and [`Mapper::map`](crate::Mapper) (the oracle): the
-/// same outcome, the same bytes appended to a buffer that already holds
-/// a row, the same truncation counts, and — for `serde_json`'s escaping
-/// of a message the spec can read in escaped form — no fallback.
+/// one-pass path), [`Mapper::map`](crate::Mapper) (the oracle) and the
+/// oracle on the keep-all tape (every path looked up from the root, not
+/// from the scanner's slots): the same outcome, the same bytes appended
+/// to a buffer that already holds a row, the same truncation counts, and
+/// — for `serde_json`'s escaping of a message the spec can read in
+/// escaped form — no fallback.
 pub fn onepass_message(mapper: &crate::Mapper, text: &str, style: usize) {
     use crate::{Envelope, LogEvent, MapScratch};
     let escaped = escape(text, style);
@@ -1210,6 +1241,8 @@ pub fn onepass_message(mapper: &crate::Mapper, text: &str, style: usize) {
     };
     let (mut s1, mut s2) = (MapScratch::new(), MapScratch::new());
     let (mut o1, mut o2) = (b"x,y\n".to_vec(), b"x,y\n".to_vec());
+    let full = mapper.keep_all();
+    let (mut s3, mut o3) = (MapScratch::new(), b"x,y\n".to_vec());
     // Twice, so warm scratch is covered too.
     for _ in 0..2 {
         let fast = mapper.map_escaped(
@@ -1222,6 +1255,10 @@ pub fn onepass_message(mapper: &crate::Mapper, text: &str, style: usize) {
         assert_eq!(fast, oracle, "{text:?} as {escaped:?}");
         assert_eq!(o1, o2, "{text:?} as {escaped:?}");
         assert_eq!(s1.truncated(), s2.truncated(), "{text:?}");
+        let whole = full.map(&ev, &mut s3, &mut o3);
+        assert_eq!(whole, oracle, "{text:?}: keep-all tape");
+        assert_eq!(o3, o2, "{text:?}: keep-all tape");
+        assert_eq!(s3.truncated(), s2.truncated(), "{text:?}: keep-all");
     }
     let json = mapper.scan_only(text, &mut s2).is_some();
     if style == 0 && mapper.onepass() && (json || !mapper.parses()) {

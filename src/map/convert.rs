@@ -52,6 +52,12 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// Writes `ms` (epoch milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ` into
 /// `buf`, or `None` outside years 1 to 9999.
 pub(crate) fn format_ms(ms: i64, buf: &mut [u8; 24]) -> Option<&str> {
+    std::str::from_utf8(format_ms_bytes(ms, buf)?).ok()
+}
+
+/// [`format_ms`] as bytes (ASCII), for a caller that appends them to a
+/// buffer it reads as text later.
+pub(crate) fn format_ms_bytes(ms: i64, buf: &mut [u8; 24]) -> Option<&[u8]> {
     if !(MIN_MS..=MAX_MS).contains(&ms) {
         return None;
     }
@@ -80,7 +86,7 @@ pub(crate) fn format_ms(ms: i64, buf: &mut [u8; 24]) -> Option<&str> {
     time[9] = b'.';
     digits(rem % 1000, &mut time[10..13]);
     time[13] = b'Z';
-    std::str::from_utf8(buf).ok()
+    buf.get(..24)
 }
 
 /// Parses an RFC 3339 date-time (`T`, `t` or a space between date and
@@ -237,18 +243,18 @@ pub(crate) fn f64_to_i64(f: f64) -> Option<i64> {
 #[derive(Clone, Copy)]
 pub(crate) struct Lexemes<'a> {
     starts: &'a [u32],
-    message: &'a [u8],
+    message: &'a str,
 }
 
 impl<'a> Lexemes<'a> {
     /// Node offsets `starts` into `message`.
-    pub(crate) fn new(starts: &'a [u32], message: &'a [u8]) -> Self {
+    pub(crate) fn new(starts: &'a [u32], message: &'a str) -> Self {
         Lexemes { starts, message }
     }
 
     /// The number lexeme starting at `at`, if it is one.
     fn number_at(&self, at: usize) -> Option<&'a str> {
-        let rest = self.message.get(at..)?;
+        let rest = self.message.as_bytes().get(at..)?;
         match rest.first()? {
             b'-' | b'0'..=b'9' => {}
             _ => return None,
@@ -259,7 +265,8 @@ impl<'a> Lexemes<'a> {
                 matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
             })
             .count();
-        std::str::from_utf8(rest.get(..n)?).ok()
+        // ASCII at both ends: char boundaries, no validation needed.
+        self.message.get(at..at + n)
     }
 
     /// The lexeme of the number at tape node `node`.
@@ -288,6 +295,48 @@ pub(crate) fn write_number(n: StaticNode, out: &mut Vec<u8>) -> bool {
         _ => return false,
     }
     true
+}
+
+/// Whether the JSON number `lexeme` is already what `ryu` prints for the
+/// `f64` it parses to, so a `float` column can copy it through.
+///
+/// Taken: `-?D.F` and `-?0.ZG` with `D` not starting with `0`, `F`/`G`
+/// ending in a non-zero digit, at most four zeros `Z`, no exponent and
+/// at most 15 significant digits. Any decimal of at most 15 significant
+/// digits (`f64::DIGITS`) is the only one of that many digits or fewer
+/// that rounds to its `f64`, so it is the shortest that round-trips, the
+/// digits `ryu` prints; and `ryu` writes such a value without an exponent
+/// exactly as `-?D.F` (`10^0 <= |v| < 10^16`) or `-?0.ZG` (`10^-5 < |v| <
+/// 1`). Anything else (an integer, a trailing zero, an exponent, more
+/// digits) gives `false` and is parsed and printed as before.
+#[inline]
+pub(crate) fn ryu_canonical(lexeme: &str) -> bool {
+    let b = lexeme.as_bytes();
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    let Some(dot) = b.iter().position(|&c| c == b'.') else {
+        return false;
+    };
+    let (int, frac) = (b.get(..dot).unwrap_or_default(), b.get(dot + 1..));
+    let frac = frac.unwrap_or_default();
+    if frac.is_empty()
+        || !frac.iter().all(u8::is_ascii_digit)
+        || !int.iter().all(u8::is_ascii_digit)
+        || frac.last() == Some(&b'0')
+    {
+        return false;
+    }
+    let sig = match int {
+        [b'0'] => {
+            let zeros = frac.iter().take_while(|&&c| c == b'0').count();
+            if zeros > 4 {
+                return false;
+            }
+            frac.len() - zeros
+        }
+        [b'1'..=b'9', ..] => int.len() + frac.len(),
+        _ => return false,
+    };
+    sig <= 15
 }
 
 /// What to do with U+0000 inside values.
@@ -422,6 +471,59 @@ fn write_node(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ryu_canonical_lexemes_are_what_ryu_prints() {
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let mut taken = 0;
+        for _ in 0..200_000 {
+            let mut s = String::new();
+            if next() % 3 == 0 {
+                s.push('-');
+            }
+            let int_len = (next() % 18) as usize;
+            for k in 0..int_len {
+                let d = (next() % 10) as u8;
+                s.push(char::from(
+                    b'0' + if k == 0 && d == 0 { 1 } else { d },
+                ));
+            }
+            if int_len == 0 {
+                s.push('0');
+            }
+            if next() % 8 != 0 {
+                s.push('.');
+                let frac_len = 1 + (next() % 18) as usize;
+                let zeros = (next() % 7) as usize;
+                for k in 0..frac_len {
+                    let d = if k < zeros { 0 } else { (next() % 10) as u8 };
+                    s.push(char::from(b'0' + d));
+                }
+            }
+            if next() % 16 == 0 {
+                s.push_str("e-3");
+            }
+            let v: f64 = s.parse().unwrap();
+            let printed = ryu::Buffer::new().format_finite(v).to_owned();
+            if super::ryu_canonical(&s) {
+                taken += 1;
+                assert_eq!(printed, s, "{s}");
+            }
+        }
+        assert!(taken > 20_000, "{taken}");
+        for l in ["1223.06", "61.92", "0.5", "-0.00001", "-1.5", "0.1"] {
+            assert!(super::ryu_canonical(l), "{l}");
+        }
+        for l in ["423.00", "5", "1e3", "0.000001", "01.5", "1.", "1.5e0"] {
+            assert!(!super::ryu_canonical(l), "{l}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 
@@ -571,7 +673,7 @@ mod tests {
     /// re-serialisation.
     fn compact(json: &str) -> String {
         let (tape, starts) = scanned(json);
-        let lex = Lexemes::new(&starts, json.as_bytes());
+        let lex = Lexemes::new(&starts, json);
         let mut out = Vec::new();
         write_json(&tape, 0, Some(lex), NulPolicy::Reject, &mut out).unwrap();
         String::from_utf8(out).unwrap()
@@ -611,7 +713,7 @@ mod tests {
         let json = r#"{"x":"\"\\\u0031,2","y":[1.10,{"z":"}]:,"}],"w":-0.0}"#;
         let (tape, starts) = scanned(json);
         let tape = simd_json::Tape(tape);
-        let lex = Lexemes::new(&starts, json.as_bytes());
+        let lex = Lexemes::new(&starts, json);
         let y = crate::map::path::Path::parse("y").unwrap();
         let i = y.lookup(&tape.0).unwrap();
         let mut out = Vec::new();
@@ -719,7 +821,7 @@ mod tests {
             let mut buf = raw.as_bytes().to_vec();
             let full = simd_json::to_tape(&mut buf).unwrap();
             prop_assert_eq!(format!("{:?}", full.0), format!("{:?}", tape));
-            let lex = Lexemes::new(&starts, raw.as_bytes());
+            let lex = Lexemes::new(&starts, &raw);
             let mut out = Vec::new();
             write_json(&tape, 0, Some(lex), NulPolicy::Reject, &mut out)
                 .unwrap();

@@ -121,6 +121,10 @@ pub struct Mapper {
     columns_read_paths: bool,
     /// What the columns and the filter read from the message.
     want: Want,
+    /// For each column with a path source, where its path is in `want`
+    /// (`Want::locate`): the node whose slot it starts from and how many
+    /// of its segments that takes.
+    located: Vec<Option<(u32, usize)>>,
     /// Messages can be mapped in their escaped form
     /// ([`Mapper::map_escaped`]): the filter (if any) is a JSON pattern,
     /// and `@message` is read only as `text` or `json`.
@@ -328,6 +332,9 @@ struct Message<'a> {
 #[derive(Clone, Copy)]
 struct Json<'a> {
     tape: &'a Tape<'a>,
+    /// Where each [`Want`] node's value is on the tape
+    /// (`scan::scan_slots`).
+    slots: &'a [u32],
     lexemes: Lexemes<'a>,
     /// The message is an object: only then do paths resolve.
     object: bool,
@@ -441,6 +448,7 @@ impl Mapper {
         let parse = columns_need_json
             || filter.as_ref().is_some_and(FilterPattern::needs_json);
         let want = want(spec, filter.as_ref());
+        let located = locate(&columns, &want);
         let onepass = filter.as_ref().is_none_or(FilterPattern::needs_json)
             && spec.columns.iter().all(|c| {
                 !matches!(c.source, Source::Meta(Meta::Message))
@@ -458,6 +466,7 @@ impl Mapper {
             columns_need_json,
             columns_read_paths,
             want,
+            located,
             onepass,
         })
     }
@@ -585,7 +594,7 @@ impl Mapper {
             row_truncated,
             ..
         } = scratch;
-        let ScanScratch { arena, stack, starts } = scan;
+        let ScanScratch { arena, stack, starts, slots } = scan;
         if writer.dialect() != self.dialect {
             *writer = RowWriter::new(self.dialect);
         }
@@ -595,14 +604,16 @@ impl Mapper {
             std::mem::replace(tape, Tape(Vec::new())).reset();
         let scanned = escaped.unwrap_or(ev.message);
         let parsed = if self.parse {
-            let res = match escaped {
-                Some(e) => scan::scan_escaped(
-                    e, &self.want, arena, stack, &mut t.0, starts,
-                ),
-                None => scan::scan(
-                    scanned, &self.want, arena, stack, &mut t.0, starts,
-                ),
-            };
+            let res = scan::scan_slots(
+                scanned,
+                escaped.is_some(),
+                &self.want,
+                arena,
+                stack,
+                &mut t.0,
+                starts,
+                slots,
+            );
             if let (Err(_), Some(e)) = (&res, escaped) {
                 *tape = t.reset();
                 return self.map_unescaped(ev, e, scratch, out);
@@ -615,7 +626,8 @@ impl Mapper {
             let doc = match &parsed {
                 Some(Ok(())) => Some(Json {
                     tape: &t,
-                    lexemes: Lexemes::new(starts, scanned.as_bytes()),
+                    slots: slots.as_slice(),
+                    lexemes: Lexemes::new(starts, scanned),
                     object: matches!(t.0.first(), Some(Node::Object { .. })),
                 }),
                 _ => None,
@@ -650,6 +662,15 @@ impl Mapper {
         outcome
     }
 
+    /// This mapper reading the whole message: the keep-all tape, where
+    /// every path is looked up from the root (no slots). The oracle of the
+    /// pruned scan and its slots, for the fuzz targets and tests.
+    pub(crate) fn keep_all(&self) -> Mapper {
+        let want = Want::everything();
+        let located = locate(&self.columns, &want);
+        Mapper { want, located, ..self.clone() }
+    }
+
     /// The parse step of [`Mapper::map`] alone (for benches): the
     /// number of tape nodes, or `None` when the message is not JSON.
     pub(crate) fn scan_only(
@@ -658,7 +679,7 @@ impl Mapper {
         scratch: &mut MapScratch,
     ) -> Option<usize> {
         let MapScratch { scan, tape, .. } = scratch;
-        let ScanScratch { arena, stack, starts } = scan;
+        let ScanScratch { arena, stack, starts, .. } = scan;
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
         let res =
@@ -675,7 +696,7 @@ impl Mapper {
         scratch: &mut MapScratch,
     ) -> Option<usize> {
         let MapScratch { scan, tape, .. } = scratch;
-        let ScanScratch { arena, stack, starts } = scan;
+        let ScanScratch { arena, stack, starts, .. } = scan;
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
         let res = scan::scan_escaped(
@@ -742,7 +763,8 @@ impl Mapper {
         }
         let start = out.len();
         for (i, col) in self.columns.iter().enumerate() {
-            match self.column(col, ev, msg, doc, text, w, out) {
+            let at = self.located.get(i).copied().flatten();
+            match self.column(col, at, ev, msg, doc, text, w, out) {
                 Ok(false) => {}
                 Ok(true) => row_truncated.push(i),
                 Err((code, reason)) => {
@@ -778,6 +800,7 @@ impl Mapper {
     fn column<'a>(
         &self,
         col: &Column,
+        at: Option<(u32, usize)>,
         ev: &LogEvent<'a>,
         msg: Message<'a>,
         doc: Option<Json<'a>>,
@@ -785,7 +808,7 @@ impl Mapper {
         w: &mut RowWriter,
         out: &mut Vec<u8>,
     ) -> Result<bool, ColumnReject> {
-        let val = value(col, ev, msg, doc);
+        let val = value(col, at, ev, msg, doc);
         if let Val::Missing = val {
             return match &col.default {
                 Some((d, _)) => w
@@ -977,9 +1000,9 @@ impl Mapper {
         };
         let ts = |ms: Option<i64>, text: &mut Vec<u8>| {
             let mut buf = [0u8; 24];
-            match ms.and_then(|ms| convert::format_ms(ms, &mut buf)) {
+            match ms.and_then(|ms| convert::format_ms_bytes(ms, &mut buf)) {
                 Some(s) => {
-                    text.extend_from_slice(s.as_bytes());
+                    text.extend_from_slice(s);
                     Ok(Conv::InText)
                 }
                 None => {
@@ -1044,7 +1067,16 @@ impl Mapper {
                         Some(v as f64)
                     }
                     Val::Num(StaticNode::U64(v), _) => Some(v as f64),
-                    Val::Num(StaticNode::F64(f), _) => Some(f),
+                    // A lexeme that is already what ryu would print for
+                    // it is copied through.
+                    Val::Num(StaticNode::F64(f), node) => {
+                        match lexeme(node)
+                            .filter(|l| convert::ryu_canonical(l))
+                        {
+                            Some(l) => return Ok(Conv::Borrowed(l)),
+                            None => Some(f),
+                        }
+                    }
                     Val::Str(s) => s.parse::<f64>().ok(),
                     _ => None,
                 };
@@ -1078,6 +1110,22 @@ impl Mapper {
             }
         }
     }
+}
+
+/// Where each column's path is in `want` ([`Mapper::located`]).
+fn locate(columns: &[Column], want: &Want) -> Vec<Option<(u32, usize)>> {
+    columns
+        .iter()
+        .map(|c| match &c.source {
+            Source::Path(p) => {
+                Some(want.locate(p.segments.iter().map_while(|s| match s {
+                    path::Segment::Key(k) => Some(k.as_str()),
+                    path::Segment::Index(_) => None,
+                })))
+            }
+            Source::Meta(_) => None,
+        })
+        .collect()
 }
 
 /// The trie of what `spec` and `filter` read from a message.
@@ -1115,6 +1163,7 @@ fn bool_text(b: bool) -> &'static str {
 /// The value of `col` in `ev`.
 fn value<'a>(
     col: &Column,
+    at: Option<(u32, usize)>,
     ev: &LogEvent<'a>,
     msg: Message<'a>,
     doc: Option<Json<'a>>,
@@ -1122,9 +1171,22 @@ fn value<'a>(
     let opt = |s: Option<&'a str>| s.map_or(Val::Missing, Val::Str);
     match &col.source {
         Source::Path(p) => match doc {
-            Some(d) if d.object => p
-                .lookup(&d.tape.0)
-                .map_or(Val::Missing, |i| node_val(&d.tape.0, i)),
+            Some(d) if d.object => {
+                // From the slot of the deepest node of the path in the
+                // trie (the root is tape node 0): the rest of the path is
+                // looked up on the tape.
+                let i = match at {
+                    Some((0, _)) | None => Some(0),
+                    Some((node, _)) => d
+                        .slots
+                        .get(node as usize)
+                        .filter(|&&s| s != scan::NO_SLOT)
+                        .map(|&s| s as usize),
+                };
+                let used = at.map_or(0, |(_, used)| used);
+                i.and_then(|i| p.lookup_from(&d.tape.0, i, used))
+                    .map_or(Val::Missing, |i| node_val(&d.tape.0, i))
+            }
             _ => Val::Missing,
         },
         Source::Meta(m) => match m {

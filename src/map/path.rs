@@ -105,8 +105,19 @@ impl Path {
     /// tape), or `None` when it is missing. Of repeated keys, the last
     /// counts.
     pub(crate) fn lookup(&self, nodes: &[Node<'_>]) -> Option<usize> {
-        let mut i = 0;
-        for seg in &self.segments {
+        self.lookup_from(nodes, 0, 0)
+    }
+
+    /// [`Path::lookup`] of the segments after the first `used`, from the
+    /// node at `start` (the value the first `used` segments lead to).
+    pub(crate) fn lookup_from(
+        &self,
+        nodes: &[Node<'_>],
+        start: usize,
+        used: usize,
+    ) -> Option<usize> {
+        let mut i = start;
+        for seg in self.segments.get(used..)? {
             match (seg, nodes.get(i)?) {
                 (Segment::Key(k), Node::Object { .. }) => {
                     i = member(nodes, i, k)?;

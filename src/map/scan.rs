@@ -29,6 +29,8 @@ use std::fmt;
 
 use simd_json::{Node, StaticNode};
 
+use crate::decode::onepass::block;
+
 /// Deepest nesting of arrays and objects accepted (simd-json's default).
 pub(crate) const MAX_DEPTH: usize = 1024;
 
@@ -160,6 +162,48 @@ impl Want {
         }
     }
 
+    /// Clears the slots of the nodes below `id` (their member was in an
+    /// earlier value of `id`'s key, which a later one replaces).
+    fn clear_below(&self, id: u32, slots: &mut [u32]) {
+        let Some(node) = self.nodes.get(id as usize) else { return };
+        for c in &node.children {
+            if let Some(s) = slots.get_mut(c.id as usize) {
+                if *s != NO_SLOT {
+                    *s = NO_SLOT;
+                    self.clear_below(c.id, slots);
+                }
+            }
+        }
+    }
+
+    /// Where a path of `keys` (from the root) is in the trie: the deepest
+    /// node reached by its leading keys, not past a node kept whole, and
+    /// how many keys that takes. The path's value is the one of the
+    /// remaining keys looked up from that node's slot ([`scan_slots`];
+    /// the root, node 0, is tape node 0).
+    pub(crate) fn locate<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> (u32, usize) {
+        let mut at = 0u32;
+        let mut used = 0;
+        for key in keys {
+            let Some(node) = self.nodes.get(at as usize) else { break };
+            if node.all {
+                break;
+            }
+            let key = key.as_bytes();
+            match node.children.iter().find(|c| *c.key == *key) {
+                Some(c) => {
+                    at = c.id;
+                    used += 1;
+                }
+                None => break,
+            }
+        }
+        (at, used)
+    }
+
     /// The mode for a value at trie node `id`.
     fn mode(&self, id: u32) -> Mode {
         match usize::try_from(id).ok().and_then(|i| self.nodes.get(i)) {
@@ -232,6 +276,8 @@ pub(crate) struct ScanScratch {
     pub(crate) stack: Vec<Frame>,
     /// Where each tape node starts in the message.
     pub(crate) starts: Vec<u32>,
+    /// [`scan_slots`]'s slots.
+    pub(crate) slots: Vec<u32>,
 }
 
 /// Scans `message`, replacing `tape` with the pruned tape of what `want`
@@ -253,7 +299,7 @@ pub(crate) fn scan<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<false>(message, want, arena, stack, tape, starts)
+    scan_level::<false>(message, want, arena, stack, tape, starts, None)
 }
 
 /// [`scan`] of a message still in its escaped form: `escaped` is the body
@@ -281,8 +327,47 @@ pub(crate) fn scan_escaped<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<true>(escaped, want, arena, stack, tape, starts)
+    scan_level::<true>(escaped, want, arena, stack, tape, starts, None)
 }
+
+/// [`scan`] (`escaped` false) or [`scan_escaped`] (true) that also fills
+/// `slots`, one per [`Want`] node: the tape index of the value of the
+/// last member kept for that node ([`NO_SLOT`] when there is none), with
+/// the slots below a node cleared whenever its key repeats, so that
+/// `slots[n]` is the value a path to `n` looks up (of repeated keys the
+/// last, at every step). See [`Want::locate`].
+///
+/// # Errors
+///
+/// As [`scan`] and [`scan_escaped`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_slots<'b>(
+    text: &'b str,
+    escaped: bool,
+    want: &Want,
+    arena: &'b mut Vec<u8>,
+    stack: &mut Vec<Frame>,
+    tape: &mut Vec<Node<'b>>,
+    starts: &mut Vec<u32>,
+    slots: &mut Vec<u32>,
+) -> Result<(), ScanError> {
+    if escaped {
+        scan_level::<true>(text, want, arena, stack, tape, starts, Some(slots))
+    } else {
+        scan_level::<false>(
+            text,
+            want,
+            arena,
+            stack,
+            tape,
+            starts,
+            Some(slots),
+        )
+    }
+}
+
+/// A [`Want`] node with no kept member in the message.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// [`scan`] (`E = false`) or [`scan_escaped`] (`E = true`).
 fn scan_level<'b, const E: bool>(
@@ -292,10 +377,19 @@ fn scan_level<'b, const E: bool>(
     stack: &mut Vec<Frame>,
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
+    slots: Option<&mut Vec<u32>>,
 ) -> Result<(), ScanError> {
     tape.clear();
     starts.clear();
     stack.clear();
+    let slots = match slots {
+        Some(v) => {
+            v.clear();
+            v.resize(want.nodes.len(), NO_SLOT);
+            v.as_mut_slice()
+        }
+        None => &mut [][..],
+    };
     if u32::try_from(message.len()).is_err() {
         return err(0, "message longer than 4 GiB");
     }
@@ -310,6 +404,7 @@ fn scan_level<'b, const E: bool>(
         tape,
         starts,
         stack,
+        slots,
     };
     s.run()
 }
@@ -324,6 +419,8 @@ struct Scanner<'b, 'r, const E: bool> {
     tape: &'r mut Vec<Node<'b>>,
     starts: &'r mut Vec<u32>,
     stack: &'r mut Vec<Frame>,
+    /// [`scan_slots`]'s slots (empty for [`scan`] and [`scan_escaped`]).
+    slots: &'r mut [u32],
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -489,20 +586,34 @@ fn string_end_escaped(
     let mut i = start + 2;
     let mut escaped = false;
     loop {
-        let c = match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-            Some(chunk) => {
-                let (m, _) = special(u64::from_le_bytes(*chunk));
-                if m == 0 {
-                    i += 8;
-                    continue;
-                }
-                i += (m.trailing_zeros() / 8) as usize;
-                msg.get(i).copied().unwrap_or(b'"')
+        // 16 bytes at a time while they last, then 8, then one.
+        let c = if let Some(chunk) =
+            msg.get(i..).and_then(<[u8]>::first_chunk::<16>)
+        {
+            let k = block::classes(chunk);
+            let m = k.bs | k.qt | k.ctl;
+            if m == 0 {
+                i += 16;
+                continue;
             }
-            None => match msg.get(i) {
-                Some(&c) => c,
-                None => return err(start, "unterminated string"),
-            },
+            i += m.trailing_zeros() as usize;
+            msg.get(i).copied().unwrap_or(b'"')
+        } else {
+            match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                Some(chunk) => {
+                    let (m, _) = special(u64::from_le_bytes(*chunk));
+                    if m == 0 {
+                        i += 8;
+                        continue;
+                    }
+                    i += (m.trailing_zeros() / 8) as usize;
+                    msg.get(i).copied().unwrap_or(b'"')
+                }
+                None => match msg.get(i) {
+                    Some(&c) => c,
+                    None => return err(start, "unterminated string"),
+                },
+            }
         };
         match c {
             b'\\' => match msg.get(i + 1) {
@@ -692,6 +803,17 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
                     Some((c, key)) => {
                         self.push(Node::String(key), start);
                         top.len += 1;
+                        // The value is the next node (a kept member's
+                        // value is never skipped).
+                        let at =
+                            u32::try_from(self.tape.len()).unwrap_or(NO_SLOT);
+                        if let Some(slot) = self.slots.get_mut(c as usize) {
+                            let again = *slot != NO_SLOT;
+                            *slot = at;
+                            if again {
+                                self.want.clear_below(c, self.slots);
+                            }
+                        }
                         self.want.mode(c)
                     }
                     None => Mode::Skip,

@@ -55,7 +55,7 @@ fn paths(m: &Mapper, message: &str) -> String {
     let first = render(m, &ev, &mut scratch);
     // A warm scratch gives the same answer.
     assert_eq!(render(m, &ev, &mut scratch), first);
-    let full = Mapper { want: Want::everything(), ..m.clone() };
+    let full = m.keep_all();
     assert_eq!(
         render(&full, &ev, &mut scratch),
         first,
@@ -877,6 +877,37 @@ fn repeated_keys_last_wins() {
             ),
         ],
     );
+    // Three levels deep (the values are found from the scanner's slots:
+    // a repeated key clears what an earlier value of it held below).
+    let deep = "[[columns]]\nname = \"c\"\nsource = \"a.b.c\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"d\"\nsource = \"a.d\"\ntype = \"text\"\n\
+                [[columns]]\nname = \"b\"\nsource = \"a.b\"\ntype = \"json\"\n";
+    check_spec(
+        "",
+        deep,
+        Dialect::Postgres,
+        &[
+            (r#"{"a":{"b":{"c":"1"},"d":"x"}}"#, r#"row:1,x,"{""c"":""1""}""#),
+            (r#"{"a":{"b":{"c":"1"}},"a":{"d":"x"}}"#, "row:,x,"),
+            (r#"{"a":{"b":{"c":"1"}},"a":{"b":{}}}"#, "row:,,{}"),
+            (r#"{"a":{"b":{"c":"1"},"b":{"e":2}}}"#, r#"row:,,"{""e"":2}""#),
+            (
+                r#"{"a":{"b":{"c":"1","c":"2"}}}"#,
+                r#"row:2,,"{""c"":""1"",""c"":""2""}""#,
+            ),
+            (
+                r#"{"a":{"b":{"c":"1"}},"a":{"b":{"c":"2"}}}"#,
+                r#"row:2,,"{""c"":""2""}""#,
+            ),
+            (
+                r#"{"a":{"b":{"c":"1"}},"x":{"a":{"b":{"c":"2"}}}}"#,
+                r#"row:1,,"{""c"":""1""}""#,
+            ),
+            (r#"{"a":{"b":{"c":"1"},"d":"x"},"a":[1]}"#, "row:,,"),
+            (r#"{"a":{"b":{"c":"1"},"d":"x"},"a":null}"#, "row:,,"),
+            (r#"{"a":{"b":"s"}}"#, r#"row:,,"""s""""#),
+        ],
+    );
     let lvl =
         "[[columns]]\nname = \"m\"\nsource = \"@message\"\ntype = \"text\"\n";
     let row = |m: &str| format!("row:\"{}\"", m.replace('"', "\"\""));
@@ -1163,4 +1194,72 @@ fn wide(n: usize, dialect: Dialect) -> String {
         })
         .collect::<String>();
     paths(&mapper("", &columns, dialect), &message)
+}
+
+/// The scanner's slots (`scan::scan_slots`) find what a full walk of the
+/// tape finds (`paths` maps every message both ways: pruned with slots,
+/// and keep-all, where every lookup walks from the root), on objects of
+/// repeated keys nested three deep, with the values of paths replaced by
+/// scalars, arrays and other objects.
+mod slots_agree {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn member_list(
+        value: impl Strategy<Value = String>,
+    ) -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            (prop::sample::select(vec!["a", "b", "c", "d"]), value),
+            0..5,
+        )
+        .prop_map(|members| {
+            let body: Vec<String> =
+                members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    fn object() -> impl Strategy<Value = String> {
+        let leaf = prop::sample::select(vec![
+            "1",
+            "2.5",
+            "\"s\"",
+            "null",
+            "true",
+            "[]",
+            "[1,{\"b\":2}]",
+            "{}",
+        ])
+        .prop_map(str::to_owned);
+        member_list(leaf.prop_recursive(3, 32, 5, member_list))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        #[test]
+        fn slots_find_what_a_full_lookup_finds(message in object()) {
+            let cols = [
+                ("abc", "a.b.c", "text"),
+                ("ab", "a.b", "json"),
+                ("ad", "a.d", "text"),
+                ("b", "b", "text"),
+                ("cab", "c.a.b", "text"),
+                ("ca", "c.a", "json"),
+                ("cad", "c.a.d", "float"),
+                ("d1", "d[1].b", "text"),
+            ];
+            let columns: String = cols
+                .iter()
+                .map(|(n, s, t)| {
+                    format!(
+                        "[[columns]]\nname = \"{n}\"\nsource = \"{s}\"\n\
+                         type = \"{t}\"\non_mismatch = \"null\"\n"
+                    )
+                })
+                .collect();
+            let m = mapper("", &columns, Dialect::Postgres);
+            let got = paths(&m, &message);
+            prop_assert!(got.starts_with("row:"), "{message}: {got}");
+        }
+    }
 }

@@ -22,7 +22,7 @@
 //! NUL is refused for both: PostgreSQL rejects it in text and Redshift
 //! silently cuts the row at it.
 
-use memchr::{memchr, memchr3};
+use memchr::memchr;
 
 /// The database a CSV file is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -324,15 +324,32 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
 /// the delimiter, the quote, CR or LF (csv-core's `QuoteStyle::Necessary`
 /// set for this configuration; the proptest below checks the two agree).
 fn needs_quotes(bytes: &[u8]) -> bool {
-    // Short fields (ids, numbers, times) are done before a memchr call
-    // would have set up.
-    if bytes.len() < 32 {
-        return bytes
-            .iter()
-            .any(|&b| matches!(b, b'"' | b',' | b'\n' | b'\r'));
+    use crate::decode::onepass::block;
+    let exact =
+        |b: &[u8]| b.iter().any(|&b| matches!(b, b'"' | b',' | b'\n' | b'\r'));
+    // Short fields (numbers, short ids) byte by byte; longer ones (times,
+    // event ids, streams) 16 bytes at a time, the last block overlapping
+    // the one before: a block with a quote, comma or control byte (a
+    // superset of CR and LF) is looked at byte by byte.
+    let Some(last) = bytes.len().checked_sub(16) else {
+        return exact(bytes);
+    };
+    let mut at = 0;
+    loop {
+        let from = at.min(last);
+        let Some(chunk) = bytes.get(from..).and_then(<[u8]>::first_chunk)
+        else {
+            return exact(bytes.get(from..).unwrap_or_default());
+        };
+        let c = block::classes(chunk);
+        if c.qt | c.comma | c.ctl != 0 && exact(chunk) {
+            return true;
+        }
+        if from == last {
+            return false;
+        }
+        at = from + 16;
     }
-    memchr3(b'"', b',', b'\n', bytes).is_some()
-        || memchr(b'\r', bytes).is_some()
 }
 
 /// Appends `"bytes"` with inner quotes doubled.
@@ -702,6 +719,21 @@ mod tests {
                     }
                 }
                 assert_eq!(needs_quotes(&v), oracle.csv.should_quote(&v));
+                // needs_quotes's blocks: every byte it looks at, at every
+                // position of every length (a tab or 0x01 is a control
+                // byte that needs no quotes).
+                if q < len {
+                    for c in [b',', b'\r', b'\n', b'\t', 1, b'\\', 0xFF] {
+                        let mut w: Vec<u8> =
+                            (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                        w[q] = c;
+                        assert_eq!(
+                            needs_quotes(&w),
+                            oracle.csv.should_quote(&w),
+                            "{w:?}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -373,8 +373,7 @@ fn pruned_repeated_keys() {
             .unwrap();
         let got = p.lookup(&tape).map(|i| {
             let mut out = Vec::new();
-            let lex =
-                crate::map::convert::Lexemes::new(&starts, text.as_bytes());
+            let lex = crate::map::convert::Lexemes::new(&starts, text);
             crate::map::convert::write_json(
                 &tape,
                 i,
@@ -729,9 +728,8 @@ fn escaped_agrees(text: &str, style: usize, want: &Want) {
     match (&plain, &esc) {
         (Ok(()), Ok(())) => {
             assert_eq!(format!("{t1:?}"), format!("{t2:?}"), "{text:?}");
-            let l1 = crate::map::convert::Lexemes::new(&s1, text.as_bytes());
-            let l2 =
-                crate::map::convert::Lexemes::new(&s2, escaped.as_bytes());
+            let l1 = crate::map::convert::Lexemes::new(&s1, text);
+            let l2 = crate::map::convert::Lexemes::new(&s2, &escaped);
             for (i, n) in t1.iter().enumerate() {
                 if let Node::Static(_) = n {
                     assert_eq!(l1.number(i), l2.number(i), "{text:?}");
