@@ -16,6 +16,7 @@
 
 use super::envelope::MessageType;
 use super::sink::Envelope;
+use crate::map::scan::{short_escape, unicode_escape, PLAIN_U};
 
 /// One event found by [`parse`]: ranges into the envelope.
 #[derive(Clone, Copy, Debug, Default)]
@@ -136,14 +137,6 @@ fn special(w: u64) -> u64 {
     (zq | zb | ctl) & HI
 }
 
-fn hex4(b: Option<&[u8]>) -> Option<u32> {
-    let mut v = 0u32;
-    for &c in b?.get(..4)? {
-        v = v * 16 + char::from(c).to_digit(16)?;
-    }
-    Some(v)
-}
-
 impl<'a> Reader<'a> {
     #[inline(always)]
     fn peek(&self) -> Option<u8> {
@@ -243,22 +236,11 @@ impl<'a> Reader<'a> {
                 b'\\' => {
                     escaped = true;
                     i = match *b.get(i + 1)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r'
-                        | b't' => i + 2,
-                        b'u' => match hex4(b.get(i + 2..))? {
-                            0xD800..=0xDBFF => {
-                                if b.get(i + 6..i + 8)? != b"\\u" {
-                                    return None;
-                                }
-                                match hex4(b.get(i + 8..))? {
-                                    0xDC00..=0xDFFF => i + 12,
-                                    _ => return None,
-                                }
-                            }
-                            0xDC00..=0xDFFF => return None,
-                            _ => i + 6,
-                        },
-                        _ => return None,
+                        b'u' => unicode_escape(b, i, PLAIN_U).ok()?.1,
+                        c => {
+                            short_escape(c)?;
+                            i + 2
+                        }
                     };
                 }
                 0..=0x1f => return None,
@@ -422,40 +404,16 @@ pub(crate) fn unescape(escaped: &[u8], out: &mut Vec<u8>) {
         if i >= escaped.len() {
             break;
         }
+        // An escape the decoder would refuse is kept as written.
         let (ch, next) = match escaped.get(i + 1) {
-            Some(b'"') => ('"', i + 2),
-            Some(b'\\') => ('\\', i + 2),
-            Some(b'/') => ('/', i + 2),
-            Some(b'b') => ('\u{8}', i + 2),
-            Some(b'f') => ('\u{c}', i + 2),
-            Some(b'n') => ('\n', i + 2),
-            Some(b'r') => ('\r', i + 2),
-            Some(b't') => ('\t', i + 2),
-            Some(b'u') => {
-                let hi = hex4(escaped.get(i + 2..));
-                let pair = match hi {
-                    Some(hi @ 0xD800..=0xDBFF)
-                        if escaped.get(i + 6..i + 8) == Some(b"\\u") =>
-                    {
-                        match hex4(escaped.get(i + 8..)) {
-                            Some(lo @ 0xDC00..=0xDFFF) => Some((
-                                0x10000
-                                    + ((hi - 0xD800) << 10)
-                                    + (lo - 0xDC00),
-                                i + 12,
-                            )),
-                            _ => None,
-                        }
-                    }
-                    Some(cp) => Some((cp, i + 6)),
-                    None => None,
-                };
-                match pair.and_then(|(cp, n)| Some((char::from_u32(cp)?, n))) {
-                    Some(c) => c,
-                    None => ('\\', i + 1),
-                }
+            Some(b'u') => unicode_escape(escaped, i, PLAIN_U)
+                .ok()
+                .and_then(|(cp, n)| Some((char::from_u32(cp)?, n)))
+                .unwrap_or(('\\', i + 1)),
+            Some(&c) => {
+                short_escape(c).map_or(('\\', i + 1), |ch| (ch, i + 2))
             }
-            _ => ('\\', i + 1),
+            None => ('\\', i + 1),
         };
         let mut utf8 = [0u8; 4];
         out.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());

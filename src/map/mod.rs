@@ -678,15 +678,7 @@ impl Mapper {
         message: &str,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
-        let MapScratch { scan, tape, .. } = scratch;
-        let ScanScratch { arena, stack, starts, .. } = scan;
-        let mut t: Tape<'_> =
-            std::mem::replace(tape, Tape(Vec::new())).reset();
-        let res =
-            scan::scan(message, &self.want, arena, stack, &mut t.0, starts);
-        let n = res.ok().map(|()| t.0.len());
-        *tape = t.reset();
-        n
+        self.scan_tape(message, false, scratch)
     }
 
     /// [`Mapper::scan_only`] of an escaped message.
@@ -695,13 +687,21 @@ impl Mapper {
         escaped: &str,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
+        self.scan_tape(escaped, true, scratch)
+    }
+
+    fn scan_tape(
+        &self,
+        text: &str,
+        escaped: bool,
+        scratch: &mut MapScratch,
+    ) -> Option<usize> {
         let MapScratch { scan, tape, .. } = scratch;
         let ScanScratch { arena, stack, starts, .. } = scan;
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
-        let res = scan::scan_escaped(
-            escaped, &self.want, arena, stack, &mut t.0, starts,
-        );
+        let scan = if escaped { scan::scan_escaped } else { scan::scan };
+        let res = scan(text, &self.want, arena, stack, &mut t.0, starts);
         let n = res.ok().map(|()| t.0.len());
         *tape = t.reset();
         n

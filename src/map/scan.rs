@@ -440,6 +440,23 @@ fn special(w: u64) -> (u64, u64) {
     (zq | ((zb | ctl) & HI), zq)
 }
 
+/// What a one-letter JSON escape `\c` stands for (`"`, `\`, `/`, `b`,
+/// `f`, `n`, `r`, `t`).
+#[inline(always)]
+pub(crate) fn short_escape(c: u8) -> Option<char> {
+    Some(match c {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        _ => return None,
+    })
+}
+
 fn hex4(b: &[u8]) -> Option<u32> {
     let mut v = 0u32;
     for &c in b.get(..4)? {
@@ -448,29 +465,42 @@ fn hex4(b: &[u8]) -> Option<u32> {
     Some(v)
 }
 
-/// The code point of the `\u` escape at `at` (the backslash) and the
-/// offset just past it (past both halves of a surrogate pair).
-fn unicode_escape(msg: &[u8], at: usize) -> Result<(u32, usize), ScanError> {
+/// How a `\u` escape starts in a message as written (`\u`) and in its
+/// escaped form inside the envelope's string (`\\u`).
+pub(crate) const PLAIN_U: &[u8] = b"\\u";
+const ESCAPED_U: &[u8] = b"\\\\u";
+
+/// The code point of the `\u` escape at `at` (its first backslash),
+/// written with `prefix` ([`PLAIN_U`] or [`ESCAPED_U`]), and the offset
+/// just past it (past both halves of a surrogate pair).
+pub(crate) fn unicode_escape(
+    msg: &[u8],
+    at: usize,
+    prefix: &[u8],
+) -> Result<(u32, usize), ScanError> {
+    let one = prefix.len() + 4;
     let hi = msg
-        .get(at + 2..)
+        .get(at + prefix.len()..)
         .and_then(hex4)
         .map_or_else(|| err(at, "invalid \\u escape"), Ok)?;
     match hi {
         0xD800..=0xDBFF => {
-            let lo = match msg.get(at + 6..at + 8) {
-                Some(b"\\u") => msg.get(at + 8..).and_then(hex4),
+            let lo = match msg.get(at + one..at + one + prefix.len()) {
+                Some(p) if p == prefix => {
+                    msg.get(at + one + prefix.len()..).and_then(hex4)
+                }
                 _ => None,
             };
             match lo {
                 Some(lo @ 0xDC00..=0xDFFF) => Ok((
                     0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
-                    at + 12,
+                    at + 2 * one,
                 )),
                 _ => err(at, "lone surrogate in \\u escape"),
             }
         }
         0xDC00..=0xDFFF => err(at, "lone surrogate in \\u escape"),
-        _ => Ok((hi, at + 6)),
+        _ => Ok((hi, at + one)),
     }
 }
 
@@ -509,7 +539,7 @@ fn string_end(msg: &[u8], start: usize) -> Result<(usize, bool), ScanError> {
                     Some(
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't',
                     ) => i + 2,
-                    Some(b'u') => unicode_escape(msg, i)?.1,
+                    Some(b'u') => unicode_escape(msg, i, PLAIN_U)?.1,
                     Some(_) => return err(i, "invalid escape"),
                     None => return err(start, "unterminated string"),
                 };
@@ -543,35 +573,6 @@ fn is_quote<const E: bool>(msg: &[u8], pos: usize) -> bool {
         msg.get(pos..pos + 2) == Some(b"\\\"")
     } else {
         msg.get(pos) == Some(&b'"')
-    }
-}
-
-/// The code point of the escaped form of a `\u` escape at `at` (its
-/// `\\u`) and the offset just past it (past both halves of a pair).
-fn unicode_escape_escaped(
-    msg: &[u8],
-    at: usize,
-) -> Result<(u32, usize), ScanError> {
-    let hi = msg
-        .get(at + 3..)
-        .and_then(hex4)
-        .map_or_else(|| err(at, "invalid \\u escape"), Ok)?;
-    match hi {
-        0xD800..=0xDBFF => {
-            let lo = match msg.get(at + 7..at + 10) {
-                Some(b"\\\\u") => msg.get(at + 10..).and_then(hex4),
-                _ => None,
-            };
-            match lo {
-                Some(lo @ 0xDC00..=0xDFFF) => Ok((
-                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
-                    at + 14,
-                )),
-                _ => err(at, "lone surrogate in \\u escape"),
-            }
-        }
-        0xDC00..=0xDFFF => err(at, "lone surrogate in \\u escape"),
-        _ => Ok((hi, at + 7)),
     }
 }
 
@@ -628,7 +629,7 @@ fn string_end_escaped(
                             _ => return err(i, "invalid escape"),
                         },
                         Some(b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i + 3,
-                        Some(b'u') => unicode_escape_escaped(msg, i)?.1,
+                        Some(b'u') => unicode_escape(msg, i, ESCAPED_U)?.1,
                         Some(_) => return err(i, "invalid escape"),
                         None => return err(start, "unterminated string"),
                     };
@@ -938,7 +939,7 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
                         (Some(b'\\'), Some(b't')) => ('\t', i + 3),
                         (Some(b'\\'), Some(b'u')) => {
                             let (cp, next) =
-                                unicode_escape_escaped(self.msg, i)?;
+                                unicode_escape(self.msg, i, ESCAPED_U)?;
                             match char::from_u32(cp) {
                                 Some(c) => (c, next),
                                 None => return err(i, "invalid \\u escape"),
@@ -957,22 +958,18 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
                 continue;
             }
             let (ch, next) = match self.msg.get(i + 1) {
-                Some(b'"') => ('"', i + 2),
-                Some(b'\\') => ('\\', i + 2),
-                Some(b'/') => ('/', i + 2),
-                Some(b'b') => ('\u{8}', i + 2),
-                Some(b'f') => ('\u{c}', i + 2),
-                Some(b'n') => ('\n', i + 2),
-                Some(b'r') => ('\r', i + 2),
-                Some(b't') => ('\t', i + 2),
                 Some(b'u') => {
-                    let (cp, next) = unicode_escape(self.msg, i)?;
+                    let (cp, next) = unicode_escape(self.msg, i, PLAIN_U)?;
                     match char::from_u32(cp) {
                         Some(c) => (c, next),
                         None => return err(i, "invalid \\u escape"),
                     }
                 }
-                _ => return err(i, "invalid escape"),
+                Some(&c) => match short_escape(c) {
+                    Some(ch) => (ch, i + 2),
+                    None => return err(i, "invalid escape"),
+                },
+                None => return err(i, "invalid escape"),
             };
             let mut utf8 = [0u8; 4];
             let enc = ch.encode_utf8(&mut utf8).as_bytes();
