@@ -1002,6 +1002,11 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
         start: usize,
         mode: Mode,
     ) -> Result<usize, ScanError> {
+        if mode == Mode::Skip {
+            if let Some(end) = skip_number(self.msg, start)? {
+                return Ok(end);
+            }
+        }
         let msg = self.msg;
         let mut i = start;
         let neg = msg.get(i) == Some(&b'-');
@@ -1117,6 +1122,63 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
         }
         Ok(i)
     }
+}
+
+/// The offset past the run of ASCII digits at `i`: eight at a time while
+/// the message has eight more bytes.
+#[inline(always)]
+fn digits_end(msg: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*chunk);
+        // A byte is a digit when its high nibble is 3 and adding 6 keeps
+        // it so; the lowest byte that is not gives the run's end.
+        let not = (w & 0xF0F0_F0F0_F0F0_F0F0) ^ 0x3030_3030_3030_3030
+            | ((w.wrapping_add(0x0606_0606_0606_0606)
+                & 0xF0F0_F0F0_F0F0_F0F0)
+                ^ 0x3030_3030_3030_3030);
+        if not != 0 {
+            return i + (not.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while is_digit(msg.get(i)) {
+        i += 1;
+    }
+    i
+}
+
+/// A skipped number's end, validated as [`Scanner::number`] validates it
+/// (the same errors at the same offsets), without its value; `None` when
+/// only the value can tell whether it is in range (an exponent, or 309
+/// integer digits and more), which the full path then decides.
+#[inline(always)]
+fn skip_number(msg: &[u8], start: usize) -> Result<Option<usize>, ScanError> {
+    let mut i = start + usize::from(msg.get(start) == Some(&b'-'));
+    let first = i;
+    match msg.get(i) {
+        Some(b'0') => {
+            i += 1;
+            if is_digit(msg.get(i)) {
+                return err(i, "leading zero in number");
+            }
+        }
+        Some(b'1'..=b'9') => i = digits_end(msg, i + 1),
+        _ => return err(i, "expected a digit"),
+    }
+    if i - first >= 309 {
+        return Ok(None);
+    }
+    if msg.get(i) == Some(&b'.') {
+        i += 1;
+        if !is_digit(msg.get(i)) {
+            return err(i, "expected a digit after '.'");
+        }
+        i = digits_end(msg, i);
+    }
+    if let Some(b'e' | b'E') = msg.get(i) {
+        return Ok(None);
+    }
+    Ok(Some(i))
 }
 
 /// Powers of ten exactly representable as `f64`.

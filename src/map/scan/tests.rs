@@ -808,3 +808,84 @@ proptest! {
         crate::fuzzing::onepass(&input);
     }
 }
+
+/// A skipped number ([`skip_number`], eight digits at a time) is accepted
+/// or refused exactly as a kept one, with the same error at the same
+/// offset, in arrays and objects, plain and escaped.
+#[test]
+fn skipped_numbers_validate_as_kept_ones() {
+    let long = "1234567890".repeat(31);
+    let mut lexemes: Vec<String> = [
+        "0",
+        "-0",
+        "7",
+        "-7",
+        "00",
+        "01",
+        "-01",
+        "-",
+        "--1",
+        "1.",
+        "1.5",
+        "1.e3",
+        "1e",
+        "1e+",
+        "1e-3",
+        "1E400",
+        "-1e400",
+        "0.0000001",
+        "12345678",
+        "123456789",
+        "1234567812345678",
+        "12345678:",
+        "1234567/",
+        "9999999999999999999999",
+        "1.23456789012345678901",
+        "1_000",
+        "123456789012345678901234567890.5e-10",
+        "2.",
+        "3.x",
+        "4e5e6",
+        "1234567\u{e9}",
+        "12345678\u{e9}",
+        "0x10",
+        "1.0.0",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    // 310 integer digits overflow f64 only as values: the full path tells.
+    lexemes.push(long.clone());
+    lexemes.push(format!("-{long}"));
+    lexemes.push(format!("{}.5", &long[..308]));
+    lexemes.push(format!("{}e-400", &long[..20]));
+    for lexeme in &lexemes {
+        for text in [
+            format!("[{lexeme}]"),
+            format!("{{\"a\":{lexeme}}}"),
+            format!("[{lexeme},1]"),
+            lexeme.clone(),
+        ] {
+            let kept = run(&text, None).map(|_| ());
+            let skipped = run(&text, Some(&[])).map(|_| ());
+            assert_eq!(kept, skipped, "{text:?}");
+            for style in 0..crate::fuzzing::ESCAPE_STYLES {
+                escaped_agrees(&text, style, &Want::nothing());
+            }
+        }
+    }
+}
+
+#[test]
+fn digit_runs_end_at_the_first_other_byte() {
+    let bytes: Vec<u8> = (0u8..=255).collect();
+    for len in 0..40 {
+        for &other in &bytes {
+            let mut msg = vec![b'5'; len];
+            msg.push(other);
+            msg.extend_from_slice(b"12345678");
+            let want = if other.is_ascii_digit() { msg.len() } else { len };
+            assert_eq!(digits_end(&msg, 0), want, "{len} {other:#x}");
+        }
+    }
+}
