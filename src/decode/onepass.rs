@@ -388,9 +388,24 @@ impl<'a> Reader<'a> {
         let (mut id, mut ts, mut msg) = (None, None, None);
         loop {
             self.ws();
-            let key = self.plain_string()?;
-            self.ws();
-            self.expect(b':')?;
+            // The three keys as CloudWatch writes them, compared whole; any
+            // other spelling of a key goes through `plain_string`.
+            let rest = self.b.get(self.pos..).unwrap_or_default();
+            let key: &[u8] = if rest.starts_with(b"\"message\":") {
+                self.pos += 10;
+                b"message"
+            } else if rest.starts_with(b"\"id\":") {
+                self.pos += 5;
+                b"id"
+            } else if rest.starts_with(b"\"timestamp\":") {
+                self.pos += 12;
+                b"timestamp"
+            } else {
+                let key = self.plain_string()?;
+                self.ws();
+                self.expect(b':')?;
+                key
+            };
             self.ws();
             match key {
                 b"id" => {
@@ -503,6 +518,30 @@ mod tests {
             r#"{"x":1e5,"logEvents":[]}"#,
             r#"{"owner":"x"}"#,
             "{}",
+        ] {
+            assert!(read(doc).is_none(), "{doc}");
+        }
+    }
+
+    /// The event keys compared whole and the ones read as strings give
+    /// the same events; a key the reader does not know is still refused.
+    #[test]
+    fn event_keys_in_any_spelling() {
+        let want = Some(vec![("7".to_owned(), 5, "m".to_owned())]);
+        for doc in [
+            r#"{"logEvents":[{"id":"7","timestamp":5,"message":"m"}]}"#,
+            r#"{"logEvents":[{"message":"m","timestamp":5,"id":"7"}]}"#,
+            r#"{"logEvents":[{ "id" : "7" , "timestamp" :5,"message" :"m" }]}"#,
+            r#"{"logEvents":[{"id":"1","id":"7","timestamp":5,"message":"m"}]}"#,
+        ] {
+            assert_eq!(read(doc), want, "{doc}");
+        }
+        for doc in [
+            r#"{"logEvents":[{"i\u0064":"7","timestamp":5,"message":"m"}]}"#,
+            r#"{"logEvents":[{"ids":"7","timestamp":5,"message":"m"}]}"#,
+            r#"{"logEvents":[{"id":"7","timestamps":5,"message":"m"}]}"#,
+            r#"{"logEvents":[{"id":"7","timestamp":5,"messages":"m"}]}"#,
+            r#"{"logEvents":[{"id""7","timestamp":5,"message":"m"}]}"#,
         ] {
             assert!(read(doc).is_none(), "{doc}");
         }
