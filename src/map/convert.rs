@@ -61,6 +61,33 @@ pub(crate) fn format_ms_bytes(ms: i64, buf: &mut [u8; 24]) -> Option<&[u8]> {
     if !(MIN_MS..=MAX_MS).contains(&ms) {
         return None;
     }
+    // Events come in time order: the text up to the second is kept from
+    // the last call on this thread, and only the milliseconds change.
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, [u8; 24])> =
+            const { std::cell::Cell::new((i64::MIN, [0; 24])) };
+    }
+    let sec = ms.div_euclid(1000);
+    let (last_sec, last) = LAST.get();
+    if last_sec == sec {
+        *buf = last;
+    } else {
+        format_sec(sec, buf);
+        LAST.set((sec, *buf));
+    }
+    let milli = ms.rem_euclid(1000);
+    if let Some([a, b, c]) = buf.get_mut(20..23) {
+        *a = b'0' + u8::try_from(milli / 100).unwrap_or(0);
+        *b = b'0' + u8::try_from(milli / 10 % 10).unwrap_or(0);
+        *c = b'0' + u8::try_from(milli % 10).unwrap_or(0);
+    }
+    buf.get(..24)
+}
+
+/// [`format_ms_bytes`] of the second `sec` (epoch seconds, in range), its
+/// milliseconds left as `000`.
+fn format_sec(sec: i64, buf: &mut [u8; 24]) {
+    let ms = sec * 1000;
     let days = ms.div_euclid(DAY_MS);
     let rem = ms.rem_euclid(DAY_MS);
     let (y, mo, d) = civil_from_days(days);
@@ -86,7 +113,6 @@ pub(crate) fn format_ms_bytes(ms: i64, buf: &mut [u8; 24]) -> Option<&[u8]> {
     time[9] = b'.';
     digits(rem % 1000, &mut time[10..13]);
     time[13] = b'Z';
-    buf.get(..24)
 }
 
 /// Parses an RFC 3339 date-time (`T`, `t` or a space between date and
@@ -826,6 +852,32 @@ mod tests {
             write_json(&tape, 0, Some(lex), NulPolicy::Reject, &mut out)
                 .unwrap();
             prop_assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+
+        /// Timestamps in runs within a second and across seconds, in and
+        /// out of order (the formatter keeps the last second's text):
+        /// each reads back as itself, and the same ms always gives the
+        /// same text.
+        #[test]
+        fn timestamps_round_trip_in_any_order(
+            start in MIN_MS..MAX_MS,
+            steps in prop::collection::vec(-2_500i64..2_500, 1..40),
+        ) {
+            let mut ms = start;
+            for step in steps {
+                ms = (ms + step).clamp(MIN_MS, MAX_MS);
+                let text = fmt(ms).unwrap();
+                prop_assert_eq!(parse_rfc3339(&text), Some(ms), "{}", text);
+                let other = (ms - 1000).max(MIN_MS);
+                let before = fmt(other).unwrap();
+                prop_assert_eq!(parse_rfc3339(&before), Some(other));
+                prop_assert_eq!(fmt(ms), Some(text.clone()));
+                if ms > MIN_MS {
+                    let before = fmt(ms - 1).unwrap();
+                    prop_assert_eq!(parse_rfc3339(&before), Some(ms - 1));
+                    prop_assert_eq!(fmt(ms), Some(text));
+                }
+            }
         }
     }
 }
