@@ -19,9 +19,12 @@
 
 use memchr::memmem;
 use regex::{Regex, RegexBuilder};
-use simd_json::prelude::{TypedValue as _, ValueAsScalar as _};
+use simd_json::prelude::{
+    TypedValue as _, ValueAsScalar as _, ValueIntoString as _,
+};
 use simd_json::tape::Value;
 use simd_json::ValueType;
+use simd_json::{Node, StaticNode};
 
 /// Longest pattern accepted, in characters (the CloudWatch Logs API limit).
 const MAX_PATTERN_CHARS: usize = 1024;
@@ -155,7 +158,15 @@ impl FilterPattern {
         p.skip_ws();
         let kind = match p.peek() {
             None => Kind::All,
-            Some('{') => Kind::Json(p.parse_json()?),
+            Some('{') => {
+                let mut expr = p.parse_json()?;
+                let mut id = 0;
+                expr.conds_mut(&mut |c| {
+                    c.id = id;
+                    id += 1;
+                });
+                Kind::Json(expr)
+            }
             Some('[') => Kind::Spaced(p.parse_spaced()?),
             Some(_) => Kind::Terms(p.parse_terms()?),
         };
@@ -181,6 +192,25 @@ impl FilterPattern {
             });
         }
         out
+    }
+
+    /// [`FilterPattern::matches`] of a JSON pattern on a message that is a
+    /// JSON object, with each selector's value given by `resolve`: called
+    /// with the selector's place in [`FilterPattern::json_selectors`] and
+    /// its steps, it returns what [`resolve`] would find from the root
+    /// (of repeated keys the last, at every step). False for other
+    /// patterns.
+    pub(crate) fn matches_json_with<'t>(
+        &self,
+        resolve: &mut dyn FnMut(usize, &[Step]) -> Option<Scalar<'t>>,
+    ) -> bool {
+        match &self.kind {
+            Kind::Json(expr) => expr.eval(&mut |c| match &c.subject {
+                Subject::Json(steps) => c.test_json(resolve(c.id, steps)),
+                Subject::Field(_) => false,
+            }),
+            _ => false,
+        }
     }
 
     /// Evaluates the pattern on one log message.
@@ -293,6 +323,9 @@ impl Expr {
 struct Cond {
     subject: Subject,
     test: Test,
+    /// Its place among the pattern's conditions, in pattern order (the
+    /// order of [`FilterPattern::json_selectors`]).
+    id: usize,
 }
 
 /// The left-hand side of a condition.
@@ -466,12 +499,17 @@ impl Cond {
         let Subject::Json(steps) = &self.subject else {
             return false;
         };
-        match (&self.test, resolve(root, steps)) {
+        self.test_json(resolve(root, steps).map(Scalar::of))
+    }
+
+    /// The test of a JSON condition on the value its selector found.
+    fn test_json(&self, v: Option<Scalar<'_>>) -> bool {
+        match (&self.test, v) {
             (Test::NotExists, v) => v.is_none(),
             (_, None) => false,
-            (Test::IsNull, Some(v)) => v.value_type() == ValueType::Null,
-            (Test::IsTrue, Some(v)) => v.as_bool() == Some(true),
-            (Test::IsFalse, Some(v)) => v.as_bool() == Some(false),
+            (Test::IsNull, Some(v)) => v == Scalar::Null,
+            (Test::IsTrue, Some(v)) => v == Scalar::Bool(true),
+            (Test::IsFalse, Some(v)) => v == Scalar::Bool(false),
             (Test::Num { op, num }, Some(v)) => match json_number(v) {
                 Some(n) => n.cmp_to(num).is_some_and(|o| op.holds(o)),
                 None => with_json_text(v, |t| text_vs_number(*op, t, num)),
@@ -536,35 +574,72 @@ fn text_vs_number(op: NumOp, text: &str, num: &Number) -> bool {
     }
 }
 
+/// A JSON value as a condition reads it: its scalar, or that it is an
+/// object or array.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(&'a str),
+    /// An object or an array.
+    Container,
+}
+
+impl<'a> Scalar<'a> {
+    /// The scalar of a tape value.
+    fn of(v: Value<'_, 'a>) -> Scalar<'a> {
+        let s = match v.value_type() {
+            ValueType::Null => Some(Scalar::Null),
+            ValueType::Bool => v.as_bool().map(Scalar::Bool),
+            ValueType::I64 => v.as_i64().map(Scalar::I64),
+            ValueType::U64 => v.as_u64().map(Scalar::U64),
+            ValueType::F64 => v.as_f64().map(Scalar::F64),
+            ValueType::String => v.into_string().map(Scalar::Str),
+            _ => None,
+        };
+        s.unwrap_or(Scalar::Container)
+    }
+
+    /// The scalar of tape node `node`.
+    pub(crate) fn of_node(node: &Node<'a>) -> Scalar<'a> {
+        match *node {
+            Node::String(s) => Scalar::Str(s),
+            Node::Static(StaticNode::Null) => Scalar::Null,
+            Node::Static(StaticNode::Bool(b)) => Scalar::Bool(b),
+            Node::Static(StaticNode::I64(i)) => Scalar::I64(i),
+            Node::Static(StaticNode::U64(u)) => Scalar::U64(u),
+            Node::Static(StaticNode::F64(f)) => Scalar::F64(f),
+            _ => Scalar::Container,
+        }
+    }
+}
+
 /// The number in a JSON value, if it is one.
-fn json_number(v: Value<'_, '_>) -> Option<Number> {
-    match v.value_type() {
-        ValueType::I64 => v
-            .as_i64()
-            .map(|i| Number { float: i as f64, int: Some(i128::from(i)) }),
-        ValueType::U64 => v
-            .as_u64()
-            .map(|u| Number { float: u as f64, int: Some(i128::from(u)) }),
-        ValueType::F64 => v.as_f64().map(|f| Number { float: f, int: None }),
+fn json_number(v: Scalar<'_>) -> Option<Number> {
+    match v {
+        Scalar::I64(i) => {
+            Some(Number { float: i as f64, int: Some(i128::from(i)) })
+        }
+        Scalar::U64(u) => {
+            Some(Number { float: u as f64, int: Some(i128::from(u)) })
+        }
+        Scalar::F64(f) => Some(Number { float: f, int: None }),
         _ => None,
     }
 }
 
 /// Calls `f` with the text of a JSON scalar (string, number, boolean);
 /// false for null, objects and arrays. Numbers are formatted on the stack.
-fn with_json_text(v: Value<'_, '_>, f: impl FnOnce(&str) -> bool) -> bool {
-    match v.value_type() {
-        ValueType::String => v.as_str().is_some_and(f),
-        ValueType::Bool => {
-            v.as_bool().is_some_and(|b| f(if b { "true" } else { "false" }))
-        }
-        ValueType::I64 => {
-            v.as_i64().is_some_and(|i| f(itoa::Buffer::new().format(i)))
-        }
-        ValueType::U64 => {
-            v.as_u64().is_some_and(|u| f(itoa::Buffer::new().format(u)))
-        }
-        ValueType::F64 => v.as_f64().is_some_and(|x| {
+fn with_json_text(v: Scalar<'_>, f: impl FnOnce(&str) -> bool) -> bool {
+    match v {
+        Scalar::Str(s) => f(s),
+        Scalar::Bool(b) => f(if b { "true" } else { "false" }),
+        Scalar::I64(i) => f(itoa::Buffer::new().format(i)),
+        Scalar::U64(u) => f(itoa::Buffer::new().format(u)),
+        Scalar::F64(x) => {
             if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
                 // Whole floats print as integers (`2.0` → `2`).
                 #[allow(clippy::cast_possible_truncation)]
@@ -573,8 +648,8 @@ fn with_json_text(v: Value<'_, '_>, f: impl FnOnce(&str) -> bool) -> bool {
             } else {
                 f(ryu::Buffer::new().format(x))
             }
-        }),
-        _ => false,
+        }
+        Scalar::Null | Scalar::Container => false,
     }
 }
 
@@ -1075,7 +1150,7 @@ impl<'a> Parser<'a> {
             }
         };
         let test = self.parse_test(mode)?;
-        Ok(Expr::Cond(Box::new(Cond { subject, test })))
+        Ok(Expr::Cond(Box::new(Cond { subject, test, id: 0 })))
     }
 
     /// `$.name` followed by `.name` and `[n]` steps.

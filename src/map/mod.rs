@@ -125,6 +125,11 @@ pub struct Mapper {
     /// (`Want::locate`): the node whose slot it starts from and how many
     /// of its segments that takes.
     located: Vec<Option<(u32, usize)>>,
+    /// For a JSON filter, where each selector is in `want`, as `located`
+    /// (by its place in `FilterPattern::json_selectors`); `None` for the
+    /// oracle ([`Mapper::keep_all`]), which resolves selectors from the
+    /// root with simd-json's tape API.
+    filter_located: Option<Vec<(u32, usize)>>,
     /// Messages can be mapped in their escaped form
     /// ([`Mapper::map_escaped`]): the filter (if any) is a JSON pattern,
     /// and `@message` is read only as `text` or `json`.
@@ -449,6 +454,7 @@ impl Mapper {
             || filter.as_ref().is_some_and(FilterPattern::needs_json);
         let want = want(spec, filter.as_ref());
         let located = locate(&columns, &want);
+        let filter_located = filter.as_ref().map(|f| locate_filter(f, &want));
         let onepass = filter.as_ref().is_none_or(FilterPattern::needs_json)
             && spec.columns.iter().all(|c| {
                 !matches!(c.source, Source::Meta(Meta::Message))
@@ -467,6 +473,7 @@ impl Mapper {
             columns_read_paths,
             want,
             located,
+            filter_located,
             onepass,
         })
     }
@@ -668,7 +675,7 @@ impl Mapper {
     pub(crate) fn keep_all(&self) -> Mapper {
         let want = Want::everything();
         let located = locate(&self.columns, &want);
-        Mapper { want, located, ..self.clone() }
+        Mapper { want, located, filter_located: None, ..self.clone() }
     }
 
     /// The parse step of [`Mapper::map`] alone (for benches): the
@@ -724,8 +731,18 @@ impl Mapper {
                 return MapOutcome::Filtered;
             }
             // A JSON pattern reads only the tape (the one-pass path has
-            // no unescaped message and takes only those).
-            if !f.matches(ev.message, doc.map(|d| d.tape.as_value())) {
+            // no unescaped message and takes only those), each selector
+            // from its slot.
+            let hit = match (&self.filter_located, doc) {
+                (Some(at), Some(d)) if f.needs_json() => {
+                    d.object
+                        && f.matches_json_with(&mut |id, steps| {
+                            selected(d, at.get(id).copied(), steps)
+                        })
+                }
+                _ => f.matches(ev.message, doc.map(|d| d.tape.as_value())),
+            };
+            if !hit {
                 return MapOutcome::Filtered;
             }
         }
@@ -1126,6 +1143,58 @@ fn locate(columns: &[Column], want: &Want) -> Vec<Option<(u32, usize)>> {
             Source::Meta(_) => None,
         })
         .collect()
+}
+
+/// Where each selector of `filter` is in `want` ([`Mapper::filter_located`]).
+fn locate_filter(filter: &FilterPattern, want: &Want) -> Vec<(u32, usize)> {
+    filter
+        .json_selectors()
+        .iter()
+        .map(|steps| {
+            want.locate(steps.iter().map_while(|s| match s {
+                filter::Step::Key(k) => Some(&**k),
+                filter::Step::Index(_) => None,
+            }))
+        })
+        .collect()
+}
+
+/// The value a filter selector `steps` finds in `d`, from the slot of the
+/// deepest node of its leading keys in the trie (`at`, from
+/// [`locate_filter`]; the root when `None`), the rest looked up on the
+/// tape: what `filter::resolve` finds from the root.
+fn selected<'a>(
+    d: Json<'a>,
+    at: Option<(u32, usize)>,
+    steps: &[filter::Step],
+) -> Option<filter::Scalar<'a>> {
+    let nodes: &[Node<'a>] = &d.tape.0;
+    let (node, used) = at.unwrap_or((0, 0));
+    let mut i = if node == 0 {
+        0
+    } else {
+        let s = *d.slots.get(node as usize)?;
+        if s == scan::NO_SLOT {
+            return None;
+        }
+        s as usize
+    };
+    for step in steps.get(used..)? {
+        i = match step {
+            filter::Step::Key(k) => path::member(nodes, i, k)?,
+            filter::Step::Index(n) => match nodes.get(i)? {
+                Node::Array { len, .. } if n < len => {
+                    let mut j = i + 1;
+                    for _ in 0..*n {
+                        j = path::skip(nodes, j)?;
+                    }
+                    j
+                }
+                _ => return None,
+            },
+        };
+    }
+    nodes.get(i).map(filter::Scalar::of_node)
 }
 
 /// The trie of what `spec` and `filter` read from a message.

@@ -1261,5 +1261,38 @@ mod slots_agree {
             let got = paths(&m, &message);
             prop_assert!(got.starts_with("row:"), "{message}: {got}");
         }
+
+        /// A JSON filter's selectors, read from their slots, give the
+        /// verdict of `FilterPattern::matches` on the full tape (the
+        /// keep-all mapper's), with repeated and nested keys, array
+        /// indexes, and every kind of test.
+        #[test]
+        fn filters_find_what_a_full_lookup_finds(
+            message in object(),
+            pick in 0usize..12,
+        ) {
+            let filters = [
+                r#"{ $.a.b.c = 1 }"#,
+                r#"{ $.a.b = "s" }"#,
+                r#"{ $.a.b = "s*" && $.c.a.b = 2.5 }"#,
+                r#"{ $.d[1].b = 2 }"#,
+                r#"{ $.d[0] = 1 || $.d[1].b = "s" }"#,
+                r#"{ $.a.d IS NULL }"#,
+                r#"{ $.c.a NOT EXISTS }"#,
+                r#"{ $.b > 1 || $.a.b.c = "s" }"#,
+                r#"{ $.a.b IS TRUE || $.b IS FALSE }"#,
+                r#"{ $.a.b.c != 2.5 && $.c.a.d NOT EXISTS }"#,
+                r#"{ $.a = "1" || $.b = 1 || $.c = %^tr% }"#,
+                r#"{ ($.a.b.c = 1 || $.a.b = 2) && $.d.b NOT EXISTS }"#,
+            ];
+            let top = format!("filter = '{}'", filters[pick]);
+            let m = mapper(
+                &top,
+                "[[columns]]\nname = \"m\"\nsource = \"@message\"\n\
+                 type = \"text\"\n",
+                Dialect::Postgres,
+            );
+            paths(&m, &message);
+        }
     }
 }
