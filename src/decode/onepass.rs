@@ -137,6 +137,34 @@ fn special(w: u64) -> u64 {
     (zq | zb | ctl) & HI
 }
 
+/// A block of a string's body of `width` bytes (16 or 64, as masks) of
+/// the common kind in a JSON message: every backslash escapes a quote
+/// (none doubled; a last one is left to the next block), no control byte
+/// before the string's end. Where the string ends in it (`Ok`) or how
+/// many bytes of body it is (`Err`), and whether those have escapes;
+/// `None` for any other block.
+#[inline(always)]
+fn common_block(
+    bs: u64,
+    qt: u64,
+    ctl: u64,
+    width: u32,
+) -> Option<(Result<usize, usize>, bool)> {
+    let (n, keep) = block::taken(bs, width);
+    let bs = bs & keep;
+    let after = bs << 1;
+    if bs & after != 0 || after & !qt != 0 {
+        return None;
+    }
+    let end = qt & keep & !after;
+    let upto = if end == 0 { keep } else { (end & end.wrapping_neg()) - 1 };
+    if ctl & upto != 0 {
+        return None;
+    }
+    let at = if end == 0 { Err(n) } else { Ok(end.trailing_zeros() as usize) };
+    Some((at, bs & upto != 0))
+}
+
 impl<'a> Reader<'a> {
     #[inline(always)]
     fn peek(&self) -> Option<u8> {
@@ -181,38 +209,17 @@ impl<'a> Reader<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            // 64 bytes at a time while every backslash escapes a quote, as
-            // the 16-byte blocks below do.
-            if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<64>)
-            {
-                let c = block::classes64(chunk);
-                let (n, keep) = if c.bs >> 63 != 0 {
-                    (63, u64::MAX >> 1)
-                } else {
-                    (64, u64::MAX)
-                };
-                let bs = c.bs & keep;
-                let after = bs << 1;
-                if bs & after == 0 && after & !c.qt == 0 {
-                    let end = c.qt & keep & !after;
-                    let upto = if end == 0 {
-                        keep
-                    } else {
-                        (end & end.wrapping_neg()) - 1
-                    };
-                    if c.ctl & upto == 0 {
-                        escaped |= bs & upto != 0;
-                        if end != 0 {
-                            let at = i + end.trailing_zeros() as usize;
-                            self.pos = at + 1;
-                            return Some((start, at, escaped));
-                        }
-                        i += n;
-                        continue;
-                    }
-                }
-            }
-            if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<16>)
+            // 64 bytes at a time while the blocks are of the common kind
+            // (`common_block`), then 16, then 8, then one.
+            let mut common = b
+                .get(i..)
+                .and_then(<[u8]>::first_chunk::<64>)
+                .map(block::classes64)
+                .and_then(|c| common_block(c.bs, c.qt, c.ctl, 64));
+            if common.is_some() {
+                // Taken below.
+            } else if let Some(chunk) =
+                b.get(i..).and_then(<[u8]>::first_chunk::<16>)
             {
                 let c = block::classes(chunk);
                 let special = c.bs | c.qt | c.ctl;
@@ -220,35 +227,11 @@ impl<'a> Reader<'a> {
                     i += 16;
                     continue;
                 }
-                // The common block of a JSON message: every backslash
-                // escapes a quote (none doubled, none last), no control
-                // character before the string's end.
-                let (n, keep) = if c.bs & 0x8000 != 0 {
-                    (15, 0x7FFFu32)
-                } else {
-                    (16, 0xFFFF)
-                };
-                let bs = c.bs & keep;
-                let after = bs << 1;
-                if bs & after == 0 && after & !c.qt == 0 {
-                    let end = c.qt & keep & !after;
-                    let upto = if end == 0 {
-                        keep
-                    } else {
-                        (end & end.wrapping_neg()) - 1
-                    };
-                    if c.ctl & upto == 0 {
-                        escaped |= bs & upto != 0;
-                        if end != 0 {
-                            let at = i + end.trailing_zeros() as usize;
-                            self.pos = at + 1;
-                            return Some((start, at, escaped));
-                        }
-                        i += n;
-                        continue;
-                    }
+                let (bs, qt, ctl) = (c.bs.into(), c.qt.into(), c.ctl.into());
+                common = common_block(bs, qt, ctl, 16);
+                if common.is_none() {
+                    i += special.trailing_zeros() as usize;
                 }
-                i += special.trailing_zeros() as usize;
             } else if let Some(chunk) =
                 b.get(i..).and_then(<[u8]>::first_chunk::<8>)
             {
@@ -258,6 +241,19 @@ impl<'a> Reader<'a> {
                     continue;
                 }
                 i += (m.trailing_zeros() / 8) as usize;
+            }
+            if let Some((at, esc)) = common {
+                escaped |= esc;
+                match at {
+                    Ok(at) => {
+                        self.pos = i + at + 1;
+                        return Some((start, i + at, escaped));
+                    }
+                    Err(n) => {
+                        i += n;
+                        continue;
+                    }
+                }
             }
             match *b.get(i)? {
                 b'"' => {
@@ -618,20 +614,42 @@ pub(crate) mod block {
         pub(crate) ctl: u64,
     }
 
+    /// What a step over a block of `width` bytes (16 or 64) with the
+    /// backslash mask `bs` takes: all its bytes, or all but the last when
+    /// that is a backslash (its escape goes on in the next block); as a
+    /// count and a mask.
+    #[inline(always)]
+    pub(crate) fn taken(bs: u64, width: u32) -> (usize, u64) {
+        let all = u64::MAX >> (64 - width);
+        let n = width as usize;
+        if bs >> (width - 1) & 1 != 0 {
+            (n - 1, all >> 1)
+        } else {
+            (n, all)
+        }
+    }
+
     /// [`classes`] of the four 16-byte blocks of `b`, as one mask each.
     #[inline(always)]
     pub(crate) fn classes64(b: &[u8; 64]) -> Classes64 {
         let mut m = Classes64 { bs: 0, qt: 0, comma: 0, ctl: 0 };
         for (k, chunk) in b.chunks_exact(16).enumerate() {
             let Some(chunk) = chunk.first_chunk::<16>() else { break };
-            let c = classes(chunk);
-            let at = 16 * k;
-            m.bs |= u64::from(c.bs) << at;
-            m.qt |= u64::from(c.qt) << at;
-            m.comma |= u64::from(c.comma) << at;
-            m.ctl |= u64::from(c.ctl) << at;
+            m.add(&classes(chunk), k);
         }
         m
+    }
+
+    impl Classes64 {
+        /// Adds the classes `c` of the 16-byte block `k` (0 to 3).
+        #[inline(always)]
+        fn add(&mut self, c: &Classes, k: usize) {
+            let at = 16 * k;
+            self.bs |= u64::from(c.bs) << at;
+            self.qt |= u64::from(c.qt) << at;
+            self.comma |= u64::from(c.comma) << at;
+            self.ctl |= u64::from(c.ctl) << at;
+        }
     }
 
     /// [`classes64`] of `b`, and `b` with every `\` made a `"`
@@ -647,11 +665,7 @@ pub(crate) mod block {
         {
             let Some(chunk) = chunk.first_chunk::<16>() else { break };
             let c = classes(chunk);
-            let at = 16 * k;
-            m.bs |= u64::from(c.bs) << at;
-            m.qt |= u64::from(c.qt) << at;
-            m.comma |= u64::from(c.comma) << at;
-            m.ctl |= u64::from(c.ctl) << at;
+            m.add(&c, k);
             let (lo, hi) = dst.split_at_mut(8);
             let mask = 0x7E7E_7E7E_7E7E_7E7E;
             lo.copy_from_slice(
@@ -736,17 +750,23 @@ pub(crate) mod block {
     mod tests {
         use super::*;
 
+        /// `N` bytes drawn from the classes' bytes (and others) by seed.
+        fn block<const N: usize>(seed: u64) -> [u8; N] {
+            let mut b = [0u8; N];
+            let mut r = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            for x in &mut b {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                *x = b"\\\",a\x01\x1f \xff\x80~"[(r % 10) as usize];
+            }
+            b
+        }
+
         #[test]
         fn classes_flag_exactly_their_bytes() {
             for seed in 0..2000u64 {
-                let mut b = [0u8; 16];
-                let mut r = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                for x in &mut b {
-                    r ^= r << 13;
-                    r ^= r >> 7;
-                    r ^= r << 17;
-                    *x = b"\\\",a\x01\x1f \xff\x80~"[(r % 10) as usize];
-                }
+                let b = block::<16>(seed);
                 let c = classes(&b);
                 for (k, &x) in b.iter().enumerate() {
                     assert_eq!(c.bs >> k & 1 == 1, x == b'\\');
@@ -763,14 +783,7 @@ pub(crate) mod block {
         #[test]
         fn classes64_are_four_blocks_and_quote_the_backslashes() {
             for seed in 0..500u64 {
-                let mut b = [0u8; 64];
-                let mut r = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                for x in &mut b {
-                    r ^= r << 13;
-                    r ^= r >> 7;
-                    r ^= r << 17;
-                    *x = b"\\\",a\x01\x1f \xff\x80~"[(r % 10) as usize];
-                }
+                let b = block::<64>(seed);
                 let mut quoted = [0u8; 64];
                 let c = classes64_quoted(&b, &mut quoted);
                 assert_eq!(c, classes64(&b));

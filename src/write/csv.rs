@@ -262,11 +262,7 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
         if let Some(chunk) = esc.get(i..).and_then(<[u8]>::first_chunk::<64>) {
             let mut bytes = [0u8; 64];
             let c = block::classes64_quoted(chunk, &mut bytes);
-            let (n, keep) = if c.bs >> 63 != 0 {
-                (63, u64::MAX >> 1)
-            } else {
-                (64, u64::MAX)
-            };
+            let (n, keep) = block::taken(c.bs, 64);
             let (bs, qt) = (c.bs & keep, c.qt & keep);
             if c.ctl & keep == 0 && bs << 1 == qt {
                 let len = out.len();
@@ -279,13 +275,9 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
         }
         if let Some(chunk) = esc.get(i..).and_then(<[u8]>::first_chunk::<16>) {
             let c = block::classes(chunk);
-            let (n, keep) = if c.bs & 0x8000 != 0 {
-                (15, 0x7FFFu32)
-            } else {
-                (16, 0xFFFF)
-            };
-            let (bs, qt) = (c.bs & keep, c.qt & keep);
-            if c.ctl & keep == 0 && bs << 1 == qt {
+            let (n, keep) = block::taken(c.bs.into(), 16);
+            let (bs, qt) = (u64::from(c.bs) & keep, u64::from(c.qt) & keep);
+            if u64::from(c.ctl) & keep == 0 && bs << 1 == qt {
                 // Each `\"` becomes `""`: 0x5C ^ 0x7E = 0x22.
                 let mut words = c.words;
                 for (w, m) in words.iter_mut().zip(c.bs_bytes) {
@@ -300,7 +292,7 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
                 let len = out.len();
                 out.extend_from_slice(&bytes);
                 out.truncate(len + n);
-                quote |= bs != 0 || c.comma & keep != 0;
+                quote |= bs != 0 || u64::from(c.comma) & keep != 0;
                 i += n;
                 continue;
             }
