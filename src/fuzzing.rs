@@ -673,8 +673,9 @@ pub fn envelope(data: &[u8]) {
 /// The `fuzz_csv` invariant. The input as text (NULs dropped) and its
 /// pieces between U+FFFD (from `0xfe` bytes) are fields; written with
 /// [`crate::RowWriter`] in both dialects, each must equal the plain
-/// definition of CSV quoting (quoted when it holds `,` `"` CR or LF, is
-/// empty, or is PostgreSQL's end marker `\.`; quotes doubled), and the
+/// definition of CSV quoting (quoted when it holds `,` `"` CR or LF,
+/// starts with U+FEFF, is empty, or is PostgreSQL's end marker `\.`;
+/// quotes doubled), and the
 /// row must read back with csv-core's reader (an independent state
 /// machine) as the same fields. Covers the SSSE3 quoting blocks in
 /// `src/write/csv.rs`.
@@ -700,6 +701,7 @@ pub fn csv(data: &[u8]) {
             let sep = usize::from(!kept.is_empty());
             let got = row.get(before + sep..).unwrap_or_default();
             let must = f.contains([',', '"', '\r', '\n'])
+                || f.starts_with('\u{feff}')
                 || f.is_empty()
                 || (d == Dialect::Postgres && *f == "\\.");
             let want = if must {

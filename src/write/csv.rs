@@ -331,7 +331,7 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
             }
         }
     }
-    if quote {
+    if quote || esc.starts_with(BOM) {
         out.push(b'"');
     } else {
         out.remove(open);
@@ -339,11 +339,20 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
     true
 }
 
+/// The UTF-8 byte order mark, U+FEFF.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
 /// True when a field must be quoted to be read back as itself: it holds
 /// the delimiter, the quote, CR or LF (csv-core's `QuoteStyle::Necessary`
-/// set for this configuration; the proptest below checks the two agree).
+/// set for this configuration; the proptest below checks the two agree),
+/// or it starts with U+FEFF: readers that drop a byte order mark at the
+/// start of a file (csv-core's, the `csv` crate's) would drop it from a
+/// file's first field, and quoted it is not at the start.
 fn needs_quotes(bytes: &[u8]) -> bool {
     use crate::decode::onepass::block;
+    if bytes.starts_with(BOM) {
+        return true;
+    }
     let exact =
         |b: &[u8]| b.iter().any(|&b| matches!(b, b'"' | b',' | b'\n' | b'\r'));
     // Short fields (numbers, short ids) byte by byte; longer ones (times,
@@ -715,6 +724,42 @@ mod tests {
         want
     }
 
+    /// A field that starts with U+FEFF is quoted, so that a reader that
+    /// drops a byte order mark at the start of its input (csv-core's, the
+    /// `csv` crate's) still reads it as itself in a file's first field;
+    /// the `@message` path quotes it too. Found by `fuzz_csv`
+    /// (fuzz/regressions/fuzz_csv-bom-at-the-start).
+    #[test]
+    fn a_leading_byte_order_mark_is_quoted() {
+        for d in [PG, RS] {
+            for value in ["\u{feff}", "\u{feff}x", "\u{feff}\u{feff}"] {
+                let mut w = RowWriter::new(d);
+                let mut out = Vec::new();
+                w.field(&mut out, value).unwrap();
+                w.field(&mut out, value).unwrap();
+                w.end_row(&mut out);
+                let quoted = format!("\"{value}\"");
+                assert_eq!(out, format!("{quoted},{quoted}\n").as_bytes());
+                let mut rdr = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(&out[..]);
+                let rec = rdr.records().next().unwrap().unwrap();
+                assert_eq!(rec.iter().collect::<Vec<_>>(), [value, value]);
+                // (`field_escaped` leaves values under 4 bytes to `field`.)
+                let mut esc = Vec::new();
+                let mut w = RowWriter::new(d);
+                if value.len() >= 4 {
+                    assert!(w.field_escaped(&mut esc, value.as_bytes()));
+                    assert_eq!(esc, quoted.as_bytes());
+                }
+            }
+            // Not at the start: as before.
+            let mut out = Vec::new();
+            RowWriter::new(d).field(&mut out, "x\u{feff}").unwrap();
+            assert_eq!(out, "x\u{feff}".as_bytes());
+        }
+    }
+
     #[test]
     fn quoting_every_length_and_position() {
         // Every length up to three words, with a quote at each position
@@ -779,7 +824,7 @@ mod tests {
             prop_assert_eq!(out[6..].to_vec(), csv_core_quoted(&v));
             prop_assert_eq!(
                 needs_quotes(&v),
-                RowWriter::new(PG).csv.should_quote(&v)
+                RowWriter::new(PG).csv.should_quote(&v) || v.starts_with(BOM)
             );
         }
 
