@@ -666,16 +666,24 @@ pub(crate) mod block {
             let Some(chunk) = chunk.first_chunk::<16>() else { break };
             let c = classes(chunk);
             m.add(&c, k);
-            let (lo, hi) = dst.split_at_mut(8);
-            let mask = 0x7E7E_7E7E_7E7E_7E7E;
-            lo.copy_from_slice(
-                &(c.words[0] ^ (c.bs_bytes[0] & mask)).to_le_bytes(),
-            );
-            hi.copy_from_slice(
-                &(c.words[1] ^ (c.bs_bytes[1] & mask)).to_le_bytes(),
-            );
+            dst.copy_from_slice(&quoted(&c));
         }
         m
+    }
+
+    /// The 16 bytes `c` classifies with every `\` made a `"`
+    /// (0x5C ^ 0x7E = 0x22).
+    #[inline(always)]
+    pub(crate) fn quoted(c: &Classes) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for ((dst, w), m) in
+            out.chunks_exact_mut(8).zip(c.words).zip(c.bs_bytes)
+        {
+            dst.copy_from_slice(
+                &(w ^ (m & 0x7E7E_7E7E_7E7E_7E7E)).to_le_bytes(),
+            );
+        }
+        out
     }
 
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]

@@ -224,9 +224,11 @@ impl FilterPattern {
         match &self.kind {
             Kind::All => true,
             Kind::Terms(groups) => groups.iter().any(|g| g.matches(message)),
-            Kind::Json(expr) => match json {
+            Kind::Json(_) => match json {
                 Some(root) if root.is_object() => {
-                    expr.eval(&mut |c| c.eval_json(root))
+                    self.matches_json_with(&mut |_, steps| {
+                        resolve(root, steps).map(Scalar::of)
+                    })
                 }
                 _ => false,
             },
@@ -494,14 +496,6 @@ impl Number {
 }
 
 impl Cond {
-    /// Evaluates a JSON condition against the message's root object.
-    fn eval_json(&self, root: Value<'_, '_>) -> bool {
-        let Subject::Json(steps) = &self.subject else {
-            return false;
-        };
-        self.test_json(resolve(root, steps).map(Scalar::of))
-    }
-
     /// The test of a JSON condition on the value its selector found.
     fn test_json(&self, v: Option<Scalar<'_>>) -> bool {
         match (&self.test, v) {

@@ -1169,32 +1169,28 @@ fn selected<'a>(
     steps: &[filter::Step],
 ) -> Option<filter::Scalar<'a>> {
     let nodes: &[Node<'a>] = &d.tape.0;
-    let (node, used) = at.unwrap_or((0, 0));
-    let mut i = if node == 0 {
-        0
-    } else {
-        let s = *d.slots.get(node as usize)?;
-        if s == scan::NO_SLOT {
-            return None;
-        }
-        s as usize
-    };
-    for step in steps.get(used..)? {
+    let mut i = slot_start(d, at)?;
+    for step in steps.get(at.map_or(0, |(_, used)| used)..)? {
         i = match step {
             filter::Step::Key(k) => path::member(nodes, i, k)?,
-            filter::Step::Index(n) => match nodes.get(i)? {
-                Node::Array { len, .. } if n < len => {
-                    let mut j = i + 1;
-                    for _ in 0..*n {
-                        j = path::skip(nodes, j)?;
-                    }
-                    j
-                }
-                _ => return None,
-            },
+            filter::Step::Index(n) => path::element(nodes, i, *n)?,
         };
     }
     nodes.get(i).map(filter::Scalar::of_node)
+}
+
+/// The tape index a located path starts from: the slot of its deepest
+/// node in the trie (`at`, from `Want::locate`), the root (tape node 0)
+/// for the root or `None`; `None` when that node has no value in `d`.
+fn slot_start(d: Json<'_>, at: Option<(u32, usize)>) -> Option<usize> {
+    match at {
+        Some((0, _)) | None => Some(0),
+        Some((node, _)) => d
+            .slots
+            .get(node as usize)
+            .filter(|&&s| s != scan::NO_SLOT)
+            .map(|&s| s as usize),
+    }
 }
 
 /// The trie of what `spec` and `filter` read from a message.
@@ -1242,18 +1238,10 @@ fn value<'a>(
         Source::Path(p) => match doc {
             Some(d) if d.object => {
                 // From the slot of the deepest node of the path in the
-                // trie (the root is tape node 0): the rest of the path is
-                // looked up on the tape.
-                let i = match at {
-                    Some((0, _)) | None => Some(0),
-                    Some((node, _)) => d
-                        .slots
-                        .get(node as usize)
-                        .filter(|&&s| s != scan::NO_SLOT)
-                        .map(|&s| s as usize),
-                };
+                // trie: the rest of the path is looked up on the tape.
                 let used = at.map_or(0, |(_, used)| used);
-                i.and_then(|i| p.lookup_from(&d.tape.0, i, used))
+                slot_start(d, at)
+                    .and_then(|i| p.lookup_from(&d.tape.0, i, used))
                     .map_or(Val::Missing, |i| node_val(&d.tape.0, i))
             }
             _ => Val::Missing,

@@ -122,15 +122,8 @@ impl Path {
                 (Segment::Key(k), Node::Object { .. }) => {
                     i = member(nodes, i, k)?;
                 }
-                (Segment::Index(n), Node::Array { len, .. }) => {
-                    if n >= len {
-                        return None;
-                    }
-                    let mut j = i + 1;
-                    for _ in 0..*n {
-                        j = skip(nodes, j)?;
-                    }
-                    i = j;
+                (Segment::Index(n), Node::Array { .. }) => {
+                    i = element(nodes, i, *n)?;
                 }
                 _ => return None,
             }
@@ -161,6 +154,26 @@ pub(crate) fn member(
         j = skip(nodes, j + 1)?;
     }
     found
+}
+
+/// Element `n` of the array at `arr` in `nodes`, or `None` when it has
+/// fewer (or `arr` is not an array).
+pub(crate) fn element(
+    nodes: &[Node<'_>],
+    arr: usize,
+    n: usize,
+) -> Option<usize> {
+    let Some(Node::Array { len, .. }) = nodes.get(arr) else {
+        return None;
+    };
+    if n >= *len {
+        return None;
+    }
+    let mut j = arr + 1;
+    for _ in 0..n {
+        j = skip(nodes, j)?;
+    }
+    Some(j)
 }
 
 /// The index just past the value starting at `j`.

@@ -265,9 +265,7 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
             let (n, keep) = block::taken(c.bs, 64);
             let (bs, qt) = (c.bs & keep, c.qt & keep);
             if c.ctl & keep == 0 && bs << 1 == qt {
-                let len = out.len();
-                out.extend_from_slice(&bytes);
-                out.truncate(len + n);
+                push_block(out, &bytes, n);
                 quote |= bs != 0 || c.comma & keep != 0;
                 i += n;
                 continue;
@@ -278,20 +276,8 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
             let (n, keep) = block::taken(c.bs.into(), 16);
             let (bs, qt) = (u64::from(c.bs) & keep, u64::from(c.qt) & keep);
             if u64::from(c.ctl) & keep == 0 && bs << 1 == qt {
-                // Each `\"` becomes `""`: 0x5C ^ 0x7E = 0x22.
-                let mut words = c.words;
-                for (w, m) in words.iter_mut().zip(c.bs_bytes) {
-                    *w ^= m & 0x7E7E_7E7E_7E7E_7E7E;
-                }
-                let mut bytes = [0u8; 16];
-                let (lo, hi) = bytes.split_at_mut(8);
-                lo.copy_from_slice(&words[0].to_le_bytes());
-                hi.copy_from_slice(&words[1].to_le_bytes());
-                // All 16 bytes (a fixed-size copy, no `memcpy` call), then
-                // the one past `n` dropped again.
-                let len = out.len();
-                out.extend_from_slice(&bytes);
-                out.truncate(len + n);
+                // Each `\"` becomes `""`.
+                push_block(out, &block::quoted(&c), n);
                 quote |= bs != 0 || u64::from(c.comma) & keep != 0;
                 i += n;
                 continue;
@@ -337,6 +323,15 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
         out.remove(open);
     }
     true
+}
+
+/// Appends the first `n` bytes of `block`: all of it (a fixed-size copy,
+/// no `memcpy` call), then the bytes past `n` dropped again.
+#[inline(always)]
+fn push_block<const N: usize>(out: &mut Vec<u8>, block: &[u8; N], n: usize) {
+    let len = out.len();
+    out.extend_from_slice(block);
+    out.truncate(len + n);
 }
 
 /// The UTF-8 byte order mark, U+FEFF.
