@@ -1050,7 +1050,9 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
             }
             while let Some(&d @ b'0'..=b'9') = msg.get(i) {
                 sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                if sig != 0 {
+                // Leading zeros are not significant; once a digit is, every
+                // later one counts (even when `sig` has wrapped to 0).
+                if sig != 0 || digits > 0 {
                     digits += 1;
                 }
                 frac_digits += 1;

@@ -889,3 +889,21 @@ fn digit_runs_end_at_the_first_other_byte() {
         }
     }
 }
+
+/// A float whose significand is exactly 2^64 (20 digits), which wraps the
+/// scanner's u64 significand to 0: the scanner read it as 0.0 (the digit
+/// count skipped digits while the significand was 0, so the fast path
+/// took it); found by `accepts_iff_serde_json_does`.
+#[test]
+fn a_twenty_digit_significand_is_read_correctly() {
+    for text in [
+        r#"{"b":1844674407.3709551616}"#,
+        r#"[1.8446744073709551616, -18446744073709551616.0]"#,
+    ] {
+        assert!(crate::fuzzing::scan_checked(text, &mut |_| true), "{text}");
+    }
+    assert_eq!(
+        tape("1844674407.3709551616"),
+        format!("{:?}", [Node::Static(F64(1_844_674_407.370_955_2))])
+    );
+}
