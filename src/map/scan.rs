@@ -31,6 +31,8 @@ use simd_json::{Node, StaticNode};
 
 use crate::decode::onepass::block;
 
+mod fast;
+
 /// Deepest nesting of arrays and objects accepted (simd-json's default).
 pub(crate) const MAX_DEPTH: usize = 1024;
 
@@ -299,7 +301,7 @@ pub(crate) fn scan<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<false>(message, want, arena, stack, tape, starts, None)
+    scan_level::<false>(message, want, arena, stack, tape, starts, None, false)
 }
 
 /// [`scan`] of a message still in its escaped form: `escaped` is the body
@@ -327,7 +329,7 @@ pub(crate) fn scan_escaped<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<true>(escaped, want, arena, stack, tape, starts, None)
+    scan_level::<true>(escaped, want, arena, stack, tape, starts, None, true)
 }
 
 /// [`scan`] (`escaped` false) or [`scan_escaped`] (true) that also fills
@@ -352,7 +354,16 @@ pub(crate) fn scan_slots<'b>(
     slots: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
     if escaped {
-        scan_level::<true>(text, want, arena, stack, tape, starts, Some(slots))
+        scan_level::<true>(
+            text,
+            want,
+            arena,
+            stack,
+            tape,
+            starts,
+            Some(slots),
+            true,
+        )
     } else {
         scan_level::<false>(
             text,
@@ -362,6 +373,7 @@ pub(crate) fn scan_slots<'b>(
             tape,
             starts,
             Some(slots),
+            false,
         )
     }
 }
@@ -371,8 +383,11 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// [`scan`] (`E = false`) or [`scan_escaped`] (`E = true`); not inlined
 /// into the mapper, where it was slower (more of its state on the stack:
-/// 179.74 M -> 178.53 M instructions on the first bench object).
+/// 179.74 M -> 178.53 M instructions on the first bench object). With
+/// `fast` (and `E`), the escaped message is read by [`fast::scan`] first,
+/// and by the state machine only where that gives up.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn scan_level<'b, const E: bool>(
     message: &'b str,
     want: &Want,
@@ -381,6 +396,7 @@ fn scan_level<'b, const E: bool>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
     slots: Option<&mut Vec<u32>>,
+    fast: bool,
 ) -> Result<(), ScanError> {
     tape.clear();
     starts.clear();
@@ -395,6 +411,15 @@ fn scan_level<'b, const E: bool>(
     };
     if u32::try_from(message.len()).is_err() {
         return err(0, "message longer than 4 GiB");
+    }
+    // The fast path first; where it gives up, the state machine decides.
+    if E && fast {
+        if fast::scan(message, want, tape, starts, slots).is_some() {
+            return Ok(());
+        }
+        tape.clear();
+        starts.clear();
+        slots.fill(NO_SLOT);
     }
     if arena.len() < message.len() {
         arena.resize(message.len(), 0);
@@ -573,7 +598,7 @@ const fn qw(escaped: bool) -> usize {
 #[inline(always)]
 fn is_quote<const E: bool>(msg: &[u8], pos: usize) -> bool {
     if E {
-        msg.get(pos..pos + 2) == Some(b"\\\"")
+        msg.get(pos..).and_then(<[u8]>::first_chunk::<2>) == Some(b"\\\"")
     } else {
         msg.get(pos) == Some(&b'"')
     }
@@ -656,9 +681,15 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
         let mut top = TOP;
         let mut mode = self.want.mode(0);
         'value: loop {
-            pos = skip_ws::<E>(msg, pos);
-            let start = pos;
-            if is_quote::<E>(msg, start) {
+            // Compact JSON has no whitespace: it is looked for only where
+            // the byte is not what usually comes (here, a string).
+            let mut start = pos;
+            let mut quote = is_quote::<E>(msg, start);
+            if !quote {
+                start = skip_ws::<E>(msg, start);
+                quote = is_quote::<E>(msg, start);
+            }
+            if quote {
                 let (end, escaped) = if E {
                     string_end_escaped(msg, start)?
                 } else {
@@ -694,8 +725,11 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
                             len: 0,
                             kind: if obj { Kind::Object } else { Kind::Array },
                         };
-                        pos = skip_ws::<E>(msg, start + 1);
+                        pos = start + 1;
                         let close = if obj { b'}' } else { b']' };
+                        if !(obj && is_quote::<E>(msg, pos)) {
+                            pos = skip_ws::<E>(msg, pos);
+                        }
                         if msg.get(pos) != Some(&close) {
                             (pos, mode) = self.member(&mut top, pos)?;
                             continue 'value;
@@ -725,21 +759,24 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
             }
             // After a value: a separator, a closer, or the end.
             loop {
-                pos = skip_ws::<E>(msg, pos);
                 match (msg.get(pos), top.kind) {
-                    (_, Kind::Top) if pos < msg.len() => {
-                        return err(pos, "trailing characters");
-                    }
-                    (_, Kind::Top) => return Ok(()),
-                    (Some(b','), _) => {
-                        pos = skip_ws::<E>(msg, pos + 1);
-                        (pos, mode) = self.member(&mut top, pos)?;
+                    (Some(b','), Kind::Object | Kind::Array) => {
+                        // The member (a key) or the 'value loop (an
+                        // element) skips the whitespace after the comma.
+                        (pos, mode) = self.member(&mut top, pos + 1)?;
                         continue 'value;
                     }
                     (Some(b'}'), Kind::Object) | (Some(b']'), Kind::Array) => {
                         pos += 1;
                         self.close(&mut top);
                     }
+                    _ if skip_ws::<E>(msg, pos) != pos => {
+                        pos = skip_ws::<E>(msg, pos);
+                    }
+                    (_, Kind::Top) if pos < msg.len() => {
+                        return err(pos, "trailing characters");
+                    }
+                    (_, Kind::Top) => return Ok(()),
                     (None, _) => return err(pos, "unexpected end of input"),
                     (Some(_), Kind::Object) => {
                         return err(pos, "expected ',' or '}'");
@@ -767,7 +804,8 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
             }
             return Ok((pos, top.mode));
         }
-        let start = pos;
+        let start =
+            if is_quote::<E>(msg, pos) { pos } else { skip_ws::<E>(msg, pos) };
         match msg.get(start) {
             _ if is_quote::<E>(msg, start) => {}
             Some(_) => return err(start, "expected a string key"),
@@ -824,7 +862,10 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
                 }
             }
         };
-        let colon = skip_ws::<E>(msg, end + q);
+        let colon = match msg.get(end + q) {
+            Some(b':') => end + q,
+            _ => skip_ws::<E>(msg, end + q),
+        };
         if msg.get(colon) != Some(&b':') {
             return err(colon, "expected ':'");
         }
@@ -1010,123 +1051,136 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
                 return Ok(end);
             }
         }
-        let msg = self.msg;
-        let mut i = start;
-        let neg = msg.get(i) == Some(&b'-');
-        if neg {
-            i += 1;
-        }
-        // The significand's digits, as long as they fit.
-        let mut sig = 0u64;
-        let mut digits = 0usize;
-        match msg.get(i) {
-            Some(b'0') => {
-                i += 1;
-                if is_digit(msg.get(i)) {
-                    return err(i, "leading zero in number");
-                }
-            }
-            Some(&d @ b'1'..=b'9') => {
-                sig = u64::from(d - b'0');
-                digits = 1;
-                i += 1;
-                while let Some(&d @ b'0'..=b'9') = msg.get(i) {
-                    sig =
-                        sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                    digits += 1;
-                    i += 1;
-                }
-            }
-            _ => return err(i, "expected a digit"),
-        }
-        let int_digits = digits;
-        let mut frac_digits = 0usize;
-        let mut float = false;
-        let mut exp: Option<i64> = None;
-        if msg.get(i) == Some(&b'.') {
-            i += 1;
-            if !is_digit(msg.get(i)) {
-                return err(i, "expected a digit after '.'");
-            }
-            while let Some(&d @ b'0'..=b'9') = msg.get(i) {
-                sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                // Leading zeros are not significant; once a digit is, every
-                // later one counts (even when `sig` has wrapped to 0).
-                if sig != 0 || digits > 0 {
-                    digits += 1;
-                }
-                frac_digits += 1;
-                i += 1;
-            }
-            float = true;
-        }
-        if let Some(b'e' | b'E') = msg.get(i) {
-            i += 1;
-            let eneg = match msg.get(i) {
-                Some(b'-') => {
-                    i += 1;
-                    true
-                }
-                Some(b'+') => {
-                    i += 1;
-                    false
-                }
-                _ => false,
-            };
-            if !is_digit(msg.get(i)) {
-                return err(i, "expected a digit in the exponent");
-            }
-            let mut e = 0i64;
-            while let Some(&d @ b'0'..=b'9') = msg.get(i) {
-                e = (e * 10 + i64::from(d - b'0')).min(1 << 32);
-                i += 1;
-            }
-            exp = Some(if eneg { -e } else { e });
-            float = true;
-        }
-        // Only an exponent or 309 integer digits can overflow f64.
-        if mode == Mode::Skip && exp.is_none() && int_digits < 309 {
-            return Ok(i);
-        }
-        let node = if !float && digits <= 19 {
-            // `sig` is exact.
-            if neg {
-                0i64.checked_sub_unsigned(sig).map(StaticNode::I64)
-            } else {
-                Some(StaticNode::U64(sig))
-            }
-        } else if !float {
-            integer(msg.get(start + usize::from(neg)..i).unwrap_or(&[]), neg)
-        } else if float && digits <= 19 && sig <= 1 << 53 {
-            // Clinger's fast path: both operands are exact, so one
-            // correctly rounded operation gives the correctly rounded
-            // value.
-            let e10 = exp.unwrap_or(0) - frac_digits as i64;
-            let f = sig as f64;
-            let f = match usize::try_from(e10.unsigned_abs()) {
-                Ok(k) if e10 >= 0 => POW10.get(k).map(|p| f * p),
-                Ok(k) => POW10.get(k).map(|p| f / p),
-                Err(_) => None,
-            };
-            f.map(|f| StaticNode::F64(if neg { -f } else { f }))
-        } else {
-            None
-        };
-        let node = match node {
-            Some(n) => n,
-            None => {
-                let lexeme = self.text.get(start..i).unwrap_or("0");
-                match lexeme.parse::<f64>() {
-                    Ok(f) if f.is_finite() => StaticNode::F64(f),
-                    _ => return err(start, "number out of range"),
-                }
-            }
-        };
-        if mode != Mode::Skip {
+        let (node, end) =
+            number_at(self.msg, self.text, start, mode == Mode::Skip)?;
+        if let (Some(node), true) = (node, mode != Mode::Skip) {
             self.push(Node::Static(node), start);
         }
-        Ok(i)
+        Ok(end)
     }
+}
+
+/// The number at `start` of `msg` (`text`, the same bytes): its node, as
+/// simd-json gives it, and the offset past it. With `skip`, a number
+/// that cannot be out of range is only validated (its node `None`).
+#[inline(always)]
+fn number_at(
+    msg: &[u8],
+    text: &str,
+    start: usize,
+    skip: bool,
+) -> Result<(Option<StaticNode>, usize), ScanError> {
+    let mut i = start;
+    let neg = msg.get(i) == Some(&b'-');
+    if neg {
+        i += 1;
+    }
+    // The significand's digits, as long as they fit.
+    let mut sig = 0u64;
+    let mut digits = 0usize;
+    match msg.get(i) {
+        Some(b'0') => {
+            i += 1;
+            if is_digit(msg.get(i)) {
+                return err(i, "leading zero in number");
+            }
+        }
+        Some(&d @ b'1'..=b'9') => {
+            sig = u64::from(d - b'0');
+            digits = 1;
+            i += 1;
+            while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+                sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                digits += 1;
+                i += 1;
+            }
+        }
+        _ => return err(i, "expected a digit"),
+    }
+    let int_digits = digits;
+    let mut frac_digits = 0usize;
+    let mut float = false;
+    let mut exp: Option<i64> = None;
+    if msg.get(i) == Some(&b'.') {
+        i += 1;
+        if !is_digit(msg.get(i)) {
+            return err(i, "expected a digit after '.'");
+        }
+        while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+            sig = sig.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            // Leading zeros are not significant; once a digit is, every
+            // later one counts (even when `sig` has wrapped to 0).
+            if sig != 0 || digits > 0 {
+                digits += 1;
+            }
+            frac_digits += 1;
+            i += 1;
+        }
+        float = true;
+    }
+    if let Some(b'e' | b'E') = msg.get(i) {
+        i += 1;
+        let eneg = match msg.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        if !is_digit(msg.get(i)) {
+            return err(i, "expected a digit in the exponent");
+        }
+        let mut e = 0i64;
+        while let Some(&d @ b'0'..=b'9') = msg.get(i) {
+            e = (e * 10 + i64::from(d - b'0')).min(1 << 32);
+            i += 1;
+        }
+        exp = Some(if eneg { -e } else { e });
+        float = true;
+    }
+    // Only an exponent or 309 integer digits can overflow f64.
+    if skip && exp.is_none() && int_digits < 309 {
+        return Ok((None, i));
+    }
+    let node = if !float && digits <= 19 {
+        // `sig` is exact.
+        if neg {
+            0i64.checked_sub_unsigned(sig).map(StaticNode::I64)
+        } else {
+            Some(StaticNode::U64(sig))
+        }
+    } else if !float {
+        integer(msg.get(start + usize::from(neg)..i).unwrap_or(&[]), neg)
+    } else if float && digits <= 19 && sig <= 1 << 53 {
+        // Clinger's fast path: both operands are exact, so one
+        // correctly rounded operation gives the correctly rounded
+        // value.
+        let e10 = exp.unwrap_or(0) - frac_digits as i64;
+        let f = sig as f64;
+        let f = match usize::try_from(e10.unsigned_abs()) {
+            Ok(k) if e10 >= 0 => POW10.get(k).map(|p| f * p),
+            Ok(k) => POW10.get(k).map(|p| f / p),
+            Err(_) => None,
+        };
+        f.map(|f| StaticNode::F64(if neg { -f } else { f }))
+    } else {
+        None
+    };
+    let node = match node {
+        Some(n) => n,
+        None => {
+            let lexeme = text.get(start..i).unwrap_or("0");
+            match lexeme.parse::<f64>() {
+                Ok(f) if f.is_finite() => StaticNode::F64(f),
+                _ => return err(start, "number out of range"),
+            }
+        }
+    };
+    Ok((Some(node), i))
 }
 
 /// The offset past the run of ASCII digits at `i`: eight at a time while

@@ -907,3 +907,161 @@ fn a_twenty_digit_significand_is_read_correctly() {
         format!("{:?}", [Node::Static(F64(1_844_674_407.370_955_2))])
     );
 }
+
+/// The spec's wants of the bench spec (`integrated_user_log.toml`) and
+/// a few others: nothing, everything, nested paths, arrays.
+fn fast_wants() -> Vec<Want> {
+    let mut out = vec![Want::nothing(), Want::everything()];
+    for paths in [
+        &["context.log_name", "context.user_id", "path", "status"][..],
+        &["latency_ms", "tags", "a.b.c", "b.a"][..],
+        &["x.y", "tags[0]", "level", "context"][..],
+        // Nested paths under keys the generator repeats.
+        &["a.b", "b.c.a", "c", "ab.a"][..],
+    ] {
+        let mut w = Want::nothing();
+        for p in paths {
+            let p = Path::parse(p).unwrap();
+            w.add(p.segments.iter().map(|s| match s {
+                Segment::Key(k) => Step::Key(k),
+                Segment::Index(_) => Step::Index,
+            }));
+        }
+        out.push(w);
+    }
+    out
+}
+
+/// The fast path on `escaped`: `true` when it read it, and then the
+/// same tape, node offsets and slots as the state machine's; when the
+/// state machine rejects the text, so does the fast path.
+fn fast_agrees(escaped: &str, want: &Want) -> bool {
+    let (mut arena, mut stack) = (Vec::new(), Vec::new());
+    let (mut tape, mut starts) = (Vec::new(), Vec::new());
+    let mut slots = vec![NO_SLOT; want.nodes.len()];
+    let slow = scan_level::<true>(
+        escaped,
+        want,
+        &mut arena,
+        &mut stack,
+        &mut tape,
+        &mut starts,
+        Some(&mut slots),
+        false,
+    );
+    let (mut t2, mut s2) = (Vec::new(), Vec::new());
+    let mut slots2 = vec![NO_SLOT; want.nodes.len()];
+    let read = fast::scan(escaped, want, &mut t2, &mut s2, &mut slots2);
+    if read.is_some() {
+        assert!(slow.is_ok(), "{escaped:?}: fast read what the slow refuses");
+        assert_eq!(format!("{tape:?}"), format!("{t2:?}"), "{escaped:?}");
+        assert_eq!(starts, s2, "{escaped:?}");
+        assert_eq!(slots, slots2, "{escaped:?}");
+    }
+    read.is_some()
+}
+
+#[test]
+fn the_fast_path_reads_the_corpus_messages_as_the_state_machine_does() {
+    let mut rng = crate::corpus::Rng::new(7);
+    let mut msg = String::new();
+    let wants = fast_wants();
+    let (mut json, mut read) = (0, 0);
+    for _ in 0..500 {
+        msg.clear();
+        crate::corpus::message(&mut rng, 1_714_568_707_123, &mut msg);
+        let escaped = crate::fuzzing::escape(&msg, 0);
+        let is_json = serde_json::from_str::<serde_json::Value>(&msg).is_ok();
+        for (i, w) in wants.iter().enumerate() {
+            let fast = fast_agrees(&escaped, w);
+            // Wanting everything keeps `msg`, whose strings have escapes.
+            if i != 1 {
+                json += usize::from(is_json);
+                read += usize::from(fast);
+            }
+        }
+    }
+    // Every JSON message of the corpus takes the fast path where its
+    // kept strings have no escapes (its skipped ones do, and are read).
+    assert!(json > 1500, "{json}");
+    assert_eq!(read, json);
+}
+
+#[test]
+fn the_fast_path_gives_up_where_it_should() {
+    let all = Want::everything();
+    let nothing = Want::nothing();
+    let e = |t: &str| crate::fuzzing::escape(t, 0);
+    // Read: whitespace of both kinds, literals, nesting, empty
+    // containers, skipped escapes.
+    for t in [
+        "{\"a\": [1, -2.5, true, false, null], \"b\" : {}}",
+        "\n[ ]\t",
+        "{\"s\":\"x\\\"y\\\\z\\n\"}",
+        "\"top\"",
+        "-0.0",
+    ] {
+        assert!(fast_agrees(&e(t), &nothing), "{t:?}");
+    }
+    assert!(fast_agrees(
+        &e("{\"a\": [1, -2.5, true, null], \"b\": {}}"),
+        &all
+    ));
+    // Repeated keys: the later value's slots, the earlier's cleared.
+    let nested = &fast_wants()[5];
+    for t in [
+        "{\"a\":{\"b\":1},\"a\":{\"x\":2}}",
+        "{\"b\":{\"c\":{\"a\":1}},\"b\":{\"c\":[]},\"c\":3,\"c\":4}",
+    ] {
+        assert!(fast_agrees(&e(t), nested), "{t:?}");
+    }
+    // Given up: a kept string with an escape, a skipped exponent, deep
+    // nesting, a `\u` escape, and texts that are not JSON.
+    let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
+    for (t, w) in [
+        ("{\"a\":\"x\\ny\"}", &all),
+        ("{\"a\":1e5}", &nothing),
+        (deep.as_str(), &nothing),
+        ("{\"a\":\"\\ud800\"}", &nothing),
+        ("{\"a\":1,}", &nothing),
+        ("{\"a\" 1}", &nothing),
+        ("[1 2]", &nothing),
+        ("01", &nothing),
+        ("tru", &nothing),
+        ("{} x", &nothing),
+        ("", &nothing),
+    ] {
+        assert!(!fast_agrees(&e(t), w), "{t:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Generated and mutated JSON texts, escaped every way, under every
+    /// want of [`fast_wants`]: where the fast path reads one, it gives
+    /// the state machine's tape, offsets and slots.
+    #[test]
+    fn the_fast_path_agrees_with_the_state_machine(
+        j in json(),
+        seed in any::<u64>(),
+        edits in prop::collection::vec(any::<(u16, u8, u8)>(), 0..3),
+    ) {
+        let mut text = String::new();
+        let mut rng = seed | 1;
+        write(&j, &mut rng, &mut text);
+        let bytes = if edits.is_empty() {
+            text.into_bytes()
+        } else {
+            mutate(&text, &edits)
+        };
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            for style in 0..crate::fuzzing::ESCAPE_STYLES {
+                let escaped = crate::fuzzing::escape(text, style);
+                for w in &fast_wants() {
+                    fast_agrees(&escaped, w);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The fast path of the escaped scan: a recursive descent over the
+//! message in its escaped form that reads only what log lines usually
+//! hold, and gives up (`None`) on anything else.
+//!
+//! [`scan_level`](super::scan_level) is one state machine for every
+//! input: its open containers on a heap stack, its errors with offsets
+//! and reasons, its escapes unescaped into the arena. Most of its time
+//! on a log line went to that generality (state spilled to the stack
+//! around every member, `Result`s returned through memory, a whitespace
+//! test at every token), not to finding tokens. This path keeps each
+//! container's state in its own small frame and needs no error detail:
+//! where it gives up, the message is scanned again by `scan_level`,
+//! which decides (and reports). So it never has to be right about a
+//! message it does not read, only about one it does, where its tape,
+//! node offsets and slots are exactly `scan_level`'s (tested in
+//! `scan::tests`, and by the fuzz targets through `scan_slots`).
+//!
+//! It gives up on: a string it would keep that holds an escape of the
+//! message's own (skipped ones are validated as `scan_level` validates
+//! them), a skipped number with an exponent or over 308 integer digits,
+//! nesting deeper than [`FAST_DEPTH`], and anything that is not JSON.
+
+use simd_json::{Node, StaticNode};
+
+use super::{
+    head_at, is_quote, number_at, skip_number, skip_ws, string_end_escaped,
+    Mode, Want, NO_SLOT,
+};
+
+/// Containers the fast path opens at most; deeper messages take
+/// `scan_level` (which accepts up to `MAX_DEPTH`).
+pub(super) const FAST_DEPTH: usize = 64;
+
+/// No tape node (a skipped container).
+const NONE: usize = usize::MAX;
+
+/// Scans `escaped` (a message in its escaped form) as
+/// [`scan_slots`](super::scan_slots) does, into `tape`, `starts` and
+/// `slots` (sized and cleared by the caller); `None` when it does not
+/// read the message, and then what they hold is to be discarded.
+#[inline(never)]
+pub(super) fn scan<'b>(
+    escaped: &'b str,
+    want: &Want,
+    tape: &mut Vec<Node<'b>>,
+    starts: &mut Vec<u32>,
+    slots: &mut [u32],
+) -> Option<()> {
+    let mut f = Fast {
+        text: escaped,
+        msg: escaped.as_bytes(),
+        want,
+        tape,
+        starts,
+        slots,
+        depth: 0,
+    };
+    let end = f.value(0, want.mode(0))?;
+    (skip_ws::<true>(f.msg, end) == f.msg.len()).then_some(())
+}
+
+struct Fast<'b, 'r> {
+    text: &'b str,
+    msg: &'b [u8],
+    want: &'r Want,
+    tape: &'r mut Vec<Node<'b>>,
+    starts: &'r mut Vec<u32>,
+    slots: &'r mut [u32],
+    /// Open containers.
+    depth: usize,
+}
+
+impl<'b> Fast<'b, '_> {
+    /// Appends a node starting at `start`; returns its index.
+    #[inline(always)]
+    fn push(&mut self, node: Node<'b>, start: usize) -> usize {
+        self.tape.push(node);
+        // The caller checked that the message fits in u32.
+        self.starts.push(u32::try_from(start).unwrap_or(u32::MAX));
+        self.tape.len() - 1
+    }
+
+    /// The value at `pos` (whitespace before it allowed); the offset
+    /// past it.
+    fn value(&mut self, pos: usize, mode: Mode) -> Option<usize> {
+        let msg = self.msg;
+        match msg.get(pos)? {
+            b'\\' if msg.get(pos + 1) == Some(&b'"') => {
+                let (end, escaped) = string_end_escaped(msg, pos).ok()?;
+                if mode != Mode::Skip {
+                    if escaped {
+                        return None;
+                    }
+                    let s = self.text.get(pos + 2..end)?;
+                    self.push(Node::String(s), pos);
+                }
+                Some(end + 2)
+            }
+            b'-' | b'0'..=b'9' => {
+                if mode == Mode::Skip {
+                    return skip_number(msg, pos).ok()?;
+                }
+                let (node, end) =
+                    number_at(msg, self.text, pos, false).ok()?;
+                self.push(Node::Static(node?), pos);
+                Some(end)
+            }
+            b'{' => self.object(pos, mode),
+            b'[' => self.array(pos, mode),
+            b't' => self.literal(pos, b"true", true.into(), mode),
+            b'f' => self.literal(pos, b"false", false.into(), mode),
+            b'n' => self.literal(pos, b"null", StaticNode::Null, mode),
+            b' ' | b'\\' => {
+                let next = skip_ws::<true>(msg, pos);
+                if next == pos {
+                    return None;
+                }
+                self.value(next, mode)
+            }
+            _ => None,
+        }
+    }
+
+    fn literal(
+        &mut self,
+        start: usize,
+        word: &'static [u8],
+        node: StaticNode,
+        mode: Mode,
+    ) -> Option<usize> {
+        if self.msg.get(start..start + word.len())? != word {
+            return None;
+        }
+        if mode != Mode::Skip {
+            self.push(Node::Static(node), start);
+        }
+        Some(start + word.len())
+    }
+
+    /// Opens a container at `start`: its tape node ([`NONE`] when
+    /// skipped), a placeholder until [`Fast::close`].
+    #[inline(always)]
+    fn open(&mut self, start: usize, mode: Mode) -> Option<usize> {
+        if self.depth >= FAST_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        Some(match mode {
+            Mode::Skip => NONE,
+            _ => self.push(Node::Array { len: 0, count: 0 }, start),
+        })
+    }
+
+    /// Closes the container of tape node `node` with `len` kept members
+    /// or elements.
+    #[inline(always)]
+    fn close(&mut self, node: usize, len: usize, object: bool) {
+        self.depth -= 1;
+        if node == NONE {
+            return;
+        }
+        let count = self.tape.len().saturating_sub(node + 1);
+        if let Some(n) = self.tape.get_mut(node) {
+            *n = if object {
+                Node::Object { len, count }
+            } else {
+                Node::Array { len, count }
+            };
+        }
+    }
+
+    /// The offset of `want` at `pos` or after whitespace there.
+    #[inline(always)]
+    fn expect(&self, pos: usize, want: u8) -> Option<usize> {
+        if self.msg.get(pos) == Some(&want) {
+            return Some(pos);
+        }
+        let pos = skip_ws::<true>(self.msg, pos);
+        (self.msg.get(pos) == Some(&want)).then_some(pos)
+    }
+
+    /// The object whose `{` is at `start`, read with `mode`.
+    fn object(&mut self, start: usize, mode: Mode) -> Option<usize> {
+        let node = self.open(start, mode)?;
+        let msg = self.msg;
+        let mut len = 0;
+        let mut pos = start + 1;
+        if !is_quote::<true>(msg, pos) {
+            pos = skip_ws::<true>(msg, pos);
+            if msg.get(pos) == Some(&b'}') {
+                self.close(node, 0, true);
+                return Some(pos + 1);
+            }
+        }
+        loop {
+            if !is_quote::<true>(msg, pos) {
+                pos = skip_ws::<true>(msg, pos);
+                if !is_quote::<true>(msg, pos) {
+                    return None;
+                }
+            }
+            let (end, escaped) = string_end_escaped(msg, pos).ok()?;
+            let value_mode = match mode {
+                Mode::Skip => Mode::Skip,
+                _ if escaped => return None,
+                Mode::All => {
+                    let key = self.text.get(pos + 2..end)?;
+                    self.push(Node::String(key), pos);
+                    len += 1;
+                    Mode::All
+                }
+                Mode::Node(id) => {
+                    let key = msg.get(pos + 2..end)?;
+                    match self.want.child(id, key, head_at(msg, pos + 2, end))
+                    {
+                        Some(c) => self.kept_key(c, pos, end, &mut len)?,
+                        None => Mode::Skip,
+                    }
+                }
+            };
+            let colon = self.expect(end + 2, b':')?;
+            pos = self.value(colon + 1, value_mode)?;
+            match msg.get(pos) {
+                Some(b',') => pos += 1,
+                Some(b'}') => break,
+                _ => match msg.get(skip_ws::<true>(msg, pos)) {
+                    Some(b',') => pos = skip_ws::<true>(msg, pos) + 1,
+                    Some(b'}') => {
+                        pos = skip_ws::<true>(msg, pos);
+                        break;
+                    }
+                    _ => return None,
+                },
+            }
+        }
+        self.close(node, len, true);
+        Some(pos + 1)
+    }
+
+    /// Keeps the key at `start..end` (its quotes' offsets) of the member
+    /// of [`Want`] node `c`: its node, its slot (the value is the next
+    /// node; a repeated key clears what the earlier value set below it);
+    /// returns the value's mode.
+    #[inline(always)]
+    fn kept_key(
+        &mut self,
+        c: u32,
+        start: usize,
+        end: usize,
+        len: &mut usize,
+    ) -> Option<Mode> {
+        let key = self.text.get(start + 2..end)?;
+        self.push(Node::String(key), start);
+        *len += 1;
+        let at = u32::try_from(self.tape.len()).unwrap_or(NO_SLOT);
+        if let Some(slot) = self.slots.get_mut(c as usize) {
+            let again = *slot != NO_SLOT;
+            *slot = at;
+            if again {
+                self.want.clear_below(c, self.slots);
+            }
+        }
+        Some(self.want.mode(c))
+    }
+
+    /// The array whose `[` is at `start`, read with `mode` (kept whole,
+    /// or skipped: a pruned array keeps no elements).
+    fn array(&mut self, start: usize, mode: Mode) -> Option<usize> {
+        let node = self.open(start, mode)?;
+        let msg = self.msg;
+        let elements = match mode {
+            Mode::Node(_) => Mode::Skip,
+            m => m,
+        };
+        let mut len = 0;
+        let mut pos = skip_ws::<true>(msg, start + 1);
+        if msg.get(pos) != Some(&b']') {
+            loop {
+                if elements != Mode::Skip {
+                    len += 1;
+                }
+                pos = self.value(pos, elements)?;
+                match msg.get(pos) {
+                    Some(b',') => pos += 1,
+                    Some(b']') => break,
+                    _ => match msg.get(skip_ws::<true>(msg, pos)) {
+                        Some(b',') => pos = skip_ws::<true>(msg, pos) + 1,
+                        Some(b']') => {
+                            pos = skip_ws::<true>(msg, pos);
+                            break;
+                        }
+                        _ => return None,
+                    },
+                }
+            }
+        }
+        self.close(node, len, false);
+        Some(pos + 1)
+    }
+}
