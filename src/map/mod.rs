@@ -678,6 +678,12 @@ impl Mapper {
         Mapper { want, located, filter_located: None, ..self.clone() }
     }
 
+    /// [`scan::fast_agrees`] on this mapper's wants (for the fuzz
+    /// targets).
+    pub(crate) fn fast_agrees(&self, escaped: &str) -> bool {
+        scan::fast_agrees(escaped, &self.want)
+    }
+
     /// The parse step of [`Mapper::map`] alone (for benches): the
     /// number of tape nodes, or `None` when the message is not JSON.
     pub(crate) fn scan_only(

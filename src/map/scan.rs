@@ -378,6 +378,39 @@ pub(crate) fn scan_slots<'b>(
     }
 }
 
+/// The fast path's invariant, for the tests and the fuzz targets: where
+/// [`fast::scan`] reads `escaped`, the state machine accepts it too, with
+/// the same tape, node offsets and slots. Returns whether it read it.
+///
+/// # Panics
+///
+/// When they differ.
+pub(crate) fn fast_agrees(escaped: &str, want: &Want) -> bool {
+    let (mut arena, mut stack) = (Vec::new(), Vec::new());
+    let (mut tape, mut starts) = (Vec::new(), Vec::new());
+    let mut slots = Vec::new();
+    let slow = scan_level::<true>(
+        escaped,
+        want,
+        &mut arena,
+        &mut stack,
+        &mut tape,
+        &mut starts,
+        Some(&mut slots),
+        false,
+    );
+    let (mut t2, mut s2) = (Vec::new(), Vec::new());
+    let mut slots2 = vec![NO_SLOT; want.nodes.len()];
+    let read = fast::scan(escaped, want, &mut t2, &mut s2, &mut slots2);
+    if read.is_some() {
+        assert!(slow.is_ok(), "{escaped:?}: fast path read what is refused");
+        assert_eq!(format!("{tape:?}"), format!("{t2:?}"), "{escaped:?}");
+        assert_eq!(starts, s2, "{escaped:?}");
+        assert_eq!(slots, slots2, "{escaped:?}");
+    }
+    read.is_some()
+}
+
 /// A [`Want`] node with no kept member in the message.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 

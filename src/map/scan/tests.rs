@@ -932,35 +932,6 @@ fn fast_wants() -> Vec<Want> {
     out
 }
 
-/// The fast path on `escaped`: `true` when it read it, and then the
-/// same tape, node offsets and slots as the state machine's; when the
-/// state machine rejects the text, so does the fast path.
-fn fast_agrees(escaped: &str, want: &Want) -> bool {
-    let (mut arena, mut stack) = (Vec::new(), Vec::new());
-    let (mut tape, mut starts) = (Vec::new(), Vec::new());
-    let mut slots = vec![NO_SLOT; want.nodes.len()];
-    let slow = scan_level::<true>(
-        escaped,
-        want,
-        &mut arena,
-        &mut stack,
-        &mut tape,
-        &mut starts,
-        Some(&mut slots),
-        false,
-    );
-    let (mut t2, mut s2) = (Vec::new(), Vec::new());
-    let mut slots2 = vec![NO_SLOT; want.nodes.len()];
-    let read = fast::scan(escaped, want, &mut t2, &mut s2, &mut slots2);
-    if read.is_some() {
-        assert!(slow.is_ok(), "{escaped:?}: fast read what the slow refuses");
-        assert_eq!(format!("{tape:?}"), format!("{t2:?}"), "{escaped:?}");
-        assert_eq!(starts, s2, "{escaped:?}");
-        assert_eq!(slots, slots2, "{escaped:?}");
-    }
-    read.is_some()
-}
-
 #[test]
 fn the_fast_path_reads_the_corpus_messages_as_the_state_machine_does() {
     let mut rng = crate::corpus::Rng::new(7);
