@@ -81,7 +81,9 @@ impl<'b> Fast<'b, '_> {
     }
 
     /// The value at `pos` (whitespace before it allowed); the offset
-    /// past it.
+    /// past it. Inlined into the containers' loops: only containers (and
+    /// whitespace) cost a call.
+    #[inline(always)]
     fn value(&mut self, pos: usize, mode: Mode) -> Option<usize> {
         let msg = self.msg;
         match msg.get(pos)? {
@@ -100,8 +102,7 @@ impl<'b> Fast<'b, '_> {
                 if mode == Mode::Skip {
                     return skip_number(msg, pos).ok()?;
                 }
-                let (node, end) =
-                    number_at(msg, self.text, pos, false).ok()?;
+                let (node, end) = number_at(msg, self.text, pos, false).ok()?;
                 self.push(Node::Static(node?), pos);
                 Some(end)
             }
@@ -110,15 +111,19 @@ impl<'b> Fast<'b, '_> {
             b't' => self.literal(pos, b"true", true.into(), mode),
             b'f' => self.literal(pos, b"false", false.into(), mode),
             b'n' => self.literal(pos, b"null", StaticNode::Null, mode),
-            b' ' | b'\\' => {
-                let next = skip_ws::<true>(msg, pos);
-                if next == pos {
-                    return None;
-                }
-                self.value(next, mode)
-            }
+            b' ' | b'\\' => self.value_after_ws(pos, mode),
             _ => None,
         }
+    }
+
+    /// [`Fast::value`] after the whitespace at `pos`.
+    #[inline(never)]
+    fn value_after_ws(&mut self, pos: usize, mode: Mode) -> Option<usize> {
+        let next = skip_ws::<true>(self.msg, pos);
+        if next == pos {
+            return None;
+        }
+        self.value(next, mode)
     }
 
     fn literal(
@@ -180,6 +185,7 @@ impl<'b> Fast<'b, '_> {
     }
 
     /// The object whose `{` is at `start`, read with `mode`.
+    #[inline(never)]
     fn object(&mut self, start: usize, mode: Mode) -> Option<usize> {
         let node = self.open(start, mode)?;
         let msg = self.msg;
@@ -265,6 +271,7 @@ impl<'b> Fast<'b, '_> {
 
     /// The array whose `[` is at `start`, read with `mode` (kept whole,
     /// or skipped: a pruned array keeps no elements).
+    #[inline(never)]
     fn array(&mut self, start: usize, mode: Mode) -> Option<usize> {
         let node = self.open(start, mode)?;
         let msg = self.msg;
