@@ -23,8 +23,8 @@
 use simd_json::{Node, StaticNode};
 
 use super::{
-    head_at, is_quote, number_at, skip_number, skip_ws, string_end_escaped,
-    Mode, Want, NO_SLOT,
+    block, head_at, is_quote, number_at, skip_number, skip_ws, unicode_escape,
+    Mode, Want, ESCAPED_U, NO_SLOT,
 };
 
 /// Containers the fast path opens at most; deeper messages take
@@ -88,7 +88,7 @@ impl<'b> Fast<'b, '_> {
         let msg = self.msg;
         match msg.get(pos)? {
             b'\\' if msg.get(pos + 1) == Some(&b'"') => {
-                let (end, escaped) = string_end_escaped(msg, pos).ok()?;
+                let (end, escaped) = string_end(msg, pos)?;
                 if mode != Mode::Skip {
                     if escaped {
                         return None;
@@ -102,7 +102,8 @@ impl<'b> Fast<'b, '_> {
                 if mode == Mode::Skip {
                     return skip_number(msg, pos).ok()?;
                 }
-                let (node, end) = number_at(msg, self.text, pos, false).ok()?;
+                let (node, end) =
+                    number_at(msg, self.text, pos, false).ok()?;
                 self.push(Node::Static(node?), pos);
                 Some(end)
             }
@@ -205,7 +206,7 @@ impl<'b> Fast<'b, '_> {
                     return None;
                 }
             }
-            let (end, escaped) = string_end_escaped(msg, pos).ok()?;
+            let (end, escaped) = string_end(msg, pos)?;
             let value_mode = match mode {
                 Mode::Skip => Mode::Skip,
                 _ if escaped => return None,
@@ -303,5 +304,53 @@ impl<'b> Fast<'b, '_> {
         }
         self.close(node, len, false);
         Some(pos + 1)
+    }
+}
+
+/// The string of the escaped form whose opening `\"` is at `start`, read
+/// as `string_end_escaped` reads it: the offset of its closing `\"` and
+/// whether it holds escapes of the message's own; `None` where that
+/// gives an error. Walks a slice rather than offsets, so each 16-byte
+/// step costs one length test.
+#[inline(always)]
+fn string_end(msg: &[u8], start: usize) -> Option<(usize, bool)> {
+    let mut rest = msg.get(start + 2..)?;
+    let mut escaped = false;
+    loop {
+        let at = match rest.split_first_chunk::<16>() {
+            Some((chunk, tail)) => {
+                let k = block::classes(chunk);
+                let m = k.bs | k.qt | k.ctl;
+                if m == 0 {
+                    rest = tail;
+                    continue;
+                }
+                m.trailing_zeros() as usize
+            }
+            None => rest
+                .iter()
+                .position(|&b| b == b'\\' || b == b'"' || b < 0x20)?,
+        };
+        // A backslash, or a quote or control character (not JSON here).
+        rest = match rest.get(at..)? {
+            [b'\\', b'"', ..] => {
+                return Some((msg.len() - (rest.len() - at), escaped));
+            }
+            // An escape of the message's: `\\` and the escaped form of
+            // the escaped character.
+            [b'\\', b'\\', b'\\', b'"' | b'\\', tail @ ..]
+            | [b'\\', b'\\', b'/' | b'b' | b'f' | b'n' | b'r' | b't', tail @ ..] =>
+            {
+                escaped = true;
+                tail
+            }
+            [b'\\', b'\\', b'u', ..] => {
+                let from = msg.len() - (rest.len() - at);
+                let (_, next) = unicode_escape(msg, from, ESCAPED_U).ok()?;
+                escaped = true;
+                msg.get(next..)?
+            }
+            _ => return None,
+        };
     }
 }
