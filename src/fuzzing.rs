@@ -1076,7 +1076,18 @@ pub fn mapper_scan_escaped(
     escaped: &str,
     scratch: &mut crate::MapScratch,
 ) -> Option<usize> {
-    mapper.scan_escaped_only(escaped, scratch)
+    mapper.scan_escaped_only(escaped, false, scratch)
+}
+
+/// [`mapper_scan_escaped`] by the scanner's state machine alone (without
+/// its fast path), for the stage benches.
+#[must_use]
+pub fn mapper_scan_escaped_state_machine(
+    mapper: &crate::Mapper,
+    escaped: &str,
+    scratch: &mut crate::MapScratch,
+) -> Option<usize> {
+    mapper.scan_escaped_only(escaped, true, scratch)
 }
 
 /// `RowWriter`'s field written straight from a JSON string body (the

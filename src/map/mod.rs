@@ -691,29 +691,35 @@ impl Mapper {
         message: &str,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
-        self.scan_tape(message, false, scratch)
+        self.scan_tape(message, scan::scan, scratch)
     }
 
-    /// [`Mapper::scan_only`] of an escaped message.
+    /// [`Mapper::scan_only`] of an escaped message: the fast path, or
+    /// with `state_machine` the state machine alone.
     pub(crate) fn scan_escaped_only(
         &self,
         escaped: &str,
+        state_machine: bool,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
-        self.scan_tape(escaped, true, scratch)
+        let scan = if state_machine {
+            scan::scan_escaped_state_machine
+        } else {
+            scan::scan_escaped
+        };
+        self.scan_tape(escaped, scan, scratch)
     }
 
     fn scan_tape(
         &self,
         text: &str,
-        escaped: bool,
+        scan: ScanFn,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
-        let MapScratch { scan, tape, .. } = scratch;
-        let ScanScratch { arena, stack, starts, .. } = scan;
+        let MapScratch { scan: scanned, tape, .. } = scratch;
+        let ScanScratch { arena, stack, starts, .. } = scanned;
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
-        let scan = if escaped { scan::scan_escaped } else { scan::scan };
         let res = scan(text, &self.want, arena, stack, &mut t.0, starts);
         let n = res.ok().map(|()| t.0.len());
         *tape = t.reset();
@@ -1136,6 +1142,17 @@ impl Mapper {
 }
 
 /// Where each column's path is in `want` ([`Mapper::located`]).
+/// [`scan::scan`], [`scan::scan_escaped`] or
+/// [`scan::scan_escaped_state_machine`].
+type ScanFn = for<'b> fn(
+    &'b str,
+    &Want,
+    &'b mut Vec<u8>,
+    &mut Vec<scan::Frame>,
+    &mut Vec<Node<'b>>,
+    &mut Vec<u32>,
+) -> Result<(), scan::ScanError>;
+
 fn locate(columns: &[Column], want: &Want) -> Vec<Option<(u32, usize)>> {
     columns
         .iter()

@@ -348,6 +348,23 @@ pub(crate) fn scan_escaped<'b>(
     scan_level::<true>(escaped, want, arena, stack, tape, starts, None, true)
 }
 
+/// [`scan_escaped`] by the state machine alone, without the fast path
+/// (for the stage benches: the two side by side).
+///
+/// # Errors
+///
+/// As [`scan_escaped`].
+pub(crate) fn scan_escaped_state_machine<'b>(
+    escaped: &'b str,
+    want: &Want,
+    arena: &'b mut Vec<u8>,
+    stack: &mut Vec<Frame>,
+    tape: &mut Vec<Node<'b>>,
+    starts: &mut Vec<u32>,
+) -> Result<(), ScanError> {
+    scan_level::<true>(escaped, want, arena, stack, tape, starts, None, false)
+}
+
 /// [`scan`] (`escaped` false) or [`scan_escaped`] (true) that also fills
 /// `slots`, one per [`Want`] node: the tape index of the value of the
 /// last member kept for that node ([`NO_SLOT`] when there is none), with
