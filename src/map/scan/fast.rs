@@ -86,18 +86,19 @@ impl<'b> Fast<'b, '_> {
     #[inline(always)]
     fn value(&mut self, pos: usize, mode: Mode) -> Option<usize> {
         let msg = self.msg;
-        match msg.get(pos)? {
-            b'\\' if msg.get(pos + 1) == Some(&b'"') => {
-                let (end, escaped) = string_end(msg, pos)?;
-                if mode != Mode::Skip {
-                    if escaped {
-                        return None;
-                    }
-                    let s = self.text.get(pos + 2..end)?;
-                    self.push(Node::String(s), pos);
+        let rest = msg.get(pos..)?;
+        if let [b'\\', b'"', body @ ..] = rest {
+            let (n, escaped) = string_body(body)?;
+            if mode != Mode::Skip {
+                if escaped {
+                    return None;
                 }
-                Some(end + 2)
+                let s = self.text.get(pos + 2..pos + 2 + n)?;
+                self.push(Node::String(s), pos);
             }
+            return Some(pos + 4 + n);
+        }
+        match rest.first()? {
             b'-' | b'0'..=b'9' => {
                 if mode == Mode::Skip {
                     return skip_number(msg, pos).ok()?;
@@ -200,13 +201,18 @@ impl<'b> Fast<'b, '_> {
             }
         }
         loop {
-            if !is_quote::<true>(msg, pos) {
-                pos = skip_ws::<true>(msg, pos);
-                if !is_quote::<true>(msg, pos) {
-                    return None;
+            let body = match msg.get(pos..)? {
+                [b'\\', b'"', body @ ..] => body,
+                _ => {
+                    pos = skip_ws::<true>(msg, pos);
+                    match msg.get(pos..)? {
+                        [b'\\', b'"', body @ ..] => body,
+                        _ => return None,
+                    }
                 }
-            }
-            let (end, escaped) = string_end(msg, pos)?;
+            };
+            let (n, escaped) = string_body(body)?;
+            let end = pos + 2 + n;
             let value_mode = match mode {
                 Mode::Skip => Mode::Skip,
                 _ if escaped => return None,
@@ -217,9 +223,8 @@ impl<'b> Fast<'b, '_> {
                     Mode::All
                 }
                 Mode::Node(id) => {
-                    let key = msg.get(pos + 2..end)?;
-                    match self.want.child(id, key, head_at(msg, pos + 2, end))
-                    {
+                    let key = body.get(..n)?;
+                    match self.want.child(id, key, body_head(body, n)) {
                         Some(c) => self.kept_key(c, pos, end, &mut len)?,
                         None => Mode::Skip,
                     }
@@ -307,14 +312,14 @@ impl<'b> Fast<'b, '_> {
     }
 }
 
-/// The string of the escaped form whose opening `\"` is at `start`, read
-/// as `string_end_escaped` reads it: the offset of its closing `\"` and
-/// whether it holds escapes of the message's own; `None` where that
-/// gives an error. Walks a slice rather than offsets, so each 16-byte
-/// step costs one length test.
+/// The body of a string of the escaped form (what follows its opening
+/// `\"`), read as `string_end_escaped` reads it: its length (up to the
+/// closing `\"`) and whether it holds escapes of the message's own;
+/// `None` where that gives an error. Walks a slice rather than offsets,
+/// so each 16-byte step costs one length test.
 #[inline(always)]
-fn string_end(msg: &[u8], start: usize) -> Option<(usize, bool)> {
-    let mut rest = msg.get(start + 2..)?;
+fn string_body(body: &[u8]) -> Option<(usize, bool)> {
+    let mut rest = body;
     let mut escaped = false;
     loop {
         let at = match rest.split_first_chunk::<16>() {
@@ -334,7 +339,7 @@ fn string_end(msg: &[u8], start: usize) -> Option<(usize, bool)> {
         // A backslash, or a quote or control character (not JSON here).
         rest = match rest.get(at..)? {
             [b'\\', b'"', ..] => {
-                return Some((msg.len() - (rest.len() - at), escaped));
+                return Some((body.len() - (rest.len() - at), escaped));
             }
             // An escape of the message's: `\\` and the escaped form of
             // the escaped character.
@@ -345,12 +350,23 @@ fn string_end(msg: &[u8], start: usize) -> Option<(usize, bool)> {
                 tail
             }
             [b'\\', b'\\', b'u', ..] => {
-                let from = msg.len() - (rest.len() - at);
-                let (_, next) = unicode_escape(msg, from, ESCAPED_U).ok()?;
+                let from = body.len() - (rest.len() - at);
+                let (_, next) = unicode_escape(body, from, ESCAPED_U).ok()?;
                 escaped = true;
-                msg.get(next..)?
+                body.get(next..)?
             }
             _ => return None,
         };
+    }
+}
+
+/// The [`head`](super::head) of the key that is the first `n` bytes of
+/// `body`, read as one word when it can be.
+#[inline(always)]
+fn body_head(body: &[u8], n: usize) -> u64 {
+    match body.first_chunk::<8>() {
+        Some(c) if n >= 8 => u64::from_le_bytes(*c),
+        Some(c) => u64::from_le_bytes(*c) & ((1u64 << (8 * n)) - 1),
+        None => head_at(body, 0, n),
     }
 }
