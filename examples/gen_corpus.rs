@@ -140,12 +140,13 @@ fn onepass(spec: &str, dirs: &[String]) {
     }
     println!(
         "onepass_envelopes={} envelope_fallbacks={} onepass_messages={} \
-         message_fallbacks={} rows={rows} onepass_seconds={t1:.3} \
-         oracle_seconds={t2:.3}",
+         message_fallbacks={} state_machine={} rows={rows} \
+         onepass_seconds={t1:.3} oracle_seconds={t2:.3}",
         counts.envelopes,
         counts.envelope_fallbacks,
         counts.messages,
         counts.message_fallbacks,
+        counts.state_machine,
     );
 }
 

@@ -321,6 +321,7 @@ impl Converter {
         map.clear_truncated();
         decode.onepass = OnePassCounts::default();
         (map.onepass_messages, map.onepass_fallbacks) = (0, 0);
+        map.scan.gave_up = 0;
         let sink = Sink {
             mapper: &self.mapper,
             scratch: map,
@@ -338,6 +339,9 @@ impl Converter {
         counts.messages =
             map.onepass_messages.saturating_sub(map.onepass_fallbacks);
         counts.message_fallbacks = map.onepass_fallbacks;
+        // A message the state machine then refused was unescaped too.
+        counts.state_machine =
+            map.scan.gave_up.saturating_sub(map.onepass_fallbacks);
         out.onepass.add(&counts);
         if map.truncated.iter().any(|&n| n > 0) {
             let n = self.mapper.column_names().len();

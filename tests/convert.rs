@@ -390,3 +390,52 @@ fn progress_moves_within_an_object_in_every_framing() {
         );
     }
 }
+
+/// The one-pass counts: a message its scanner's fast path reads, one it
+/// gives up on (a kept string with an escape: the state machine reads
+/// it) and one that is not JSON (unescaped, the oracle path): each
+/// counted where it went, and the CSV the oracle path's.
+#[test]
+fn onepass_counts_say_which_scan_read_each_message() {
+    use std::io::Write as _;
+
+    use cwl_copy::{ConvertScratch, ObjectOutput};
+    let messages = [
+        r#"{"context":{"log_name":"specific-log","user_id":"u-1"},"path":"/a","status":200}"#,
+        r#"{"context":{"log_name":"specific-log","user_id":"u-2"},"path":"/a\"b","status":201}"#,
+        "plain text, not JSON",
+    ];
+    let events: Vec<String> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                r#"{{"id":"{i}","timestamp":1714570800000,"message":{}}}"#,
+                serde_json::Value::String((*m).to_owned())
+            )
+        })
+        .collect();
+    let doc = format!(
+        r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{}]}}"#,
+        events.join(",")
+    );
+    let mut gz =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(doc.as_bytes()).unwrap();
+    let obj = gz.finish().unwrap();
+    let mut conv = integrated_converter();
+    let mut scratch = ConvertScratch::new();
+    let (mut fast, mut oracle) =
+        (ObjectOutput::default(), ObjectOutput::default());
+    conv.convert("o", &obj, &mut scratch, &mut fast);
+    conv.set_onepass(false);
+    conv.convert("o", &obj, &mut scratch, &mut oracle);
+    assert_eq!(fast.onepass.envelopes, 1, "{:?}", fast.onepass);
+    // Three messages mapped in their escaped form, less the one unescaped.
+    assert_eq!(fast.onepass.messages, 2, "{:?}", fast.onepass);
+    assert_eq!(fast.onepass.message_fallbacks, 1, "{:?}", fast.onepass);
+    assert_eq!(fast.onepass.state_machine, 1, "{:?}", fast.onepass);
+    assert_eq!(fast.counts.rows, 2, "{:?}", fast.counts);
+    assert!(fast.csv == oracle.csv);
+    assert!(String::from_utf8_lossy(&fast.csv).contains(r#""/a""b""#));
+}

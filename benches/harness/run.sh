@@ -762,7 +762,8 @@ if t2:
 onepass = dict(kv.split("=") for kv in os.environ.get("ONEPASS", "").split())
 if onepass:
     summary.append(f"one-pass path: {onepass['onepass_envelopes']} envelopes ({onepass['envelope_fallbacks']} fell back to simd-json), "
-                   f"{onepass['onepass_messages']} messages mapped escaped ({onepass['message_fallbacks']} unescaped and mapped by the oracle path); "
+                   f"{onepass['onepass_messages']} messages mapped escaped ({onepass['message_fallbacks']} unescaped and mapped by the oracle path; "
+                   f"{onepass.get('state_machine', '?')} of the escaped ones read by the scanner's state machine, the others by its fast path); "
                    f"CSV, counts and rejects identical to the oracle path's for every object (gen_corpus onepass)")
 # S3 as a source (issue #9).
 def named(n):

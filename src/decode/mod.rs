@@ -235,6 +235,9 @@ pub struct OnePassCounts {
     pub messages: u64,
     /// Messages unescaped and mapped by the oracle path instead.
     pub message_fallbacks: u64,
+    /// Of the messages mapped in their escaped form, those the scanner's
+    /// fast path gave up on and its state machine read.
+    pub state_machine: u64,
 }
 
 impl OnePassCounts {
@@ -244,6 +247,7 @@ impl OnePassCounts {
         self.envelope_fallbacks += other.envelope_fallbacks;
         self.messages += other.messages;
         self.message_fallbacks += other.message_fallbacks;
+        self.state_machine += other.state_machine;
     }
 }
 

@@ -151,7 +151,7 @@ impl std::fmt::Debug for Mapper {
 /// grown to the largest message, mapping does not allocate. It also
 /// counts the values `overflow = "truncate"` cut, per column.
 pub struct MapScratch {
-    scan: ScanScratch,
+    pub(crate) scan: ScanScratch,
     tape: Tape<'static>,
     text: Vec<u8>,
     writer: RowWriter,
@@ -601,7 +601,7 @@ impl Mapper {
             row_truncated,
             ..
         } = scratch;
-        let ScanScratch { arena, stack, starts, slots } = scan;
+        let ScanScratch { arena, stack, starts, slots, gave_up } = scan;
         if writer.dialect() != self.dialect {
             *writer = RowWriter::new(self.dialect);
         }
@@ -620,6 +620,7 @@ impl Mapper {
                 &mut t.0,
                 starts,
                 slots,
+                gave_up,
             );
             if let (Err(_), Some(e)) = (&res, escaped) {
                 *tape = t.reset();

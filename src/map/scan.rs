@@ -296,6 +296,9 @@ pub(crate) struct ScanScratch {
     pub(crate) starts: Vec<u32>,
     /// [`scan_slots`]'s slots.
     pub(crate) slots: Vec<u32>,
+    /// Escaped messages [`scan_slots`]'s fast path gave up on (read by
+    /// its state machine).
+    pub(crate) gave_up: u64,
 }
 
 /// Scans `message`, replacing `tape` with the pruned tape of what `want`
@@ -317,7 +320,7 @@ pub(crate) fn scan<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<false>(message, want, arena, stack, tape, starts, None, false)
+    scan_level::<false>(message, want, arena, stack, tape, starts, None, None)
 }
 
 /// [`scan`] of a message still in its escaped form: `escaped` is the body
@@ -345,7 +348,16 @@ pub(crate) fn scan_escaped<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<true>(escaped, want, arena, stack, tape, starts, None, true)
+    scan_level::<true>(
+        escaped,
+        want,
+        arena,
+        stack,
+        tape,
+        starts,
+        None,
+        Some(&mut 0),
+    )
 }
 
 /// [`scan_escaped`] by the state machine alone, without the fast path
@@ -362,7 +374,7 @@ pub(crate) fn scan_escaped_state_machine<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<true>(escaped, want, arena, stack, tape, starts, None, false)
+    scan_level::<true>(escaped, want, arena, stack, tape, starts, None, None)
 }
 
 /// [`scan`] (`escaped` false) or [`scan_escaped`] (true) that also fills
@@ -385,6 +397,7 @@ pub(crate) fn scan_slots<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
     slots: &mut Vec<u32>,
+    gave_up: &mut u64,
 ) -> Result<(), ScanError> {
     if escaped {
         scan_level::<true>(
@@ -395,7 +408,7 @@ pub(crate) fn scan_slots<'b>(
             tape,
             starts,
             Some(slots),
-            true,
+            Some(gave_up),
         )
     } else {
         scan_level::<false>(
@@ -406,7 +419,7 @@ pub(crate) fn scan_slots<'b>(
             tape,
             starts,
             Some(slots),
-            false,
+            None,
         )
     }
 }
@@ -430,7 +443,7 @@ pub(crate) fn fast_agrees(escaped: &str, want: &Want) -> bool {
         &mut tape,
         &mut starts,
         Some(&mut slots),
-        false,
+        None,
     );
     let (mut t2, mut s2) = (Vec::new(), Vec::new());
     let mut slots2 = vec![NO_SLOT; want.nodes.len()];
@@ -451,7 +464,7 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 /// into the mapper, where it was slower (more of its state on the stack:
 /// 179.74 M -> 178.53 M instructions on the first bench object). With
 /// `fast` (and `E`), the escaped message is read by [`fast::scan`] first,
-/// and by the state machine only where that gives up.
+/// and by the state machine only where that gives up (counted in `fast`).
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn scan_level<'b, const E: bool>(
@@ -462,7 +475,7 @@ fn scan_level<'b, const E: bool>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
     slots: Option<&mut Vec<u32>>,
-    fast: bool,
+    fast: Option<&mut u64>,
 ) -> Result<(), ScanError> {
     tape.clear();
     starts.clear();
@@ -479,10 +492,11 @@ fn scan_level<'b, const E: bool>(
         return err(0, "message longer than 4 GiB");
     }
     // The fast path first; where it gives up, the state machine decides.
-    if E && fast {
+    if let (true, Some(gave_up)) = (E, fast) {
         if fast::scan(message, want, tape, starts, slots).is_some() {
             return Ok(());
         }
+        *gave_up += 1;
         tape.clear();
         starts.clear();
         slots.fill(NO_SLOT);
