@@ -295,6 +295,11 @@ impl<'a> Lexemes<'a> {
         self.message.get(at..at + n)
     }
 
+    /// Where tape node `node` starts in the message.
+    pub(crate) fn start(&self, node: usize) -> Option<usize> {
+        usize::try_from(*self.starts.get(node)?).ok()
+    }
+
     /// The lexeme of the number at tape node `node`.
     pub(crate) fn number(&self, node: usize) -> Option<&'a str> {
         let at = usize::try_from(*self.starts.get(node)?).ok()?;

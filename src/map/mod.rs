@@ -859,6 +859,24 @@ impl Mapper {
         // allowed in its strings, nor anywhere else), and unescaped
         // strings live in scratch, not in the message: so text borrowed
         // from a message that parsed needs no NUL check.
+        // A JSON column's object or array on the one-pass path, when its
+        // source is compact with no escapes in its strings: written
+        // straight from the escaped bytes, which are then what
+        // `convert::write_json` gives once unescaped.
+        if let (Val::Tree(i), Kind::Json { max_bytes }, Some(d), true) =
+            (val, col.kind, doc, msg.escaped)
+        {
+            let raw =
+                d.lexemes.start(i).and_then(|at| raw_json(msg.scanned, at));
+            if let Some((raw, len)) = raw {
+                if len <= max_bytes
+                    && len <= self.field_max
+                    && w.field_escaped(out, raw.as_bytes())
+                {
+                    return Ok(false);
+                }
+            }
+        }
         let json_text = doc.map(|_| msg.scanned.as_bytes().as_ptr_range());
         match self.write_value(col, val, doc, json_text, text, w, out) {
             Ok(truncated) => Ok(truncated),
@@ -1239,6 +1257,46 @@ fn want(spec: &ColumnSpec, filter: Option<&FilterPattern>) -> Want {
         }));
     }
     want
+}
+
+/// The object or array whose `{` or `[` is at `start` of the escaped
+/// message `escaped`, when it has no whitespace outside its strings and
+/// no escape in them (every backslash of the escaped form is then a
+/// string's `\"`): its escaped text and its length once unescaped.
+/// Unescaped, that text is what `convert::write_json` writes for it
+/// (compact, members in order, numbers as their lexemes, strings as
+/// they are).
+fn raw_json(escaped: &str, start: usize) -> Option<(&str, usize)> {
+    let b = escaped.as_bytes();
+    if !matches!(b.get(start), Some(b'[' | b'{')) {
+        return None;
+    }
+    let (mut depth, mut in_string, mut quotes) = (0usize, false, 0usize);
+    let mut i = start;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' if b.get(i + 1) == Some(&b'"') => {
+                in_string = !in_string;
+                quotes += 1;
+                i += 2;
+                continue;
+            }
+            b'\\' => return None,
+            _ if in_string => {}
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    let raw = escaped.get(start..=i)?;
+                    return Some((raw, raw.len() - quotes));
+                }
+            }
+            b' ' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn bool_text(b: bool) -> &'static str {

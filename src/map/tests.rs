@@ -1296,3 +1296,62 @@ mod slots_agree {
         }
     }
 }
+
+/// JSON columns on the one-pass path: an object or array written straight
+/// from its escaped source (compact, no escapes in its strings) gives the
+/// bytes the oracle's `write_json` gives, and one that is not so compact
+/// (whitespace outside strings, escapes, `\/`, `\u`) goes the long way to
+/// the same bytes; limits count the unescaped length. Every message in
+/// the four escapings, through `fuzzing::onepass_message`.
+#[test]
+fn json_columns_from_the_escaped_source_match_the_oracle() {
+    let top = "non_json = \"raw\"";
+    let cols = r#"
+[[columns]]
+name = "tags"
+source = "tags"
+type = "json"
+[[columns]]
+name = "ctx"
+source = "ctx"
+type = "json"
+[[columns]]
+name = "small"
+source = "small"
+type = "json"
+max_bytes = 9
+[[columns]]
+name = "whole"
+source = "@message"
+type = "json"
+"#;
+    let messages = [
+        r#"{"tags":["api","v1","3"],"ctx":{"a":1.50,"b":[true,null,-0],"a":2e3}}"#,
+        r#"{"tags":[ "api" ],"ctx":{"k": "v"}}"#,
+        r#"{"tags":["a b","c,d","é🎉"],"ctx":{"s":"x\"y","t":"a\\b"}}"#,
+        r#"{"tags":["\/","\u00e9","\n"],"ctx":{"":{"":[]}}}"#,
+        r#"{"small":[1,2,3,4],"tags":[]}"#,
+        r#"{"small":["abc","de"]}"#,
+        r#"{"small":["abc","def"]}"#,
+        r#"{"tags":[[[[1]]],{"x":[{}]}],"ctx":[1.0,1e-7,123456789012345678901234567890]}"#,
+        "[1,2]",
+        r#"{"tags":"not a container","ctx":7}"#,
+    ];
+    for d in [Dialect::Postgres, Dialect::Redshift] {
+        let m = mapper(top, cols, d);
+        assert!(m.onepass());
+        for text in messages {
+            for style in 0..crate::fuzzing::ESCAPE_STYLES {
+                crate::fuzzing::onepass_message(&m, text, style);
+            }
+        }
+    }
+    // The raw path is taken, and counts the unescaped length.
+    let esc = crate::fuzzing::escape(r#"{"t":["abc","de"],"u":[1, 2]}"#, 0);
+    let at = esc.find('[').unwrap();
+    assert_eq!(
+        raw_json(&esc, at),
+        Some((r#"[\"abc\",\"de\"]"#, r#"["abc","de"]"#.len()))
+    );
+    assert_eq!(raw_json(&esc, esc.rfind('[').unwrap()), None);
+}
