@@ -322,6 +322,10 @@ type ColumnReject = (&'static str, String);
 enum Conv<'a> {
     Borrowed(&'a str),
     InText,
+    /// In the text buffer, written by the converter itself (digits, a
+    /// timestamp, JSON from `write_json`, which drops or refuses NULs):
+    /// no NUL to look for.
+    Clean,
 }
 
 /// The message as the scanner read it.
@@ -948,7 +952,7 @@ impl Mapper {
         };
         let mut s = match conv {
             Conv::Borrowed(s) => s,
-            Conv::InText => std::str::from_utf8(text)
+            Conv::InText | Conv::Clean => std::str::from_utf8(text)
                 .map_err(|_| Fail::Mismatch("not valid UTF-8"))?,
         };
         let in_json = |s: &str| {
@@ -959,7 +963,10 @@ impl Mapper {
                     && r.end <= m.end
             })
         };
-        if !in_json(s) && memchr(0, s.as_bytes()).is_some() {
+        if !in_json(s)
+            && !matches!(conv, Conv::Clean)
+            && memchr(0, s.as_bytes()).is_some()
+        {
             if self.nul == NulPolicy::Reject {
                 return Err(Fail::Nul);
             }
@@ -1029,13 +1036,13 @@ impl Mapper {
                 self.nul,
                 text,
             )
-            .map(|()| Conv::InText)
+            .map(|()| Conv::Clean)
             .map_err(|_| Fail::Nul),
             None => Err(Fail::NotJson),
         };
         let int = |v: i64, text: &mut Vec<u8>| {
             text.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-            Ok(Conv::InText)
+            Ok(Conv::Clean)
         };
         let float = |v: f64, text: &mut Vec<u8>| {
             if !v.is_finite() {
@@ -1044,14 +1051,14 @@ impl Mapper {
             text.extend_from_slice(
                 ryu::Buffer::new().format_finite(v).as_bytes(),
             );
-            Ok(Conv::InText)
+            Ok(Conv::Clean)
         };
         let ts = |ms: Option<i64>, text: &mut Vec<u8>| {
             let mut buf = [0u8; 24];
             match ms.and_then(|ms| convert::format_ms_bytes(ms, &mut buf)) {
                 Some(s) => {
                     text.extend_from_slice(s);
-                    Ok(Conv::InText)
+                    Ok(Conv::Clean)
                 }
                 None => {
                     Err(Mismatch("not a timestamp between years 1 and 9999"))
@@ -1068,12 +1075,12 @@ impl Mapper {
                     Ok(Conv::Borrowed(s))
                 }
                 Val::Str(s) => convert::write_json_string(s, self.nul, text)
-                    .map(|()| Conv::InText)
+                    .map(|()| Conv::Clean)
                     .map_err(|_| Fail::Nul),
                 Val::Bool(b) => Ok(Conv::Borrowed(bool_text(b))),
                 Val::Num(n, node) => match lexeme(node) {
                     Some(l) => Ok(Conv::Borrowed(l)),
-                    None if convert::write_number(n, text) => Ok(Conv::InText),
+                    None if convert::write_number(n, text) => Ok(Conv::Clean),
                     None => Err(Mismatch("not a finite number")),
                 },
                 Val::EpochMs(v) => int(v, text),
