@@ -271,17 +271,29 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
                 continue;
             }
         }
-        if let Some(chunk) = esc.get(i..).and_then(<[u8]>::first_chunk::<16>) {
-            let c = block::classes(chunk);
-            let (n, keep) = block::taken(c.bs.into(), 16);
-            let (bs, qt) = (u64::from(c.bs) & keep, u64::from(c.qt) & keep);
-            if u64::from(c.ctl) & keep == 0 && bs << 1 == qt {
-                // Each `\"` becomes `""`.
-                push_block(out, &block::quoted(&c), n);
-                quote |= bs != 0 || u64::from(c.comma) & keep != 0;
-                i += n;
-                continue;
+        // Then 16, the last few bytes padded to 16 with spaces.
+        let rest = esc.get(i..).unwrap_or_default();
+        let (chunk, width) = match rest.first_chunk::<16>() {
+            Some(chunk) => (*chunk, 16),
+            None => {
+                let mut pad = [b' '; 16];
+                if let Some(dst) = pad.get_mut(..rest.len()) {
+                    dst.copy_from_slice(rest);
+                }
+                (pad, rest.len() as u32)
             }
+        };
+        let c = block::classes(&chunk);
+        let (n, keep) = block::taken(c.bs.into(), width);
+        let (bs, qt) = (u64::from(c.bs) & keep, u64::from(c.qt) & keep);
+        // (A last byte alone that is a backslash takes none: n = 0, and
+        // the byte loop refuses it.)
+        if n > 0 && u64::from(c.ctl) & keep == 0 && bs << 1 == qt {
+            // Each `\"` becomes `""`.
+            push_block(out, &block::quoted(&c), n);
+            quote |= bs != 0 || u64::from(c.comma) & keep != 0;
+            i += n;
+            continue;
         }
         // Byte by byte up to the end of this block (an escape may
         // straddle it).
@@ -752,6 +764,50 @@ mod tests {
             let mut out = Vec::new();
             RowWriter::new(d).field(&mut out, "x\u{feff}").unwrap();
             assert_eq!(out, "x\u{feff}".as_bytes());
+        }
+    }
+
+    /// `field_escaped` at every length up to 80 with an escape (`\"`,
+    /// `\\`, `\n`, `\u0041`) or a lone backslash at each position, so
+    /// across the 64- and 16-byte steps and the padded tail: the bytes
+    /// `field` writes for the unescaped value, or (where it leaves the
+    /// value to `field`) nothing at all.
+    #[test]
+    fn escaped_fields_at_every_length_and_position() {
+        for d in [PG, RS] {
+            for len in 0..=80usize {
+                for at in 0..=len {
+                    for esc in
+                        [&b"\\\""[..], b"\\\\", b"\\n", b"\\u0041", b"\\"]
+                    {
+                        let mut v: Vec<u8> =
+                            (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                        v.splice(at..at, esc.iter().copied());
+                        let mut plain = Vec::new();
+                        crate::decode::onepass::unescape(&v, &mut plain);
+                        let mut out = b"x".to_vec();
+                        let mut w = RowWriter::new(d);
+                        if w.field_escaped(&mut out, &v) {
+                            let mut want = b"x".to_vec();
+                            let text = std::str::from_utf8(&plain).unwrap();
+                            RowWriter::new(d).field(&mut want, text).unwrap();
+                            assert_eq!(
+                                out,
+                                want,
+                                "{:?}",
+                                String::from_utf8_lossy(&v)
+                            );
+                        } else {
+                            assert_eq!(
+                                out,
+                                b"x",
+                                "{:?}",
+                                String::from_utf8_lossy(&v)
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
