@@ -186,6 +186,23 @@ impl<'b> Fast<'b, '_> {
         (self.msg.get(pos) == Some(&want)).then_some(pos)
     }
 
+    /// After a member or element at `pos`: the offset past a `,` and
+    /// `false`, or past the container's `close` and `true` (whitespace
+    /// before either allowed).
+    #[inline(always)]
+    fn after_value(&self, pos: usize, close: u8) -> Option<(usize, bool)> {
+        let msg = self.msg;
+        let at = match msg.get(pos)? {
+            b',' | b'}' | b']' => pos,
+            _ => skip_ws::<true>(msg, pos),
+        };
+        match msg.get(at)? {
+            b',' => Some((at + 1, false)),
+            &c if c == close => Some((at + 1, true)),
+            _ => None,
+        }
+    }
+
     /// The object whose `{` is at `start`, read with `mode`.
     #[inline(never)]
     fn object(&mut self, start: usize, mode: Mode) -> Option<usize> {
@@ -232,21 +249,16 @@ impl<'b> Fast<'b, '_> {
             };
             let colon = self.expect(end + 2, b':')?;
             pos = self.value(colon + 1, value_mode)?;
-            match msg.get(pos) {
-                Some(b',') => pos += 1,
-                Some(b'}') => break,
-                _ => match msg.get(skip_ws::<true>(msg, pos)) {
-                    Some(b',') => pos = skip_ws::<true>(msg, pos) + 1,
-                    Some(b'}') => {
-                        pos = skip_ws::<true>(msg, pos);
-                        break;
-                    }
-                    _ => return None,
-                },
+            match self.after_value(pos, b'}')? {
+                (next, false) => pos = next,
+                (end, true) => {
+                    pos = end;
+                    break;
+                }
             }
         }
         self.close(node, len, true);
-        Some(pos + 1)
+        Some(pos)
     }
 
     /// Keeps the key at `start..end` (its quotes' offsets) of the member
@@ -293,22 +305,19 @@ impl<'b> Fast<'b, '_> {
                     len += 1;
                 }
                 pos = self.value(pos, elements)?;
-                match msg.get(pos) {
-                    Some(b',') => pos += 1,
-                    Some(b']') => break,
-                    _ => match msg.get(skip_ws::<true>(msg, pos)) {
-                        Some(b',') => pos = skip_ws::<true>(msg, pos) + 1,
-                        Some(b']') => {
-                            pos = skip_ws::<true>(msg, pos);
-                            break;
-                        }
-                        _ => return None,
-                    },
+                match self.after_value(pos, b']')? {
+                    (next, false) => pos = next,
+                    (end, true) => {
+                        pos = end;
+                        break;
+                    }
                 }
             }
+        } else {
+            pos += 1;
         }
         self.close(node, len, false);
-        Some(pos + 1)
+        Some(pos)
     }
 }
 

@@ -779,7 +779,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// Generated and mutated JSON texts, escaped four ways: the escaped
-    /// scan agrees with the plain one (`escaped_agrees`), and the mapper
+    /// scan agrees with the plain one (`escaped_agrees`), its fast path
+    /// with its state machine (`fast_agrees`), and the mapper
     /// and converter on the one-pass path agree with the oracle path on
     /// every spec of the fuzz target (`fuzzing::onepass`).
     #[test]
@@ -801,6 +802,12 @@ proptest! {
             for style in 0..crate::fuzzing::ESCAPE_STYLES {
                 escaped_agrees(text, style, &Want::everything());
                 escaped_agrees(text, style, &Want::nothing());
+                // The fast path, where it reads the text, under every
+                // want of `fast_wants`: the state machine's result.
+                let escaped = crate::fuzzing::escape(text, style);
+                for w in &fast_wants() {
+                    fast_agrees(&escaped, w);
+                }
             }
         }
         let mut input = vec![pick];
@@ -1003,36 +1010,5 @@ fn the_fast_path_gives_up_where_it_should() {
         ("", &nothing),
     ] {
         assert!(!fast_agrees(&e(t), w), "{t:?}");
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
-
-    /// Generated and mutated JSON texts, escaped every way, under every
-    /// want of [`fast_wants`]: where the fast path reads one, it gives
-    /// the state machine's tape, offsets and slots.
-    #[test]
-    fn the_fast_path_agrees_with_the_state_machine(
-        j in json(),
-        seed in any::<u64>(),
-        edits in prop::collection::vec(any::<(u16, u8, u8)>(), 0..3),
-    ) {
-        let mut text = String::new();
-        let mut rng = seed | 1;
-        write(&j, &mut rng, &mut text);
-        let bytes = if edits.is_empty() {
-            text.into_bytes()
-        } else {
-            mutate(&text, &edits)
-        };
-        if let Ok(text) = std::str::from_utf8(&bytes) {
-            for style in 0..crate::fuzzing::ESCAPE_STYLES {
-                let escaped = crate::fuzzing::escape(text, style);
-                for w in &fast_wants() {
-                    fast_agrees(&escaped, w);
-                }
-            }
-        }
     }
 }
