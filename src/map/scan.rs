@@ -987,13 +987,13 @@ impl<'b, const E: bool> Scanner<'b, '_, E> {
         node: StaticNode,
         mode: Mode,
     ) -> Result<usize, ScanError> {
-        if self.msg.get(start..start + word.len()) != Some(word) {
+        let Some(end) = literal_end(self.msg, start, word) else {
             return err(start, "invalid literal");
-        }
+        };
         if mode != Mode::Skip {
             self.push(Node::Static(node), start);
         }
-        Ok(start + word.len())
+        Ok(end)
     }
 
     /// The string whose quotes are at `start` and `end`, unescaped.
@@ -1261,6 +1261,14 @@ fn number_at(
         }
     };
     Ok((Some(node), i))
+}
+
+/// The offset past the literal `word` (`true`, `false`, `null`) when it
+/// is at `start` of `msg`.
+#[inline(always)]
+fn literal_end(msg: &[u8], start: usize, word: &[u8]) -> Option<usize> {
+    let end = start + word.len();
+    (msg.get(start..end) == Some(word)).then_some(end)
 }
 
 /// The offset past the run of ASCII digits at `i`: eight at a time while

@@ -23,8 +23,8 @@
 use simd_json::{Node, StaticNode};
 
 use super::{
-    block, head_at, is_quote, number_at, skip_number, skip_ws, unicode_escape,
-    Mode, Want, ESCAPED_U, NO_SLOT,
+    block, head_at, is_quote, literal_end, number_at, skip_number, skip_ws,
+    unicode_escape, Mode, Want, ESCAPED_U, NO_SLOT,
 };
 
 /// Containers the fast path opens at most; deeper messages take
@@ -135,13 +135,11 @@ impl<'b> Fast<'b, '_> {
         node: StaticNode,
         mode: Mode,
     ) -> Option<usize> {
-        if self.msg.get(start..start + word.len())? != word {
-            return None;
-        }
+        let end = literal_end(self.msg, start, word)?;
         if mode != Mode::Skip {
             self.push(Node::Static(node), start);
         }
-        Some(start + word.len())
+        Some(end)
     }
 
     /// Opens a container at `start`: its tape node ([`NONE`] when

@@ -7,26 +7,26 @@ use simd_json::StaticNode::{Bool, Null, F64, I64, U64};
 use super::*;
 use crate::map::path::{Path, Segment};
 
+/// The [`Want`] of column paths `paths`.
+fn want_of(paths: &[&str]) -> Want {
+    let mut w = Want::nothing();
+    for p in paths {
+        let p = Path::parse(p).unwrap();
+        w.add(p.segments.iter().map(|s| match s {
+            Segment::Key(k) => Step::Key(k),
+            Segment::Index(_) => Step::Index,
+        }));
+    }
+    w
+}
+
 /// Scans `text` wanting `paths` (`None`: everything); returns the tape
 /// as Debug text and the node offsets.
 fn run(
     text: &str,
     paths: Option<&[&str]>,
 ) -> Result<(String, Vec<u32>), ScanError> {
-    let want = match paths {
-        None => Want::everything(),
-        Some(ps) => {
-            let mut w = Want::nothing();
-            for p in ps {
-                let p = Path::parse(p).unwrap();
-                w.add(p.segments.iter().map(|s| match s {
-                    Segment::Key(k) => Step::Key(k),
-                    Segment::Index(_) => Step::Index,
-                }));
-            }
-            w
-        }
-    };
+    let want = paths.map_or_else(Want::everything, want_of);
     let (mut arena, mut stack) = (Vec::new(), Vec::new());
     let (mut tape, mut starts) = (Vec::new(), Vec::new());
     scan(text, &want, &mut arena, &mut stack, &mut tape, &mut starts)?;
@@ -926,15 +926,7 @@ fn fast_wants() -> Vec<Want> {
         // Nested paths under keys the generator repeats.
         &["a.b", "b.c.a", "c", "ab.a"][..],
     ] {
-        let mut w = Want::nothing();
-        for p in paths {
-            let p = Path::parse(p).unwrap();
-            w.add(p.segments.iter().map(|s| match s {
-                Segment::Key(k) => Step::Key(k),
-                Segment::Index(_) => Step::Index,
-            }));
-        }
-        out.push(w);
+        out.push(want_of(paths));
     }
     out
 }
