@@ -12,13 +12,17 @@
 //! where it gives up, the message is scanned again by `scan_level`,
 //! which decides (and reports). So it never has to be right about a
 //! message it does not read, only about one it does, where its tape,
-//! node offsets and slots are exactly `scan_level`'s (tested in
-//! `scan::tests`, and by the fuzz targets through `scan_slots`).
+//! node offsets and slots are exactly `scan_level`'s
+//! ([`fast_agrees`](super::fast_agrees), run by `scan::tests` and by
+//! `fuzz_onepass` on every message; the one-pass oracle tests run
+//! through this path too).
 //!
-//! It gives up on: a string it would keep that holds an escape of the
-//! message's own (skipped ones are validated as `scan_level` validates
-//! them), a skipped number with an exponent or over 308 integer digits,
-//! nesting deeper than [`FAST_DEPTH`], and anything that is not JSON.
+//! It gives up on: a string it would keep, or a key it would look up,
+//! that holds an escape of the message's own (skipped ones are validated
+//! as `scan_level` validates them), a skipped number with an exponent or
+//! over 308 integer digits, nesting deeper than [`FAST_DEPTH`], and
+//! anything that is not JSON. `OnePassCounts::state_machine` counts the
+//! messages it gave up on.
 
 use simd_json::{Node, StaticNode};
 
