@@ -159,12 +159,67 @@ pub async fn wait_counts(
 }
 
 /// The queue holds nothing, visible or in flight (polled briefly: the
-/// counts are exact on moto, but a delete may still be on its way).
+/// counts are exact on moto, but a delete may still be on its way). On
+/// failure it waits for what is in flight to come back (its visibility
+/// timeout) and names those messages: their ids, receive counts and
+/// bodies.
 pub async fn assert_queue_empty(sqs: &aws_sdk_sqs::Client, q: &Queue) {
-    wait_counts(sqs, q, Duration::from_secs(10), "should be empty", |v, f| {
-        v == 0 && f == 0
-    })
-    .await;
+    let within = Duration::from_secs(10);
+    let deadline = Instant::now() + within;
+    loop {
+        let (visible, in_flight) = counts(sqs, q).await;
+        if visible == 0 && in_flight == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let back = Instant::now() + DEADLINE;
+            while counts(sqs, q).await.1 > 0 && Instant::now() < back {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let left = look(sqs, q).await;
+            panic!(
+                "queue {}: should be empty: still {visible} visible, \
+                 {in_flight} in flight after {within:?}; what is left \
+                 (id, receive count, body): {left:?}",
+                q.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Up to 10 messages now visible on `q` (left visible): id, receive
+/// count and the body's first 300 characters.
+async fn look(
+    sqs: &aws_sdk_sqs::Client,
+    q: &Queue,
+) -> Vec<(String, String, String)> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    let Ok(out) = sqs
+        .receive_message()
+        .queue_url(&q.url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(A::ApproximateReceiveCount)
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    out.messages()
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes()
+                .and_then(|a| a.get(&A::ApproximateReceiveCount))
+                .cloned()
+                .unwrap_or_default();
+            let body: String =
+                m.body().unwrap_or("").chars().take(300).collect();
+            (m.message_id().unwrap_or("").to_owned(), count, body)
+        })
+        .collect()
 }
 
 /// Waits until every message of `q` is visible again (nothing in flight),
