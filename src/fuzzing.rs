@@ -1069,25 +1069,17 @@ pub fn conninfo(data: &[u8]) {
     }
 }
 
-/// [`mapper_scan`] of a message in its escaped form (the one-pass path).
+/// [`mapper_scan`] of a message in its escaped form (the one-pass path):
+/// the scanner's fast path first, or with `fast` false its state machine
+/// alone (the stage benches set the two side by side).
 #[must_use]
 pub fn mapper_scan_escaped(
     mapper: &crate::Mapper,
     escaped: &str,
+    fast: bool,
     scratch: &mut crate::MapScratch,
 ) -> Option<usize> {
-    mapper.scan_escaped_only(escaped, false, scratch)
-}
-
-/// [`mapper_scan_escaped`] by the scanner's state machine alone (without
-/// its fast path), for the stage benches.
-#[must_use]
-pub fn mapper_scan_escaped_state_machine(
-    mapper: &crate::Mapper,
-    escaped: &str,
-    scratch: &mut crate::MapScratch,
-) -> Option<usize> {
-    mapper.scan_escaped_only(escaped, true, scratch)
+    mapper.scan_escaped_only(escaped, fast, scratch)
 }
 
 /// `RowWriter`'s field written straight from a JSON string body (the

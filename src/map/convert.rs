@@ -302,7 +302,7 @@ impl<'a> Lexemes<'a> {
 
     /// The lexeme of the number at tape node `node`.
     pub(crate) fn number(&self, node: usize) -> Option<&'a str> {
-        let at = usize::try_from(*self.starts.get(node)?).ok()?;
+        let at = self.start(node)?;
         self.number_at(at)
     }
 }

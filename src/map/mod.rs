@@ -696,36 +696,39 @@ impl Mapper {
         message: &str,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
-        self.scan_tape(message, scan::scan, scratch)
+        self.scan_tape(message, None, scratch)
     }
 
-    /// [`Mapper::scan_only`] of an escaped message: the fast path, or
-    /// with `state_machine` the state machine alone.
+    /// [`Mapper::scan_only`] of an escaped message: the fast path first,
+    /// or without `fast` the state machine alone.
     pub(crate) fn scan_escaped_only(
         &self,
         escaped: &str,
-        state_machine: bool,
+        fast: bool,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
-        let scan = if state_machine {
-            scan::scan_escaped_state_machine
-        } else {
-            scan::scan_escaped
-        };
-        self.scan_tape(escaped, scan, scratch)
+        self.scan_tape(escaped, Some(fast), scratch)
     }
 
+    /// The scan of `text`, plain (`fast` `None`) or escaped, with or
+    /// without the fast path.
     fn scan_tape(
         &self,
         text: &str,
-        scan: ScanFn,
+        fast: Option<bool>,
         scratch: &mut MapScratch,
     ) -> Option<usize> {
-        let MapScratch { scan: scanned, tape, .. } = scratch;
-        let ScanScratch { arena, stack, starts, .. } = scanned;
+        let MapScratch { scan, tape, .. } = scratch;
+        let ScanScratch { arena, stack, starts, .. } = scan;
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
-        let res = scan(text, &self.want, arena, stack, &mut t.0, starts);
+        let (want, t0) = (&self.want, &mut t.0);
+        let res = match fast {
+            None => scan::scan(text, want, arena, stack, t0, starts),
+            Some(fast) => {
+                scan::scan_escaped(text, fast, want, arena, stack, t0, starts)
+            }
+        };
         let n = res.ok().map(|()| t.0.len());
         *tape = t.reset();
         n
@@ -859,10 +862,6 @@ impl Mapper {
                 }
             };
         }
-        // A valid JSON text holds no raw NUL (control characters are not
-        // allowed in its strings, nor anywhere else), and unescaped
-        // strings live in scratch, not in the message: so text borrowed
-        // from a message that parsed needs no NUL check.
         // A JSON column's object or array on the one-pass path, when its
         // source is compact with no escapes in its strings: written
         // straight from the escaped bytes, which are then what
@@ -881,6 +880,10 @@ impl Mapper {
                 }
             }
         }
+        // A valid JSON text holds no raw NUL (control characters are not
+        // allowed in its strings, nor anywhere else), and unescaped
+        // strings live in scratch, not in the message: so text borrowed
+        // from a message that parsed needs no NUL check.
         let json_text = doc.map(|_| msg.scanned.as_bytes().as_ptr_range());
         match self.write_value(col, val, doc, json_text, text, w, out) {
             Ok(truncated) => Ok(truncated),
@@ -1168,17 +1171,6 @@ impl Mapper {
 }
 
 /// Where each column's path is in `want` ([`Mapper::located`]).
-/// [`scan::scan`], [`scan::scan_escaped`] or
-/// [`scan::scan_escaped_state_machine`].
-type ScanFn = for<'b> fn(
-    &'b str,
-    &Want,
-    &'b mut Vec<u8>,
-    &mut Vec<scan::Frame>,
-    &mut Vec<Node<'b>>,
-    &mut Vec<u32>,
-) -> Result<(), scan::ScanError>;
-
 fn locate(columns: &[Column], want: &Want) -> Vec<Option<(u32, usize)>> {
     columns
         .iter()

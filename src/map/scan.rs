@@ -158,9 +158,10 @@ impl Want {
                     let c = self.nodes.len();
                     let Ok(id) = u32::try_from(c) else { return };
                     if let Some(node) = self.nodes.get_mut(at) {
-                        node.keys |= key_bit(head(key), key.len());
+                        let h = head(key);
+                        node.keys |= key_bit(h, key.len());
                         node.children.push(Child {
-                            head: head(key),
+                            head: h,
                             key: key.into(),
                             id,
                         });
@@ -334,47 +335,27 @@ pub(crate) fn scan<'b>(
 /// string of the message) is an error, and the caller falls back to
 /// unescaping the message and calling [`scan`]. Strings without escapes
 /// at either level borrow `escaped`; the others are unescaped twice into
-/// `arena`.
+/// `arena`. With `fast`, [`fast::scan`] reads it first and the state
+/// machine only where that gives up; without, the state machine alone
+/// (the stage benches set the two side by side).
 ///
 /// # Errors
 ///
 /// A [`ScanError`] when the unescaped message is not one JSON text, or
 /// holds an escape this form does not read; offsets are in `escaped`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn scan_escaped<'b>(
     escaped: &'b str,
+    fast: bool,
     want: &Want,
     arena: &'b mut Vec<u8>,
     stack: &mut Vec<Frame>,
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
-    scan_level::<true>(
-        escaped,
-        want,
-        arena,
-        stack,
-        tape,
-        starts,
-        None,
-        Some(&mut 0),
-    )
-}
-
-/// [`scan_escaped`] by the state machine alone, without the fast path
-/// (for the stage benches: the two side by side).
-///
-/// # Errors
-///
-/// As [`scan_escaped`].
-pub(crate) fn scan_escaped_state_machine<'b>(
-    escaped: &'b str,
-    want: &Want,
-    arena: &'b mut Vec<u8>,
-    stack: &mut Vec<Frame>,
-    tape: &mut Vec<Node<'b>>,
-    starts: &mut Vec<u32>,
-) -> Result<(), ScanError> {
-    scan_level::<true>(escaped, want, arena, stack, tape, starts, None, None)
+    let mut gave_up = 0;
+    let fast = fast.then_some(&mut gave_up);
+    scan_level::<true>(escaped, want, arena, stack, tape, starts, None, fast)
 }
 
 /// [`scan`] (`escaped` false) or [`scan_escaped`] (true) that also fills

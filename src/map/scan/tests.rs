@@ -723,8 +723,9 @@ fn escaped_agrees(text: &str, style: usize, want: &Want) {
     let (mut a1, mut st1, mut t1, mut s1) = (vec![], vec![], vec![], vec![]);
     let (mut a2, mut st2, mut t2, mut s2) = (vec![], vec![], vec![], vec![]);
     let plain = scan(text, want, &mut a1, &mut st1, &mut t1, &mut s1);
-    let esc =
-        scan_escaped(&escaped, want, &mut a2, &mut st2, &mut t2, &mut s2);
+    let esc = scan_escaped(
+        &escaped, true, want, &mut a2, &mut st2, &mut t2, &mut s2,
+    );
     match (&plain, &esc) {
         (Ok(()), Ok(())) => {
             assert_eq!(format!("{t1:?}"), format!("{t2:?}"), "{text:?}");
