@@ -295,37 +295,56 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
             i += n;
             continue;
         }
-        // Byte by byte up to the end of this block (an escape may
-        // straddle it).
-        let stop = (i + 16).min(esc.len());
-        while i < stop {
-            let Some(&b) = esc.get(i) else { break };
-            match b {
-                b'\\' => {
-                    let (c, q) = match esc.get(i + 1) {
-                        Some(b'"') => (b'"', true),
-                        Some(b'\\') => (b'\\', false),
-                        Some(b'/') => (b'/', false),
-                        Some(b'b') => (8, false),
-                        Some(b'f') => (12, false),
-                        Some(b'n') => (b'\n', true),
-                        Some(b'r') => (b'\r', true),
-                        Some(b't') => (b'\t', false),
-                        _ => return false,
-                    };
-                    out.push(c);
-                    if c == b'"' {
-                        out.push(b'"');
-                    }
-                    quote |= q;
-                    i += 2;
-                }
-                b'"' | 0 => return false,
-                _ => {
-                    out.push(b);
-                    quote |= matches!(b, b',' | b'\n' | b'\r');
-                    i += 1;
-                }
+        // Other escapes: the runs between the block's backslashes are
+        // copied (a fixed 16-byte store each, from the block padded to 32
+        // bytes) and each escape written as its byte; a quote or control
+        // byte not escaped, or an escape this path does not take, leaves
+        // the field to the plain path. An escape may end past the block.
+        let stop = width as usize;
+        let bad = c.qt | c.ctl;
+        let mut padded = [b' '; 32];
+        if let Some(dst) = padded.get_mut(..16) {
+            dst.copy_from_slice(&chunk);
+        }
+        let mut bs = c.bs;
+        let mut at = 0usize;
+        loop {
+            let p = if bs == 0 { stop } else { bs.trailing_zeros() as usize };
+            let run = (1u32 << p) - (1u32 << at);
+            if bad & run != 0 {
+                return false;
+            }
+            quote |= c.comma & run != 0;
+            if let Some(src) = padded.get(at..).and_then(<[u8]>::first_chunk::<16>)
+            {
+                push_block(out, src, p - at);
+            }
+            if p >= stop {
+                i += stop;
+                break;
+            }
+            let (ch, q) = match esc.get(i + p + 1) {
+                Some(b'"') => (b'"', true),
+                Some(b'\\') => (b'\\', false),
+                Some(b'/') => (b'/', false),
+                Some(b'b') => (8, false),
+                Some(b'f') => (12, false),
+                Some(b'n') => (b'\n', true),
+                Some(b'r') => (b'\r', true),
+                Some(b't') => (b'\t', false),
+                _ => return false,
+            };
+            out.push(ch);
+            if ch == b'"' {
+                out.push(b'"');
+            }
+            quote |= q;
+            // The escape's two bytes are done (the second may be a `\`).
+            at = p + 2;
+            bs &= !((1u32 << at) - 1);
+            if at >= stop {
+                i += at;
+                break;
             }
         }
     }
@@ -849,6 +868,74 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// JSON string bodies made of runs of plain bytes and escapes, for
+    /// `field_escaped`: many escapes a block, adjacent ones (`\\\"`),
+    /// ones across the 16- and 64-byte steps, the bytes CSV quotes.
+    fn escaped_body() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                6 => prop::collection::vec(
+                    prop_oneof![
+                        8 => b'a'..=b'z',
+                        1 => Just(b','),
+                        1 => Just(b' '),
+                    ],
+                    0..20,
+                ),
+                2 => Just(b"\\\"".to_vec()),
+                2 => Just(b"\\\\".to_vec()),
+                2 => Just(b"\\n".to_vec()),
+                1 => Just(b"\\r".to_vec()),
+                1 => Just(b"\\t".to_vec()),
+                1 => Just(b"\\/".to_vec()),
+                1 => Just(b"\\b".to_vec()),
+                1 => Just(b"\\f".to_vec()),
+                1 => Just(b"\\u00e9".to_vec()),
+                1 => Just("\u{e9}\u{20ac}".as_bytes().to_vec()),
+                1 => Just(BOM.to_vec()),
+            ],
+            0..24,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        /// What `field_escaped` writes is what `field` writes for the
+        /// unescaped value, or (where it leaves it to `field`) nothing.
+        #[test]
+        fn escaped_fields_match_the_plain_path(
+            v in escaped_body(),
+            rs in any::<bool>(),
+        ) {
+            let d = if rs { RS } else { PG };
+            let mut plain = Vec::new();
+            crate::decode::onepass::unescape(&v, &mut plain);
+            let mut out = b"x".to_vec();
+            let mut w = RowWriter::new(d);
+            w.field(&mut out, "first").unwrap();
+            let mut want = out.clone();
+            if w.field_escaped(&mut out, &v) {
+                let text = std::str::from_utf8(&plain).unwrap();
+                let mut o = RowWriter::new(d);
+                o.field(&mut Vec::new(), "first").unwrap();
+                o.field(&mut want, text).unwrap();
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&want)
+                );
+            } else {
+                prop_assert_eq!(out, want);
+                // Only a `\u` escape or a field under 4 bytes is left
+                // to the plain path.
+                prop_assert!(
+                    v.len() < 4 || v.windows(2).any(|p| p == b"\\u"),
+                    "{:?}", String::from_utf8_lossy(&v)
+                );
             }
         }
     }
