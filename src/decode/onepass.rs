@@ -165,6 +165,65 @@ fn common_block(
     Some((at, bs & upto != 0))
 }
 
+/// Where a string body's run of common 64-byte blocks from `at` stops
+/// (`common_block`), whether one had an escape, and the closing quote's
+/// offset when a block holds it.
+struct Run {
+    at: usize,
+    escaped: bool,
+    end: Option<usize>,
+}
+
+/// [`Run`] from `i`, with AVX2 when the CPU has it.
+#[inline(always)]
+fn common_run(b: &[u8], i: usize) -> Run {
+    #[cfg(target_arch = "x86_64")]
+    if block::has_avx2() {
+        // SAFETY: the CPU has AVX2 (just checked), all that
+        // `common_run_avx2` needs.
+        return unsafe { common_run_avx2(b, i) };
+    }
+    common_run_with::<false>(b, i)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn common_run_avx2(b: &[u8], i: usize) -> Run {
+    common_run_with::<true>(b, i)
+}
+
+#[inline(always)]
+fn common_run_with<const AVX2: bool>(b: &[u8], mut i: usize) -> Run {
+    let mut escaped = false;
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<64>) {
+        #[cfg(target_arch = "x86_64")]
+        let c = if AVX2 {
+            // SAFETY: `AVX2` is true only in `common_run_avx2`, which is
+            // compiled with AVX2 and called only when the CPU has it.
+            unsafe { block::classes64_avx2(chunk) }
+        } else {
+            block::classes64(chunk)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let c = block::classes64(chunk);
+        match common_block(c.bs, c.qt, c.ctl, 64) {
+            Some((Ok(at), esc)) => {
+                return Run {
+                    at: i,
+                    escaped: escaped | esc,
+                    end: Some(i + at),
+                }
+            }
+            Some((Err(n), esc)) => {
+                escaped |= esc;
+                i += n;
+            }
+            None => break,
+        }
+    }
+    Run { at: i, escaped, end: None }
+}
+
 impl<'a> Reader<'a> {
     #[inline(always)]
     fn peek(&self) -> Option<u8> {
@@ -211,15 +270,15 @@ impl<'a> Reader<'a> {
         loop {
             // 64 bytes at a time while the blocks are of the common kind
             // (`common_block`), then 16, then 8, then one.
-            let mut common = b
-                .get(i..)
-                .and_then(<[u8]>::first_chunk::<64>)
-                .map(block::classes64)
-                .and_then(|c| common_block(c.bs, c.qt, c.ctl, 64));
-            if common.is_some() {
-                // Taken below.
-            } else if let Some(chunk) =
-                b.get(i..).and_then(<[u8]>::first_chunk::<16>)
+            let run = common_run(b, i);
+            escaped |= run.escaped;
+            i = run.at;
+            if let Some(end) = run.end {
+                self.pos = end + 1;
+                return Some((start, end, escaped));
+            }
+            let mut common = None;
+            if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<16>)
             {
                 let c = block::classes(chunk);
                 let special = c.bs | c.qt | c.ctl;
@@ -560,6 +619,46 @@ mod tests {
     }
 }
 
+#[cfg(all(test, target_arch = "x86_64"))]
+mod run_tests {
+    use super::*;
+
+    /// The 64-byte runs over a string body stop at the same place, with
+    /// the same escape flag and end, with AVX2 as with SSE2: bodies of
+    /// every length with a quote, an escape or a control byte at every
+    /// position.
+    #[test]
+    fn common_runs_with_avx2_are_the_sse2_ones() {
+        if !block::has_avx2() {
+            return; // avx2_classes_are_the_sse2_ones says so
+        }
+        let key = |r: &Run| (r.at, r.escaped, r.end);
+        for len in [63usize, 64, 65, 127, 128, 129, 200] {
+            for at in 0..len {
+                for special in
+                    [&b"\""[..], b"\\\"", b"\\\\", b"\n", b"\x01", b"\\"]
+                {
+                    let mut v: Vec<u8> =
+                        (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    v.splice(at..at, special.iter().copied());
+                    v.extend_from_slice(b"\"tail of the envelope, 64 bytes or more of it........");
+                    for from in [0, 1, 7] {
+                        let sse = common_run_with::<false>(&v, from);
+                        // SAFETY: the CPU has AVX2 (checked above).
+                        let avx = unsafe { common_run_avx2(&v, from) };
+                        assert_eq!(
+                            key(&sse),
+                            key(&avx),
+                            "{:?}",
+                            String::from_utf8_lossy(&v)
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Byte classes of 16 bytes at once, for the one-pass path's two hot
 /// loops (finding a message's end in the envelope, writing it as a CSV
 /// field): bit `k` of each mask is byte `k` of the block. On x86-64 with
@@ -686,6 +785,122 @@ pub(crate) mod block {
         out
     }
 
+    /// Whether [`classes64_avx2`] and [`classes64_quoted_avx2`] may be
+    /// called: the CPU has AVX2 (looked up once; std caches the answer).
+    #[inline(always)]
+    pub(crate) fn has_avx2() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// [`classes64`] with AVX2: 32 bytes a compare instead of 16, about
+    /// a third of the instructions (BENCHMARKS.md, fifth pass). Only
+    /// for callers compiled with AVX2, or behind [`has_avx2`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn classes64_avx2(b: &[u8; 64]) -> Classes64 {
+        let [lo, hi] = avx2::load(b);
+        avx2::classes(lo, hi)
+    }
+
+    /// [`classes64_quoted`] with AVX2, as [`classes64_avx2`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn classes64_quoted_avx2(
+        b: &[u8; 64],
+        out: &mut [u8; 64],
+    ) -> Classes64 {
+        let [lo, hi] = avx2::load(b);
+        avx2::store_quoted(lo, hi, out);
+        avx2::classes(lo, hi)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx2 {
+        use std::arch::x86_64::{
+            __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256,
+            _mm256_max_epu8, _mm256_movemask_epi8, _mm256_set1_epi8,
+            _mm256_storeu_si256, _mm256_xor_si256,
+        };
+
+        use super::Classes64;
+
+        /// `b` as two 32-byte vectors.
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        pub(super) fn load(b: &[u8; 64]) -> [__m256i; 2] {
+            let p = b.as_ptr().cast::<__m256i>();
+            // SAFETY: `b` is 64 readable bytes, so `p` and `p + 1` are 32
+            // each; `loadu` needs no alignment.
+            unsafe { [_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))] }
+        }
+
+        /// The bytes of `v` equal to `c`, as bits.
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn eq(v: __m256i, c: u8) -> __m256i {
+            #[allow(clippy::cast_possible_wrap)]
+            _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8))
+        }
+
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn bits(lo: __m256i, hi: __m256i) -> u64 {
+            #[allow(clippy::cast_sign_loss)]
+            let (l, h) = (
+                _mm256_movemask_epi8(lo) as u32,
+                _mm256_movemask_epi8(hi) as u32,
+            );
+            u64::from(l) | u64::from(h) << 32
+        }
+
+        /// Bytes below 0x20.
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn ctl(v: __m256i) -> __m256i {
+            let low = _mm256_set1_epi8(0x1f);
+            _mm256_cmpeq_epi8(_mm256_max_epu8(v, low), low)
+        }
+
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        pub(super) fn classes(lo: __m256i, hi: __m256i) -> Classes64 {
+            Classes64 {
+                bs: bits(eq(lo, b'\\'), eq(hi, b'\\')),
+                qt: bits(eq(lo, b'"'), eq(hi, b'"')),
+                comma: bits(eq(lo, b','), eq(hi, b',')),
+                ctl: bits(ctl(lo), ctl(hi)),
+            }
+        }
+
+        /// `lo` and `hi` with every `\` made a `"` (0x5C ^ 0x7E = 0x22),
+        /// into `out`.
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        pub(super) fn store_quoted(
+            lo: __m256i,
+            hi: __m256i,
+            out: &mut [u8; 64],
+        ) {
+            #[allow(clippy::cast_possible_wrap)]
+            let flip = _mm256_set1_epi8(0x7E);
+            let q = |v: __m256i| {
+                _mm256_xor_si256(v, _mm256_and_si256(eq(v, b'\\'), flip))
+            };
+            let p = out.as_mut_ptr().cast::<__m256i>();
+            // SAFETY: `out` is 64 writable bytes, so `p` and `p + 1` are
+            // 32 each; `storeu` needs no alignment.
+            unsafe {
+                _mm256_storeu_si256(p, q(lo));
+                _mm256_storeu_si256(p.add(1), q(hi));
+            }
+        }
+    }
+
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     mod imp {
         use std::arch::x86_64::{
@@ -785,6 +1000,33 @@ pub(crate) mod block {
                     assert_eq!(byte == 0xFF, x == b'\\');
                 }
                 assert_eq!(c.bs >> 16, 0);
+            }
+        }
+
+        /// The AVX2 classes are the SSE2 ones (on a CPU with AVX2; the
+        /// test says so when it has nothing to compare).
+        #[test]
+        #[cfg(target_arch = "x86_64")]
+        fn avx2_classes_are_the_sse2_ones() {
+            assert!(
+                has_avx2() || std::env::var_os("CI_NO_AVX2").is_some(),
+                "this CPU has no AVX2: set CI_NO_AVX2=1 to run without \
+                 comparing the AVX2 classes"
+            );
+            if !has_avx2() {
+                return;
+            }
+            for seed in 0..5000u64 {
+                let b = block::<64>(seed);
+                let (mut q1, mut q2) = ([0u8; 64], [0u8; 64]);
+                let sse = classes64_quoted(&b, &mut q1);
+                // SAFETY: the CPU has AVX2 (checked above).
+                let (avx, avx_quoted) = unsafe {
+                    (classes64_avx2(&b), classes64_quoted_avx2(&b, &mut q2))
+                };
+                assert_eq!(sse, avx, "{b:?}");
+                assert_eq!(sse, avx_quoted, "{b:?}");
+                assert_eq!(q1, q2, "{b:?}");
             }
         }
 
