@@ -224,6 +224,54 @@ fn common_run_with<const AVX2: bool>(b: &[u8], mut i: usize) -> Run {
     Run { at: i, escaped, end: None }
 }
 
+/// The leading ASCII digits of `b` when there are at most 15 (so the
+/// byte after them is in `b`): their value and count; `None` for 16.
+#[inline(always)]
+fn swar_digits(b: &[u8; 16]) -> Option<(i64, usize)> {
+    let (lo, hi) = b.split_at(8);
+    let word = |w: &[u8]| <[u8; 8]>::try_from(w).map(u64::from_le_bytes);
+    let (Ok(lo), Ok(hi)) = (word(lo), word(hi)) else { return None };
+    // 0x33 in each digit's byte. A carry of `+ 0x06` out of a byte
+    // (0xFA and up, not a digit) reaches only later bytes, so the first
+    // byte that is not a digit is always seen.
+    let f = 0xF0F0_F0F0_F0F0_F0F0u64;
+    let not_digits = |w: u64| {
+        ((w & f) | (w.wrapping_add(0x0606_0606_0606_0606) & f) >> 4)
+            ^ 0x3333_3333_3333_3333
+    };
+    let (a, z) = (not_digits(lo), not_digits(hi));
+    let n = if a != 0 {
+        (a.trailing_zeros() / 8) as usize
+    } else if z != 0 {
+        8 + (z.trailing_zeros() / 8) as usize
+    } else {
+        return None;
+    };
+    // Eight digits (first in the low byte) to their value; `k` digits
+    // by shifting the others out, the zeros in as leading zeros.
+    let eight = |w: u64, k: usize| -> u64 {
+        if k == 0 {
+            return 0;
+        }
+        let v = (w & 0x0F0F_0F0F_0F0F_0F0F) << (8 * (8 - k));
+        let v = (v * 10) + (v >> 8);
+        // (The products wrap by design: only their top half is kept.)
+        ((v & 0x0000_00FF_0000_00FF)
+            .wrapping_mul(100 + (1_000_000 << 32))
+            .wrapping_add(
+                ((v >> 16) & 0x0000_00FF_0000_00FF)
+                    .wrapping_mul(1 + (10_000 << 32)),
+            ))
+            >> 32
+    };
+    let v = if n <= 8 {
+        eight(lo, n)
+    } else {
+        eight(lo, 8) * 10u64.pow((n - 8) as u32) + eight(hi, n - 8)
+    };
+    i64::try_from(v).ok().map(|v| (v, n))
+}
+
 impl<'a> Reader<'a> {
     #[inline(always)]
     fn peek(&self) -> Option<u8> {
@@ -360,14 +408,18 @@ impl<'a> Reader<'a> {
             self.pos += 1;
         }
         let start = self.pos;
-        let mut v = 0i64;
-        while let Some(d @ b'0'..=b'9') = self.peek() {
-            v = v * 10 + i64::from(d - b'0');
-            self.pos += 1;
-            if self.pos - start > 18 {
-                return None;
-            }
-        }
+        // Up to 15 digits with 16 bytes to look at (a millisecond
+        // timestamp has 13) eight at a time, others a digit at a time.
+        let v = match self.b.get(start..).and_then(<[u8]>::first_chunk::<16>) {
+            Some(c) => match swar_digits(c) {
+                Some((v, n)) => {
+                    self.pos += n;
+                    v
+                }
+                None => self.digits(start)?,
+            },
+            None => self.digits(start)?,
+        };
         let n = self.pos - start;
         if n == 0
             || (n > 1 && self.b.get(start) == Some(&b'0'))
@@ -376,6 +428,19 @@ impl<'a> Reader<'a> {
             return None;
         }
         Some(if neg { -v } else { v })
+    }
+
+    /// The digits from `start` a digit at a time, at most 18.
+    fn digits(&mut self, start: usize) -> Option<i64> {
+        let mut v = 0i64;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            v = v * 10 + i64::from(d - b'0');
+            self.pos += 1;
+            if self.pos - start > 18 {
+                return None;
+            }
+        }
+        Some(v)
     }
 
     /// Skips a value of the kinds the module docs list.
@@ -537,6 +602,41 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    /// `swar_digits` is the digit loop: every count of digits up to 16,
+    /// each followed by each kind of byte (and digits' neighbours in
+    /// ASCII, and bytes that carry), from many values.
+    #[test]
+    fn swar_digits_are_the_digit_loop() {
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        for n in 0..=16usize {
+            for after in
+                [b'}', b',', b' ', b'.', b'e', b'/', b':', 0xFA, 0xFF, 0x29, 0]
+            {
+                for _ in 0..200 {
+                    let mut b = [after; 16];
+                    for x in b.iter_mut().take(n) {
+                        r ^= r << 13;
+                        r ^= r >> 7;
+                        r ^= r << 17;
+                        *x = b'0' + (r % 10) as u8;
+                    }
+                    let mut doc = b.to_vec();
+                    doc.extend_from_slice(b"}}");
+                    let mut slow = Reader { b: &doc, pos: 0 };
+                    let want = slow.digits(0).map(|v| (v, slow.pos));
+                    let got = swar_digits(&b);
+                    match got {
+                        Some(g) => assert_eq!(Some(g), want, "{b:?}"),
+                        None => assert_eq!(n, 16, "{b:?}"),
+                    }
+                    if n < 16 {
+                        assert!(got.is_some(), "{b:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
