@@ -196,16 +196,9 @@ fn common_run_avx2(b: &[u8], i: usize) -> Run {
 fn common_run_with<const AVX2: bool>(b: &[u8], mut i: usize) -> Run {
     let mut escaped = false;
     while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<64>) {
-        #[cfg(target_arch = "x86_64")]
-        let c = if AVX2 {
-            // SAFETY: `AVX2` is true only in `common_run_avx2`, which is
-            // compiled with AVX2 and called only when the CPU has it.
-            unsafe { block::classes64_avx2(chunk) }
-        } else {
-            block::classes64(chunk)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let c = block::classes64(chunk);
+        // SAFETY: `AVX2` is true only in `common_run_avx2`, which is
+        // compiled with AVX2 and called only when the CPU has it.
+        let c = unsafe { block::classes64_with::<AVX2>(chunk) };
         match common_block(c.bs, c.qt, c.ctl, 64) {
             Some((Ok(at), esc)) => {
                 return Run {
@@ -917,6 +910,43 @@ pub(crate) mod block {
         let [lo, hi] = avx2::load(b);
         avx2::store_quoted(lo, hi, out);
         avx2::classes(lo, hi)
+    }
+
+    /// [`classes64`], or with `AVX2` [`classes64_avx2`]: the one place
+    /// the two are chosen between, for loops compiled both ways.
+    ///
+    /// # Safety
+    ///
+    /// With `AVX2` true, the CPU must have AVX2 ([`has_avx2`]).
+    #[inline(always)]
+    pub(crate) unsafe fn classes64_with<const AVX2: bool>(
+        b: &[u8; 64],
+    ) -> Classes64 {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: the caller's promise.
+            return unsafe { classes64_avx2(b) };
+        }
+        classes64(b)
+    }
+
+    /// [`classes64_quoted`], or with `AVX2` [`classes64_quoted_avx2`],
+    /// as [`classes64_with`].
+    ///
+    /// # Safety
+    ///
+    /// With `AVX2` true, the CPU must have AVX2 ([`has_avx2`]).
+    #[inline(always)]
+    pub(crate) unsafe fn classes64_quoted_with<const AVX2: bool>(
+        b: &[u8; 64],
+        out: &mut [u8; 64],
+    ) -> Classes64 {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: the caller's promise.
+            return unsafe { classes64_quoted_avx2(b, out) };
+        }
+        classes64_quoted(b, out)
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -316,22 +316,20 @@ fn unescape_quoted(out: &mut Vec<u8>, esc: &[u8]) -> bool {
                 i += stop;
                 break;
             }
-            let (ch, q) = match esc.get(i + p + 1) {
-                Some(b'"') => (b'"', true),
-                Some(b'\\') => (b'\\', false),
-                Some(b'/') => (b'/', false),
-                Some(b'b') => (8, false),
-                Some(b'f') => (12, false),
-                Some(b'n') => (b'\n', true),
-                Some(b'r') => (b'\r', true),
-                Some(b't') => (b'\t', false),
-                _ => return false,
+            let Some(ch) = esc
+                .get(i + p + 1)
+                .and_then(|&e| crate::map::scan::short_escape(e))
+            else {
+                return false;
             };
+            // (All eight are ASCII.)
+            #[allow(clippy::cast_possible_truncation)]
+            let ch = ch as u8;
             out.push(ch);
             if ch == b'"' {
                 out.push(b'"');
             }
-            quote |= q;
+            quote |= matches!(ch, b'"' | b'\n' | b'\r');
             // The escape's two bytes are done (the second may be a `\`).
             at = p + 2;
             bs &= !((1u32 << at) - 1);
@@ -388,16 +386,10 @@ fn quoted_run_with<const AVX2: bool>(
     use crate::decode::onepass::block;
     while let Some(chunk) = esc.get(i..).and_then(<[u8]>::first_chunk::<64>) {
         let mut bytes = [0u8; 64];
-        #[cfg(target_arch = "x86_64")]
-        let c = if AVX2 {
-            // SAFETY: `AVX2` is true only in `quoted_run_avx2`, which is
-            // compiled with AVX2 and called only when the CPU has it.
-            unsafe { block::classes64_quoted_avx2(chunk, &mut bytes) }
-        } else {
-            block::classes64_quoted(chunk, &mut bytes)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let c = block::classes64_quoted(chunk, &mut bytes);
+        // SAFETY: `AVX2` is true only in `quoted_run_avx2`, which is
+        // compiled with AVX2 and called only when the CPU has it.
+        let c =
+            unsafe { block::classes64_quoted_with::<AVX2>(chunk, &mut bytes) };
         let (n, keep) = block::taken(c.bs, 64);
         let (bs, qt) = (c.bs & keep, c.qt & keep);
         if c.ctl & keep != 0 || bs << 1 != qt {
@@ -431,16 +423,8 @@ fn quoted_run_with<const AVX2: bool>(
     };
     let mut bytes = [0u8; 128];
     let Some(head) = bytes.first_chunk_mut::<64>() else { return i };
-    #[cfg(target_arch = "x86_64")]
-    let c = if AVX2 {
-        // SAFETY: `AVX2` is true only in `quoted_run_avx2`, which is
-        // compiled with AVX2 and called only when the CPU has it.
-        unsafe { block::classes64_quoted_avx2(window, head) }
-    } else {
-        block::classes64_quoted(window, head)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let c = block::classes64_quoted(window, head);
+    // SAFETY: as in the loop above.
+    let c = unsafe { block::classes64_quoted_with::<AVX2>(window, head) };
     #[allow(clippy::cast_possible_truncation)] // rest < 64
     let (n, keep) = block::taken(c.bs >> skip, rest as u32);
     let (bs, qt) = (c.bs >> skip & keep, c.qt >> skip & keep);
