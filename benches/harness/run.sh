@@ -173,7 +173,8 @@ SUBSET=("${FILES[@]:0:JQ_OBJECTS}")
 QUARTER=("${FILES[@]:0:$(((OBJECTS + 3) / 4))}")
 
 # --- measuring ----------------------------------------------------------------
-# measure NAME BYTES EVENTS CMD... : one row of results.tsv
+# measure NAME BYTES EVENTS CMD... : one row of results.tsv (env PRE: a
+#   command run, untimed, before each run)
 #   name wall_s cpu_s rss_kb bytes events load1 note
 # Runs CMD $RUNS times (default $REPEAT) and keeps the median wall and
 # median CPU, the largest RSS, the mean load average. GNU time's CPU covers
@@ -189,6 +190,11 @@ measure() {
         local load1
         load1=$(cut -d' ' -f1 /proc/loadavg)
         note "$name (run $((i + 1))/$runs, load $load1)"
+        # Untimed, before each run: e.g. remove the previous run's output,
+        # so no run pays for freeing the last one's pages (truncate at open,
+        # ext4's flush of a truncated file at close) and every contender
+        # writes a new file.
+        [[ -z ${PRE:-} ]] || eval "$PRE"
         /usr/bin/time -f "%e %U %S %M $load1" -o "$OUT/time" "$@" \
             >"$OUT/stdout" ||
             die "$name failed (exit $?): $(tail -n 5 "$OUT/stdout")"
@@ -266,7 +272,7 @@ ROWS_SUBSET=$(json_field "$OUT/probe.json" rows)
 INFLATED_SUBSET=$(json_field "$OUT/probe.json" inflated_bytes)
 
 for t in 1 2; do
-    NOTE= measure "cwl-copy convert --threads $t" "$INFLATED" "@$OUT/t$t.json" \
+    NOTE= PRE="rm -f $OUT/t$t.csv" measure "cwl-copy convert --threads $t" "$INFLATED" "@$OUT/t$t.json" \
         bash -c 'convert_ok "$@"' _ "$t" "$OUT/t$t.csv" "$OUT/t$t.json" \
         "$CORPUS/objects"
 done
@@ -286,7 +292,7 @@ ONEPASS=$("$GEN" onepass "$SPEC" "$CORPUS/objects")
 export ONEPASS
 # RSS as the corpus grows: the same run on the first quarter of the objects.
 INFLATED_QUARTER=$(inflated_of "${QUARTER[@]}")
-NOTE="RSS check: ${#QUARTER[@]} of $OBJECTS objects" \
+NOTE="RSS check: ${#QUARTER[@]} of $OBJECTS objects" PRE="rm -f $OUT/q.csv" \
     measure "cwl-copy convert --threads 2, first quarter" "$INFLATED_QUARTER" "@$OUT/q.json" \
     bash -c 'convert_ok "$@"' _ 2 "$OUT/q.csv" "$OUT/q.json" "${QUARTER[@]}"
 # … and on a corpus four times as large (generated and cached like the
