@@ -7,9 +7,16 @@ use super::ObjectRows;
 /// When a batch closes. Each limit closes the batch as soon as it is
 /// reached, so a batch may exceed `max_bytes` by its last object (an
 /// object bigger than `max_bytes` is a batch of its own).
+///
+/// An object's bytes are its CSV and its rejected events
+/// ([`ObjectRows::reject_bytes`]): rejects wait in memory for their
+/// batch's quarantine insert, so a batch of objects whose every event is
+/// rejected closes by size like any other instead of holding up to
+/// `max_objects` objects' messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Total CSV bytes (`--batch-bytes`). Default 64 MiB.
+    /// Total bytes of CSV and rejected events (`--batch-bytes`). Default
+    /// 64 MiB.
     pub max_bytes: u64,
     /// Object count (`--batch-objects`). Default 1000; 0 counts as 1.
     pub max_objects: usize,
@@ -78,7 +85,10 @@ impl Batcher {
         if self.pending.is_empty() {
             self.opened = Some(Instant::now());
         }
-        self.bytes = self.bytes.saturating_add(obj.csv.len());
+        self.bytes = self
+            .bytes
+            .saturating_add(obj.csv.len())
+            .saturating_add(obj.reject_bytes());
         self.pending.push(obj);
         if self.pending.len() >= self.limits.max_objects.max(1)
             || self.bytes >= self.limits.max_bytes
@@ -127,7 +137,7 @@ impl Batcher {
         self.pending.is_empty()
     }
 
-    /// CSV bytes in the open batch.
+    /// Bytes of CSV and rejected events in the open batch.
     #[must_use]
     pub fn bytes(&self) -> u64 {
         self.bytes
@@ -157,6 +167,44 @@ mod tests {
         // An oversized object is a batch of its own.
         assert_eq!(b.push(obj(50)).map(|v| v.len()), Some(1));
         assert_eq!(b.deadline(), None);
+    }
+
+    /// Rejected events count toward `max_bytes`: objects with no CSV at
+    /// all (every event rejected) still close a batch by size.
+    #[test]
+    fn rejected_events_count_toward_the_bytes() {
+        let rejected = |message: &str| ObjectRows {
+            rejected: 1,
+            rejects: vec![super::super::RejectRecord {
+                member: Some(0),
+                event_id: Some("id".to_owned()),
+                reason: "not_json: message is not JSON".to_owned(),
+                message: message.to_owned(),
+                code: "not_json".to_owned(),
+            }],
+            ..ObjectRows::default()
+        };
+        let one = rejected(&"m".repeat(40));
+        let size = one.reject_bytes();
+        assert_eq!(size, 40 + 2 + 29 + 8);
+        let mut b = Batcher::new(BatchLimits {
+            max_bytes: 3 * size,
+            max_objects: 1000,
+            max_age: None,
+        });
+        assert!(b.push(one).is_none());
+        assert!(b.push(rejected(&"m".repeat(40))).is_none());
+        assert_eq!(b.bytes(), 2 * size);
+        assert_eq!(
+            b.push(rejected(&"m".repeat(40))).map(|v| v.len()),
+            Some(3)
+        );
+        // CSV and rejects add up.
+        let mut mixed = obj(10);
+        mixed.rejects = rejected("x").rejects;
+        let mixed_size = 10 + mixed.reject_bytes();
+        assert!(b.push(mixed).is_none());
+        assert_eq!(b.bytes(), mixed_size);
     }
 
     #[test]

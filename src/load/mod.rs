@@ -97,6 +97,25 @@ pub struct ObjectRows {
     pub errors: Vec<ObjectError>,
 }
 
+impl ObjectRows {
+    /// The bytes its rejected events hold until their batch commits (the
+    /// text of each: event id, reason, message, code), which count
+    /// toward a batch's size like its CSV ([`BatchLimits::max_bytes`]).
+    #[must_use]
+    pub fn reject_bytes(&self) -> u64 {
+        self.rejects
+            .iter()
+            .map(|r| {
+                let n = r.event_id.as_ref().map_or(0, String::len)
+                    + r.reason.len()
+                    + r.message.len()
+                    + r.code.len();
+                u64::try_from(n).unwrap_or(u64::MAX)
+            })
+            .fold(0, u64::saturating_add)
+    }
+}
+
 /// A rejected event, for the quarantine.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RejectRecord {

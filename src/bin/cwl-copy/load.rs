@@ -54,8 +54,9 @@ pub(crate) struct LoadArgs {
     /// Create the target table from the column spec if it is missing.
     #[arg(long)]
     pub(crate) create_table: bool,
-    /// Close a batch at this many bytes of CSV: bytes, or a size such as
-    /// 64MiB [default: 64 MiB].
+    /// Close a batch at this many bytes of CSV and rejected events (their
+    /// messages and reasons, held for the quarantine): bytes, or a size
+    /// such as 64MiB [default: 64 MiB].
     // In the text: clap would quote it (a test checks it is the const).
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(BatchLimits::DEFAULT_MAX_BYTES), hide_default_value = true)]
     pub(crate) batch_bytes: ByteSize,
