@@ -97,6 +97,7 @@ pub struct ObjectRows {
     pub errors: Vec<ObjectError>,
 }
 
+#[cfg(feature = "loader")]
 impl ObjectRows {
     /// The bytes its rejected events hold until their batch commits (the
     /// text of each: event id, reason, message, code), which count
