@@ -667,70 +667,18 @@ fn is_quote<const E: bool>(msg: &[u8], pos: usize) -> bool {
 
 /// [`string_end`] for the escaped form: `start` is the `\` of the
 /// opening `\"`; returns the offset of the closing `\"` and whether the
-/// string has escapes of the message's own.
+/// string has escapes of the message's own. The grammar is the fast
+/// path's ([`fast::string_body`]); its errors carry no detail but the
+/// string's start, because an error in the escaped form is never shown:
+/// the message then goes to the unescaped path, which reports its own.
 #[inline(always)]
 fn string_end_escaped(
     msg: &[u8],
     start: usize,
 ) -> Result<(usize, bool), ScanError> {
-    let mut i = start + 2;
-    let mut escaped = false;
-    loop {
-        // 16 bytes at a time while they last, then 8, then one.
-        let c = if let Some(chunk) =
-            msg.get(i..).and_then(<[u8]>::first_chunk::<16>)
-        {
-            let k = block::classes(chunk);
-            let m = k.bs | k.qt | k.ctl;
-            if m == 0 {
-                i += 16;
-                continue;
-            }
-            i += m.trailing_zeros() as usize;
-            msg.get(i).copied().unwrap_or(b'"')
-        } else {
-            match msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-                Some(chunk) => {
-                    let (m, _) = special(u64::from_le_bytes(*chunk));
-                    if m == 0 {
-                        i += 8;
-                        continue;
-                    }
-                    i += (m.trailing_zeros() / 8) as usize;
-                    msg.get(i).copied().unwrap_or(b'"')
-                }
-                None => match msg.get(i) {
-                    Some(&c) => c,
-                    None => return err(start, "unterminated string"),
-                },
-            }
-        };
-        match c {
-            b'\\' => match msg.get(i + 1) {
-                Some(b'"') => return Ok((i, escaped)),
-                // An escape of the message's: `\\` and the escaped form
-                // of the escaped character.
-                Some(b'\\') => {
-                    escaped = true;
-                    i = match msg.get(i + 2) {
-                        Some(b'\\') => match msg.get(i + 3) {
-                            Some(b'"' | b'\\') => i + 4,
-                            _ => return err(i, "invalid escape"),
-                        },
-                        Some(b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i + 3,
-                        Some(b'u') => unicode_escape(msg, i, ESCAPED_U)?.1,
-                        Some(_) => return err(i, "invalid escape"),
-                        None => return err(start, "unterminated string"),
-                    };
-                }
-                // `\n`, `\t`, … : a control character inside a string of
-                // the message (not JSON); `\/`, `\u`: not read here.
-                _ => return err(i, "escape not read in escaped form"),
-            },
-            b'"' => return err(i, "quote in an escaped string"),
-            0..=0x1f => return err(i, "control character in string"),
-            _ => i += 1,
-        }
+    match msg.get(start + 2..).and_then(fast::string_body) {
+        Some((n, escaped)) => Ok((start + 2 + n, escaped)),
+        None => err(start, "string not read in escaped form"),
     }
 }
 

@@ -324,12 +324,14 @@ impl<'b> Fast<'b, '_> {
 }
 
 /// The body of a string of the escaped form (what follows its opening
-/// `\"`), read as `string_end_escaped` reads it: its length (up to the
-/// closing `\"`) and whether it holds escapes of the message's own;
-/// `None` where that gives an error. Walks a slice rather than offsets,
+/// `\"`): its length (up to the closing `\"`) and whether it holds
+/// escapes of the message's own (`\\` and the escaped form of the
+/// escaped character); `None` for anything else (a raw quote or control
+/// character, an escape of the envelope's other than `\"`, no end). The
+/// state machine reads strings with it too (`string_end_escaped`). Walks a slice rather than offsets,
 /// so each 16-byte step costs one length test.
 #[inline(always)]
-fn string_body(body: &[u8]) -> Option<(usize, bool)> {
+pub(super) fn string_body(body: &[u8]) -> Option<(usize, bool)> {
     let mut rest = body;
     let mut escaped = false;
     loop {
