@@ -177,7 +177,8 @@ QUARTER=("${FILES[@]:0:$(((OBJECTS + 3) / 4))}")
 #   command run, untimed, before each run)
 #   name wall_s cpu_s rss_kb bytes events load1 note
 # Runs CMD $RUNS times (default $REPEAT) and keeps the median wall and
-# median CPU, the largest RSS, the mean load average. GNU time's CPU covers
+# median CPU, the largest RSS, the mean load average, and in the note the
+# largest steal (CPU time the hypervisor gave to other guests) if ≥ 0.5%. GNU time's CPU covers
 # every waited-for descendant (a whole pipeline run under bash -c); its
 # peak RSS is the largest single process's. EVENTS "@FILE" is the events
 # count of the run's own --summary-json.
@@ -195,10 +196,17 @@ measure() {
         # ext4's flush of a truncated file at close) and every contender
         # writes a new file.
         [[ -z ${PRE:-} ]] || eval "$PRE"
+        local before after
+        before=$(head -n 1 /proc/stat)
         /usr/bin/time -f "%e %U %S %M $load1" -o "$OUT/time" "$@" \
             >"$OUT/stdout" ||
             die "$name failed (exit $?): $(tail -n 5 "$OUT/stdout")"
-        cat "$OUT/time" >>"$OUT/times"
+        after=$(head -n 1 /proc/stat)
+        # The share of the machine's CPU time the hypervisor gave to
+        # others while this ran (steal), for the note: a row that ran
+        # while the host was busy says so.
+        printf '%s %s\n' "$(cat "$OUT/time")" "$(steal_pct "$before" "$after")" \
+            >>"$OUT/times"
         printf '   %s\n' "$(cat "$OUT/time")" >&2
     done
     [[ $events == @* ]] && events=$(json_field "${events#@}" events)
@@ -211,11 +219,23 @@ wall = st.median(r[0] for r in t)
 cpu = st.median(r[1] + r[2] for r in t)
 rss = max(r[3] for r in t)
 load = st.mean(r[4] for r in t)
+steal = max(r[5] for r in t)
 if int(runs) > 1:
     note = (note + "; " if note else "") + f"median of {runs}"
+if steal >= 0.5:
+    note = (note + "; " if note else "") + f"steal up to {steal:.1f}%"
 print("\t".join([name, f"{wall:.2f}", f"{cpu:.2f}", f"{rss:.0f}", nbytes,
                  events, f"{load:.2f}", note]))
 PY
+}
+# steal_pct BEFORE AFTER: steal ticks as a % of all ticks between two
+# "cpu" lines of /proc/stat (0 where the kernel does not count steal).
+steal_pct() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " "); total = 0
+        for (i = 2; i <= n; i++) total += y[i] - x[i]
+        printf "%.2f", (total > 0 && n >= 9) ? 100 * (y[9] - x[9]) / total : 0
+    }'
 }
 json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
 inflated_of() { "$GEN" inflate libdeflate "$@" | sed -n 's/^inflated_bytes=\([0-9]*\).*/\1/p'; }
