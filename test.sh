@@ -117,7 +117,8 @@ section "Starting moto $MOTO_VERSION (S3/SQS emulator)"
 MOTO_PORT=
 for attempt in 1 2 3; do
     port=$(pg_free_port)
-    "$PY" -m moto.server -H 127.0.0.1 -p "$port" \
+    # moto's server with its SQS delete made atomic (scripts/moto_server.py).
+    "$PY" scripts/moto_server.py -H 127.0.0.1 -p "$port" \
         >>"$TMP/moto.log" 2>&1 </dev/null &
     MOTO_PID=$!
     # Poll until it answers HTTP (any status), it dies, or the deadline.

@@ -546,10 +546,13 @@ impl<'de> serde::Deserialize<'de> for Unique {
 /// What the envelope rules (`src/decode/envelope.rs`, FORMAT.md a.) make
 /// of one JSON document, computed from `serde_json`'s value: the events
 /// as `(id, timestamp, message)` and the number of rejected pieces (the
-/// document, or each bad event).
-fn envelope_oracle(v: &serde_json::Value) -> (Vec<String>, usize) {
+/// document, or each bad event). `None` where `serde_json`'s value
+/// cannot tell: it reads the integer `-0` as the float `-0.0`, so a
+/// timestamp of negative zero is `-0` (an integer, the event's 0) or
+/// `-0.0` (a float, a reject) and the value does not say which.
+fn envelope_oracle(v: &serde_json::Value) -> Option<(Vec<String>, usize)> {
     use serde_json::Value as V;
-    let Some(o) = v.as_object() else { return (vec![], 1) };
+    let Some(o) = v.as_object() else { return Some((vec![], 1)) };
     let string = |k: &str| match o.get(k) {
         None | Some(V::String(_)) => true,
         Some(_) => false,
@@ -562,19 +565,19 @@ fn envelope_oracle(v: &serde_json::Value) -> (Vec<String>, usize) {
     };
     let policy_ok = matches!(o.get("policyLevel"), None | Some(V::Null))
         || string("policyLevel");
-    let Some(control) = kind else { return (vec![], 1) };
+    let Some(control) = kind else { return Some((vec![], 1)) };
     if !(string("owner")
         && string("logGroup")
         && string("logStream")
         && policy_ok)
     {
-        return (vec![], 1);
+        return Some((vec![], 1));
     }
     let Some(V::Array(events)) = o.get("logEvents") else {
-        return (vec![], 1);
+        return Some((vec![], 1));
     };
     if control {
-        return (vec![], 0);
+        return Some((vec![], 0));
     }
     let (mut out, mut bad) = (vec![], 0);
     for e in events {
@@ -587,7 +590,14 @@ fn envelope_oracle(v: &serde_json::Value) -> (Vec<String>, usize) {
             Some(V::Number(n)) => n.as_u64().map(|n| n.to_string()),
             _ => None,
         };
-        let ts = e.get("timestamp").and_then(V::as_i64);
+        let ts = e.get("timestamp");
+        if ts
+            .and_then(V::as_f64)
+            .is_some_and(|t| t == 0.0 && t.is_sign_negative())
+        {
+            return None;
+        }
+        let ts = ts.and_then(V::as_i64);
         let msg = e.get("message").and_then(V::as_str);
         match (id, ts, msg) {
             (Some(id), Some(ts), Some(msg)) => {
@@ -596,7 +606,7 @@ fn envelope_oracle(v: &serde_json::Value) -> (Vec<String>, usize) {
             _ => bad += 1,
         }
     }
-    (out, bad)
+    Some((out, bad))
 }
 
 /// The envelope decode of `data` framed as `variant`: events as `(id,
@@ -648,9 +658,10 @@ pub fn envelope(data: &[u8]) {
             (&plain.0, &plain.1, &plain.2),
             "gzip member and plain JSON differ"
         );
-        let (want, bad) = envelope_oracle(v);
-        assert_eq!(events, want, "events differ from serde_json's");
-        assert_eq!(errors.len(), bad, "rejects differ: {errors:?}");
+        if let Some((want, bad)) = envelope_oracle(v) {
+            assert_eq!(events, want, "events differ from serde_json's");
+            assert_eq!(errors.len(), bad, "rejects differ: {errors:?}");
+        }
         assert!(
             errors.iter().all(|c| *c == "not_an_envelope"),
             "valid JSON rejected as {errors:?}"
