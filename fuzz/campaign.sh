@@ -9,6 +9,8 @@
 #
 # FUZZ_TARGET_DIR: cargo's target directory (default fuzz/target), e.g. to
 # build the sanitizer and the no-sanitizer targets side by side.
+# FUZZ_ARGS: more libFuzzer flags, e.g. "-len_control=0" to try long
+# inputs from the start (the 64-byte SIMD steps need them).
 #
 # Needs nightly features through RUSTC_BOOTSTRAP and cargo-fuzz
 # (`cargo install cargo-fuzz`).
@@ -22,6 +24,7 @@ if [[ ${#targets[@]} == 0 ]]; then
         fuzz_scan fuzz_object fuzz_onepass fuzz_notification fuzz_conninfo)
 fi
 logs=${FUZZ_LOGS:-/tmp/cwl-copy-fuzz}
+read -ra extra <<<"${FUZZ_ARGS:-}"
 mkdir -p "$logs"
 for t in "${targets[@]}"; do
     # The connection-string parser needs the `loader` feature, which
@@ -37,6 +40,7 @@ for t in "${targets[@]}"; do
     RUSTC_BOOTSTRAP=1 nice -n 19 cargo fuzz run -O "${features[@]}" \
         ${FUZZ_TARGET_DIR:+--target-dir "$FUZZ_TARGET_DIR"} "$t" \
         "$corpus" "seeds/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
-        -max_len=65536 >"$logs/$t.log" 2>&1 || echo "   $t: FAILED (see log)"
+        -max_len=65536 "${extra[@]}" >"$logs/$t.log" 2>&1 ||
+        echo "   $t: FAILED (see log)"
     grep -E '^Done [0-9]+ runs' "$logs/$t.log" | tail -1 || true
 done
