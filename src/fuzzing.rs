@@ -1104,6 +1104,14 @@ pub fn write_escaped_field(
     w.field_escaped(out, escaped.as_bytes())
 }
 
+/// With `true`, the envelope's message end and the `@message` writer take
+/// their SSE2 steps from now on even where the CPU has AVX2; `false`
+/// goes back to what the CPU has (and `CWL_COPY_NO_AVX2` says). For
+/// `benches/stages.rs`, which times both in one process.
+pub fn use_sse2(on: bool) {
+    crate::decode::onepass::block::force_sse2(on);
+}
+
 /// The specs the `fuzz_onepass` invariant maps with, each for both
 /// dialects: the seed's table, the mapping fixture's, one that reads
 /// `@message` as `json` and short truncated text, strips NUL and writes

@@ -1,7 +1,7 @@
 //! `cwl-copy convert`: spec, filter, CSV, parallel determinism, rejects
 //! and the summary that reconciles.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -68,6 +68,86 @@ fn output_is_identical_for_any_thread_count() {
     assert!(rows.iter().all(|r| r.len() == 9));
     // The filter selected only specific-log messages.
     assert!(rows.iter().all(|r| r[8].contains("specific-log")));
+}
+
+/// `CWL_COPY_NO_AVX2=1` keeps the SSE2 steps (the envelope's message
+/// end, the `@message` writer) on a CPU with AVX2: the same CSV, exit
+/// code and summary, byte for byte, on the fixtures and on plain-text
+/// messages with a special byte or an escape at every position of a
+/// 140-byte message, in both dialects. A 64-byte step that misses a byte
+/// it should have seen writes something else; one that stops early falls
+/// back to the byte loop and writes the same, so this does not see
+/// steps that stop too often (the criterion benches do). Where the CPU
+/// has no AVX2 both runs take SSE2.
+#[test]
+fn the_sse2_steps_write_what_the_avx2_ones_write() {
+    let run = |no_avx2: bool, spec: &Path, dialect: &str, input: &Path| {
+        let mut cmd = bin();
+        cmd.arg("convert").arg("--columns").arg(spec);
+        cmd.args(["--dialect", dialect, "--threads", "1"]).arg(input);
+        if no_avx2 {
+            cmd.env("CWL_COPY_NO_AVX2", "1");
+        } else {
+            cmd.env_remove("CWL_COPY_NO_AVX2");
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), out.stdout, out.stderr)
+    };
+    // The summary line but for its elapsed time.
+    let summary = |e: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(e)
+            .lines()
+            .map(|l| l.rsplit_once("; ").map_or(l, |(a, _)| a).to_owned())
+            .collect()
+    };
+    let dir = tempdir();
+    let raw = dir.join("raw.toml");
+    std::fs::write(
+        &raw,
+        "table = \"t\"\nnon_json = \"raw\"\n[[columns]]\nname = \"m\"\n\
+         source = \"@message\"\ntype = \"text\"\n",
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    for at in 0..140 {
+        for special in [",", r#"\""#, r"\\", r"\n", r"\t", r"\u00e9", "é"] {
+            let mut m: String =
+                (0..140u8).map(|i| char::from(b'a' + i % 26)).collect();
+            m.replace_range(at..=at, special);
+            events.push(format!(
+                r#"{{"id":"{}","timestamp":1,"message":"{m}"}}"#,
+                events.len()
+            ));
+        }
+    }
+    let objects = dir.join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    std::fs::write(
+        objects.join("specials.json"),
+        format!(
+            r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{}]}}"#,
+            events.join(",")
+        ),
+    )
+    .unwrap();
+    let cases = [
+        (root().join("testdata/firehose"), spec(), true),
+        (root().join("testdata/mapping"), spec(), false),
+        (root().join("testdata/bad"), spec(), false),
+        (objects, raw, true),
+    ];
+    for (input, spec, rows) in &cases {
+        for dialect in ["postgres", "redshift"] {
+            let (c1, avx2, e1) = run(false, spec, dialect, input);
+            let (c2, sse2, e2) = run(true, spec, dialect, input);
+            let what = format!("{} {dialect}", input.display());
+            if *rows {
+                assert!(!avx2.is_empty(), "{what}: {:?}", summary(&e1));
+            }
+            assert_eq!((c1, &avx2), (c2, &sse2), "{what}");
+            assert_eq!(summary(&e1), summary(&e2), "{what}");
+        }
+    }
 }
 
 #[test]

@@ -722,7 +722,7 @@ mod run_tests {
     /// position.
     #[test]
     fn common_runs_with_avx2_are_the_sse2_ones() {
-        if !block::has_avx2() {
+        if !block::cpu_has_avx2() {
             return; // avx2_classes_are_the_sse2_ones says so
         }
         let key = |r: &Run| (r.at, r.escaped, r.end);
@@ -879,9 +879,42 @@ pub(crate) mod block {
     }
 
     /// Whether [`classes64_avx2`] and [`classes64_quoted_avx2`] may be
-    /// called: the CPU has AVX2 (looked up once; std caches the answer).
+    /// called: the CPU has AVX2, and the environment variable
+    /// `CWL_COPY_NO_AVX2` is not set (it keeps the SSE2 steps, to compare
+    /// the two in one binary or to rule AVX2 out). Looked up once.
     #[inline(always)]
     pub(crate) fn has_avx2() -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        match AVX2.load(Relaxed) {
+            2 => true,
+            1 => false,
+            _ => {
+                #[cfg(target_arch = "x86_64")]
+                let yes = std::arch::is_x86_feature_detected!("avx2")
+                    && std::env::var_os("CWL_COPY_NO_AVX2").is_none();
+                #[cfg(not(target_arch = "x86_64"))]
+                let yes = false;
+                AVX2.store(if yes { 2 } else { 1 }, Relaxed);
+                yes
+            }
+        }
+    }
+
+    /// [`has_avx2`]'s answer: 0 not looked up yet, 1 no, 2 yes.
+    static AVX2: std::sync::atomic::AtomicU8 =
+        std::sync::atomic::AtomicU8::new(0);
+
+    /// Keeps the SSE2 steps from now on (`true`), or goes back to what
+    /// [`has_avx2`] finds (`false`): for benches that compare the two in
+    /// one process ([`crate::fuzzing::use_sse2`]).
+    pub(crate) fn force_sse2(on: bool) {
+        AVX2.store(u8::from(on), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the CPU has AVX2, whatever `CWL_COPY_NO_AVX2` says: the
+    /// tests compare the two steps wherever they can.
+    #[cfg(test)]
+    pub(crate) fn cpu_has_avx2() -> bool {
         #[cfg(target_arch = "x86_64")]
         return std::arch::is_x86_feature_detected!("avx2");
         #[cfg(not(target_arch = "x86_64"))]
@@ -1139,11 +1172,11 @@ pub(crate) mod block {
         #[cfg(target_arch = "x86_64")]
         fn avx2_classes_are_the_sse2_ones() {
             assert!(
-                has_avx2() || std::env::var_os("CI_NO_AVX2").is_some(),
+                cpu_has_avx2() || std::env::var_os("CI_NO_AVX2").is_some(),
                 "this CPU has no AVX2: set CI_NO_AVX2=1 to run without \
                  comparing the AVX2 classes"
             );
-            if !has_avx2() {
+            if !cpu_has_avx2() {
                 return;
             }
             for seed in 0..5000u64 {

@@ -875,7 +875,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn quoted_runs_with_avx2_are_the_sse2_ones() {
-        if !crate::decode::onepass::block::has_avx2() {
+        if !crate::decode::onepass::block::cpu_has_avx2() {
             return; // onepass's avx2_classes_are_the_sse2_ones says so
         }
         for len in 0..=200usize {
