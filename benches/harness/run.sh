@@ -9,7 +9,7 @@
 #
 # Defaults: 1024 MB of inflated envelope JSON in 200 objects (env
 # CWL_BENCH_MB, CWL_BENCH_OBJECTS), jq on the first 10 objects (env
-# CWL_BENCH_JQ_OBJECTS), the floors and convert rows each the median of 3
+# CWL_BENCH_JQ_OBJECTS), every row but the ×4 one the median of 3
 # runs (--repeat, env CWL_BENCH_REPEAT), corpus cached in bench-data/ (env CWL_BENCH_DATA;
 # git-ignored, never committed), binaries in $CARGO_TARGET_DIR or target/.
 # --no-growth skips the RSS row on a corpus four times the size (generated
@@ -335,8 +335,10 @@ JQ_FILTER='. as $raw | fromjson? | select(.context.log_name == "specific-log")
   | [null, null, null, .context.user_id, .path, .status, .latency_ms,
      (.tags | if . == null then null else tojson end), $raw] | @csv'
 export JQ_FILTER
-RUNS=1 NOTE="${#SUBSET[@]} objects, $(jq --version); extrapolated from $((INFLATED_SUBSET / 1000000)) MB" \
-    measure "seed: zcat | jq | jq, per object" "$INFLATED_SUBSET" "$EVENTS_SUBSET" \
+# jq and DuckDB as many times as convert (--repeat), each to a new file:
+# the ratios compare a median with a median.
+NOTE="${#SUBSET[@]} objects, $(jq --version); extrapolated from $((INFLATED_SUBSET / 1000000)) MB" \
+    PRE="rm -f $OUT/jq.csv" measure "seed: zcat | jq | jq, per object" "$INFLATED_SUBSET" "$EVENTS_SUBSET" \
     bash -c 'for f; do zcat -- "$f" | jq -r ".logEvents[].message" |
         jq -R -r "$JQ_FILTER"; done >"'"$OUT"'/jq.csv"' _ "${SUBSET[@]}"
 
@@ -375,7 +377,7 @@ EOF
 if ((HAVE_DUCKDB)); then
     DUCK_VERSION=$(python3 -c 'import duckdb; print(duckdb.__version__)')
     for t in 1 2; do
-        RUNS=1 NOTE="duckdb $DUCK_VERSION (Python), SET threads = $t" \
+        NOTE="duckdb $DUCK_VERSION (Python), SET threads = $t" PRE="rm -f $OUT/duck$t.csv" \
             measure "duckdb read_json → CSV, $t thread(s)" "$INFLATED" "$EVENTS" \
             python3 "$OUT/duck.py" "$t" "$CORPUS/objects/**" "$OUT/duck$t.csv"
     done
