@@ -889,11 +889,8 @@ pub(crate) mod block {
             2 => true,
             1 => false,
             _ => {
-                #[cfg(target_arch = "x86_64")]
-                let yes = std::arch::is_x86_feature_detected!("avx2")
+                let yes = cpu_has_avx2()
                     && std::env::var_os("CWL_COPY_NO_AVX2").is_none();
-                #[cfg(not(target_arch = "x86_64"))]
-                let yes = false;
                 AVX2.store(if yes { 2 } else { 1 }, Relaxed);
                 yes
             }
@@ -911,9 +908,8 @@ pub(crate) mod block {
         AVX2.store(u8::from(on), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Whether the CPU has AVX2, whatever `CWL_COPY_NO_AVX2` says: the
-    /// tests compare the two steps wherever they can.
-    #[cfg(test)]
+    /// Whether the CPU has AVX2, whatever `CWL_COPY_NO_AVX2` says (the
+    /// tests compare the two steps wherever they can).
     pub(crate) fn cpu_has_avx2() -> bool {
         #[cfg(target_arch = "x86_64")]
         return std::arch::is_x86_feature_detected!("avx2");

@@ -328,8 +328,9 @@ impl<'b> Fast<'b, '_> {
 /// escapes of the message's own (`\\` and the escaped form of the
 /// escaped character); `None` for anything else (a raw quote or control
 /// character, an escape of the envelope's other than `\"`, no end). The
-/// state machine reads strings with it too (`string_end_escaped`). Walks a slice rather than offsets,
-/// so each 16-byte step costs one length test.
+/// state machine reads strings with it too (`string_end_escaped`).
+/// Walks a slice rather than offsets, so each 16-byte step costs one
+/// length test.
 #[inline(always)]
 pub(super) fn string_body(body: &[u8]) -> Option<(usize, bool)> {
     let mut rest = body;
