@@ -605,7 +605,8 @@ impl Mapper {
             row_truncated,
             ..
         } = scratch;
-        let ScanScratch { arena, stack, starts, slots, gave_up } = scan;
+        let ScanScratch { arena, stack, starts, slots, gave_up, predict } =
+            scan;
         if writer.dialect() != self.dialect {
             *writer = RowWriter::new(self.dialect);
         }
@@ -625,6 +626,7 @@ impl Mapper {
                 starts,
                 slots,
                 gave_up,
+                predict,
             );
             if let (Err(_), Some(e)) = (&res, escaped) {
                 *tape = t.reset();
@@ -683,10 +685,17 @@ impl Mapper {
         Mapper { want, located, filter_located: None, ..self.clone() }
     }
 
-    /// [`scan::fast_agrees`] on this mapper's wants (for the fuzz
-    /// targets).
+    /// [`scan::fast_agrees_after`] on this mapper's wants (for the fuzz
+    /// targets), after the messages this thread checked before: their
+    /// guesses of the keys, while the mapper's wants are the same.
     pub(crate) fn fast_agrees(&self, escaped: &str) -> bool {
-        scan::fast_agrees(escaped, &self.want)
+        thread_local! {
+            static PREDICT: std::cell::RefCell<scan::fast::Predict> =
+                std::cell::RefCell::default();
+        }
+        PREDICT.with_borrow_mut(|p| {
+            scan::fast_agrees_after(escaped, &self.want, p)
+        })
     }
 
     /// The parse step of [`Mapper::map`] alone (for benches): the
@@ -719,14 +728,17 @@ impl Mapper {
         scratch: &mut MapScratch,
     ) -> Option<usize> {
         let MapScratch { scan, tape, .. } = scratch;
-        let ScanScratch { arena, stack, starts, .. } = scan;
+        let ScanScratch { arena, stack, starts, predict, .. } = scan;
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
         let (want, t0) = (&self.want, &mut t.0);
         let res = match fast {
             None => scan::scan(text, want, arena, stack, t0, starts),
             Some(fast) => {
-                scan::scan_escaped(text, fast, want, arena, stack, t0, starts)
+                let p = predict;
+                scan::scan_escaped(
+                    text, fast, want, arena, stack, t0, starts, p,
+                )
             }
         };
         let n = res.ok().map(|()| t.0.len());

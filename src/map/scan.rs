@@ -31,7 +31,7 @@ use simd_json::{Node, StaticNode};
 
 use crate::decode::onepass::block;
 
-mod fast;
+pub(crate) mod fast;
 
 /// Deepest nesting of arrays and objects accepted (simd-json's default).
 pub(crate) const MAX_DEPTH: usize = 1024;
@@ -71,6 +71,17 @@ pub(crate) enum Step<'s> {
 pub(crate) struct Want {
     /// Node 0 is the root.
     nodes: Vec<WantNode>,
+    /// Tells this trie from every other one made (and from itself before
+    /// an [`add`](Want::add)): the fast path's [`fast::Predict`] holds
+    /// child ids resolved in one trie, good for that trie alone.
+    id: u64,
+}
+
+/// A new [`Want::id`].
+fn want_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[derive(Clone, Debug, Default)]
@@ -124,13 +135,14 @@ fn head_at(msg: &[u8], from: usize, to: usize) -> u64 {
 impl Want {
     /// Wants nothing: the scan only validates (and keeps the root's type).
     pub(crate) fn nothing() -> Want {
-        Want { nodes: vec![WantNode::default()] }
+        Want { nodes: vec![WantNode::default()], id: want_id() }
     }
 
     /// Wants the whole message: a full parse.
     pub(crate) fn everything() -> Want {
         Want {
             nodes: vec![WantNode { all: true, children: Vec::new(), keys: 0 }],
+            id: want_id(),
         }
     }
 
@@ -139,6 +151,7 @@ impl Want {
         &mut self,
         steps: impl IntoIterator<Item = Step<'s>>,
     ) {
+        self.id = want_id();
         let mut at = 0usize;
         for step in steps {
             let Some(node) = self.nodes.get_mut(at) else { return };
@@ -300,6 +313,8 @@ pub(crate) struct ScanScratch {
     /// Escaped messages [`scan_slots`]'s fast path gave up on (read by
     /// its state machine).
     pub(crate) gave_up: u64,
+    /// The fast path's guesses of the next message's keys.
+    pub(crate) predict: fast::Predict,
 }
 
 /// Scans `message`, replacing `tape` with the pruned tape of what `want`
@@ -352,9 +367,10 @@ pub(crate) fn scan_escaped<'b>(
     stack: &mut Vec<Frame>,
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
+    predict: &mut fast::Predict,
 ) -> Result<(), ScanError> {
     let mut gave_up = 0;
-    let fast = fast.then_some(&mut gave_up);
+    let fast = fast.then_some((&mut gave_up, predict));
     scan_level::<true>(escaped, want, arena, stack, tape, starts, None, fast)
 }
 
@@ -379,6 +395,7 @@ pub(crate) fn scan_slots<'b>(
     starts: &mut Vec<u32>,
     slots: &mut Vec<u32>,
     gave_up: &mut u64,
+    predict: &mut fast::Predict,
 ) -> Result<(), ScanError> {
     if escaped {
         scan_level::<true>(
@@ -389,7 +406,7 @@ pub(crate) fn scan_slots<'b>(
             tape,
             starts,
             Some(slots),
-            Some(gave_up),
+            Some((gave_up, predict)),
         )
     } else {
         scan_level::<false>(
@@ -407,12 +424,19 @@ pub(crate) fn scan_slots<'b>(
 
 /// The fast path's invariant, for the tests and the fuzz targets: where
 /// [`fast::scan`] reads `escaped`, the state machine accepts it too, with
-/// the same tape, node offsets and slots. Returns whether it read it.
+/// the same tape, node offsets and slots; and it reads it the same with
+/// no guesses of its keys ([`fast::Predict`]), with the guesses it leaves
+/// for itself (all right), and with `predict`'s (what earlier messages
+/// left, then this one's). Returns whether it read it.
 ///
 /// # Panics
 ///
 /// When they differ.
-pub(crate) fn fast_agrees(escaped: &str, want: &Want) -> bool {
+pub(crate) fn fast_agrees_after(
+    escaped: &str,
+    want: &Want,
+    predict: &mut fast::Predict,
+) -> bool {
     let (mut arena, mut stack) = (Vec::new(), Vec::new());
     let (mut tape, mut starts) = (Vec::new(), Vec::new());
     let mut slots = Vec::new();
@@ -426,16 +450,39 @@ pub(crate) fn fast_agrees(escaped: &str, want: &Want) -> bool {
         Some(&mut slots),
         None,
     );
-    let (mut t2, mut s2) = (Vec::new(), Vec::new());
-    let mut slots2 = vec![NO_SLOT; want.nodes.len()];
-    let read = fast::scan(escaped, want, &mut t2, &mut s2, &mut slots2);
-    if read.is_some() {
-        assert!(slow.is_ok(), "{escaped:?}: fast path read what is refused");
-        assert_eq!(format!("{tape:?}"), format!("{t2:?}"), "{escaped:?}");
-        assert_eq!(starts, s2, "{escaped:?}");
-        assert_eq!(slots, slots2, "{escaped:?}");
+    let mut own = fast::Predict::default();
+    let mut read = None;
+    for p in [&mut *predict, &mut own] {
+        for _ in 0..2 {
+            let (mut t2, mut s2) = (Vec::new(), Vec::new());
+            let mut slots2 = vec![NO_SLOT; want.nodes.len()];
+            let again =
+                fast::scan(escaped, want, &mut t2, &mut s2, &mut slots2, p);
+            let again = again.is_some();
+            assert!(read.is_none() || read == Some(again), "{escaped:?}");
+            read = Some(again);
+            if again {
+                assert!(
+                    slow.is_ok(),
+                    "{escaped:?}: fast path read what is refused"
+                );
+                assert_eq!(
+                    format!("{tape:?}"),
+                    format!("{t2:?}"),
+                    "{escaped:?}"
+                );
+                assert_eq!(starts, s2, "{escaped:?}");
+                assert_eq!(slots, slots2, "{escaped:?}");
+            }
+        }
     }
-    read.is_some()
+    read == Some(true)
+}
+
+/// [`fast_agrees_after`] with no earlier messages.
+#[cfg(test)]
+pub(crate) fn fast_agrees(escaped: &str, want: &Want) -> bool {
+    fast_agrees_after(escaped, want, &mut fast::Predict::default())
 }
 
 /// A [`Want`] node with no kept member in the message.
@@ -456,7 +503,7 @@ fn scan_level<'b, const E: bool>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
     slots: Option<&mut Vec<u32>>,
-    fast: Option<&mut u64>,
+    fast: Option<(&mut u64, &mut fast::Predict)>,
 ) -> Result<(), ScanError> {
     tape.clear();
     starts.clear();
@@ -473,8 +520,8 @@ fn scan_level<'b, const E: bool>(
         return err(0, "message longer than 4 GiB");
     }
     // The fast path first; where it gives up, the state machine decides.
-    if let (true, Some(gave_up)) = (E, fast) {
-        if fast::scan(message, want, tape, starts, slots).is_some() {
+    if let (true, Some((gave_up, predict))) = (E, fast) {
+        if fast::scan(message, want, tape, starts, slots, predict).is_some() {
             return Ok(());
         }
         *gave_up += 1;

@@ -49,7 +49,12 @@ pub(super) fn scan<'b>(
     tape: &mut Vec<Node<'b>>,
     starts: &mut Vec<u32>,
     slots: &mut [u32],
+    predict: &mut Predict,
 ) -> Option<()> {
+    if predict.want != want.id {
+        predict.want = want.id;
+        predict.guesses.clear();
+    }
     let mut f = Fast {
         text: escaped,
         msg: escaped.as_bytes(),
@@ -58,6 +63,8 @@ pub(super) fn scan<'b>(
         starts,
         slots,
         depth: 0,
+        guesses: &mut predict.guesses,
+        member: 0,
     };
     let end = f.value(0, want.mode(0))?;
     (skip_ws::<true>(f.msg, end) == f.msg.len()).then_some(())
@@ -72,6 +79,91 @@ struct Fast<'b, 'r> {
     slots: &'r mut [u32],
     /// Open containers.
     depth: usize,
+    /// [`Predict::guesses`].
+    guesses: &'r mut Vec<Guess>,
+    /// The members read so far, in the order they start (the next one's
+    /// ordinal).
+    member: usize,
+}
+
+/// What the fast path guesses of a message's members: the key (its bytes
+/// from the opening `\"` through the `:`) that member `k` of the last
+/// messages had, in document order over every object, and what its key
+/// was found to be in the [`Want`] trie. Log lines of one kind repeat
+/// their keys in the same order, so the next message's member `k` is
+/// told by one compare of 16 bytes instead of finding the key's end and
+/// looking it up. A wrong guess costs that compare, and the member is
+/// read as without one (and its key recorded for the next message).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Predict {
+    /// The [`Want::id`] the children were looked up in.
+    want: u64,
+    /// By member ordinal, up to [`GUESSES`].
+    guesses: Vec<Guess>,
+}
+
+/// Members of a message guessed at most.
+const GUESSES: usize = 64;
+
+/// One member's key as [`Predict`] keeps it.
+#[derive(Clone, Copy, Debug)]
+struct Guess {
+    /// The bytes `\"key\":`, zero beyond `len`, as two little-endian
+    /// words, and the masks of their first `len` bytes.
+    words: [u64; 2],
+    masks: [u64; 2],
+    /// The bytes guessed: 5 to 16 (the key's, plus 5).
+    len: usize,
+    /// The mode its object was read with ([`mode_tag`]); a guess is
+    /// taken in that mode alone.
+    mode: u32,
+    /// In a [`Mode::Node`] object, the key's child there, or [`NO_CHILD`].
+    child: u32,
+}
+
+/// [`Guess::child`] when the key is no child.
+const NO_CHILD: u32 = u32::MAX;
+
+impl Guess {
+    /// Matches nothing (an ordinal whose key was not recorded).
+    const NONE: Guess = Guess {
+        words: [0; 2],
+        masks: [0; 2],
+        len: 0,
+        mode: u32::MAX,
+        child: NO_CHILD,
+    };
+
+    /// Whether `msg` holds this guess's bytes at `pos`.
+    #[inline(always)]
+    fn at(&self, msg: &[u8], pos: usize) -> bool {
+        let Some(b) = msg.get(pos..).and_then(<[u8]>::first_chunk::<16>)
+        else {
+            return false;
+        };
+        let (lo, hi) = b.split_at(8);
+        let (Ok(lo), Ok(hi)) =
+            (<[u8; 8]>::try_from(lo), <[u8; 8]>::try_from(hi))
+        else {
+            return false;
+        };
+        let [w0, w1] = self.words;
+        let [m0, m1] = self.masks;
+        ((u64::from_le_bytes(lo) ^ w0) & m0)
+            | ((u64::from_le_bytes(hi) ^ w1) & m1)
+            == 0
+    }
+}
+
+/// [`Guess::mode`] of an object read with `mode`: its trie node, or
+/// past every node id for one kept whole or skipped.
+#[inline(always)]
+fn mode_tag(mode: Mode) -> u32 {
+    match mode {
+        Mode::Node(id) => id,
+        Mode::All => u32::MAX - 1,
+        Mode::Skip => u32::MAX - 2,
+    }
 }
 
 impl<'b> Fast<'b, '_> {
@@ -219,38 +311,33 @@ impl<'b> Fast<'b, '_> {
                 return Some(pos + 1);
             }
         }
+        let tag = mode_tag(mode);
         loop {
-            let body = match msg.get(pos..)? {
-                [b'\\', b'"', body @ ..] => body,
-                _ => {
-                    pos = skip_ws::<true>(msg, pos);
-                    match msg.get(pos..)? {
-                        [b'\\', b'"', body @ ..] => body,
-                        _ => return None,
-                    }
+            let k = self.member;
+            self.member += 1;
+            let (value_mode, value) = match self.guesses.get(k) {
+                Some(g) if g.mode == tag && g.at(msg, pos) => {
+                    let (child, value) = (g.child, pos + g.len);
+                    // The closing `\"` of the key.
+                    let end = value - 3;
+                    let value_mode = match mode {
+                        Mode::Skip => Mode::Skip,
+                        Mode::All => {
+                            let key = self.text.get(pos + 2..end)?;
+                            self.push(Node::String(key), pos);
+                            len += 1;
+                            Mode::All
+                        }
+                        Mode::Node(_) if child == NO_CHILD => Mode::Skip,
+                        Mode::Node(_) => {
+                            self.kept_key(child, pos, end, &mut len)?
+                        }
+                    };
+                    (value_mode, value)
                 }
+                _ => self.member_key(k, &mut pos, mode, &mut len)?,
             };
-            let (n, escaped) = string_body(body)?;
-            let end = pos + 2 + n;
-            let value_mode = match mode {
-                Mode::Skip => Mode::Skip,
-                _ if escaped => return None,
-                Mode::All => {
-                    let key = self.text.get(pos + 2..end)?;
-                    self.push(Node::String(key), pos);
-                    len += 1;
-                    Mode::All
-                }
-                Mode::Node(id) => {
-                    let key = body.get(..n)?;
-                    match self.want.child(id, key, body_head(body, n)) {
-                        Some(c) => self.kept_key(c, pos, end, &mut len)?,
-                        None => Mode::Skip,
-                    }
-                }
-            };
-            let colon = self.expect(end + 2, b':')?;
-            pos = self.value(colon + 1, value_mode)?;
+            pos = self.value(value, value_mode)?;
             match self.after_value(pos, b'}')? {
                 (next, false) => pos = next,
                 (end, true) => {
@@ -261,6 +348,104 @@ impl<'b> Fast<'b, '_> {
         }
         self.close(node, len, true);
         Some(pos)
+    }
+
+    /// The key of member `k` of an object read with `mode`, from `pos` (or
+    /// whitespace before it; `pos` is moved to the key): the value's mode
+    /// and offset, as [`Fast::object`] reads them without a guess. A key
+    /// without escapes of the message's, followed by its `:` at once, is
+    /// recorded as the guess for member `k` of the next message.
+    #[inline(always)]
+    fn member_key(
+        &mut self,
+        k: usize,
+        pos: &mut usize,
+        mode: Mode,
+        len: &mut usize,
+    ) -> Option<(Mode, usize)> {
+        let msg = self.msg;
+        let body = match msg.get(*pos..)? {
+            [b'\\', b'"', body @ ..] => body,
+            _ => {
+                *pos = skip_ws::<true>(msg, *pos);
+                match msg.get(*pos..)? {
+                    [b'\\', b'"', body @ ..] => body,
+                    _ => return None,
+                }
+            }
+        };
+        let start = *pos;
+        let (n, escaped) = string_body(body)?;
+        let end = start + 2 + n;
+        let mut child = NO_CHILD;
+        let value_mode = match mode {
+            Mode::Skip => Mode::Skip,
+            _ if escaped => return None,
+            Mode::All => {
+                let key = self.text.get(start + 2..end)?;
+                self.push(Node::String(key), start);
+                *len += 1;
+                Mode::All
+            }
+            Mode::Node(id) => {
+                let key = body.get(..n)?;
+                match self.want.child(id, key, body_head(body, n)) {
+                    Some(c) => {
+                        child = c;
+                        self.kept_key(c, start, end, len)?
+                    }
+                    None => Mode::Skip,
+                }
+            }
+        };
+        let colon = self.expect(end + 2, b':')?;
+        if !escaped && colon == end + 2 {
+            self.record(k, start, colon + 1 - start, mode, child);
+        }
+        Some((value_mode, colon + 1))
+    }
+
+    /// Records the `len` bytes at `start` (a key from its `\"` through its
+    /// `:`) as the guess for member `k` in an object read with `mode`,
+    /// whose child there is `child`.
+    #[cold]
+    #[inline(never)]
+    fn record(
+        &mut self,
+        k: usize,
+        start: usize,
+        len: usize,
+        mode: Mode,
+        child: u32,
+    ) {
+        if k >= GUESSES || len > 16 {
+            return;
+        }
+        let Some(bytes) = self.msg.get(start..start + len) else { return };
+        let mut b = [0u8; 16];
+        let mut m = [0u8; 16];
+        for ((d, e), &s) in b.iter_mut().zip(m.iter_mut()).zip(bytes) {
+            *d = s;
+            *e = 0xFF;
+        }
+        let word = |a: &[u8; 16], i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(a.get(8 * i..8 * i + 8).unwrap_or(&[0; 8]));
+            u64::from_le_bytes(w)
+        };
+        let g = Guess {
+            words: [word(&b, 0), word(&b, 1)],
+            masks: [word(&m, 0), word(&m, 1)],
+            len,
+            mode: mode_tag(mode),
+            child,
+        };
+        while self.guesses.len() <= k {
+            self.guesses.push(Guess::NONE);
+        }
+        if let Some(slot) = self.guesses.get_mut(k) {
+            *slot = g;
+        }
     }
 
     /// Keeps the key at `start..end` (its quotes' offsets) of the member

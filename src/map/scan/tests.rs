@@ -723,8 +723,9 @@ fn escaped_agrees(text: &str, style: usize, want: &Want) {
     let (mut a1, mut st1, mut t1, mut s1) = (vec![], vec![], vec![], vec![]);
     let (mut a2, mut st2, mut t2, mut s2) = (vec![], vec![], vec![], vec![]);
     let plain = scan(text, want, &mut a1, &mut st1, &mut t1, &mut s1);
+    let mut p = fast::Predict::default();
     let esc = scan_escaped(
-        &escaped, true, want, &mut a2, &mut st2, &mut t2, &mut s2,
+        &escaped, true, want, &mut a2, &mut st2, &mut t2, &mut s2, &mut p,
     );
     match (&plain, &esc) {
         (Ok(()), Ok(())) => {
@@ -1004,4 +1005,64 @@ fn the_fast_path_gives_up_where_it_should() {
     ] {
         assert!(!fast_agrees(&e(t), w), "{t:?}");
     }
+}
+
+/// Messages whose keys the fast path's guesses ([`fast::Predict`]) get
+/// right, half right or wrong: each read after each (with the guesses the
+/// first leaves) as the state machine reads it.
+#[test]
+fn guessed_keys_read_as_the_state_machine_reads_them() {
+    let texts = [
+        r#"{"level":"info","context":{"log_name":"a","user_id":"u-1"},"path":"/x","status":200,"tags":["a"]}"#,
+        // The same keys, values of other lengths and kinds.
+        r#"{"level":"warning","context":{"log_name":"specific-log","user_id":7},"path":"","status":-1.5,"tags":[]}"#,
+        // A key one byte longer, shorter, or with an escape.
+        r#"{"levels":"info","context":{"log_nam":"a","user_id\n":"u-1"},"path":"/x","status":200}"#,
+        r#"{"leve\"l":1,"context":{"log_name":"a"},"pat\\h":2}"#,
+        // Whitespace before and after the colon, and in the key's place.
+        r#"{ "level" :"info",  "context": {"log_name" : "a"}, "path":1}"#,
+        // The same key a member later or in another object.
+        r#"{"x":0,"level":"info","context":{"context":{"log_name":"a"}},"path":{"path":1}}"#,
+        // Repeated keys: the later one's slots.
+        r#"{"context":{"user_id":"a"},"context":{"log_name":"b"},"status":1,"status":2}"#,
+        // Objects in arrays, a skipped object with the same keys.
+        r#"[{"level":"info","context":{"log_name":"a"}},{"path":"/x"}]"#,
+        r#"{"tags":[{"level":1},{"context":{"log_name":2}}],"http":{"level":"info","path":"/"}}"#,
+        // A key near the end (fewer than 16 bytes after it), long keys.
+        r#"{"a":1}"#,
+        r#"{"a_key_longer_than_sixteen":1,"context":{"log_name_that_is_long":"a"},"a":2}"#,
+        // Not JSON after a guessed key.
+        r#"{"level":"info","context":{"log_name":"a"},"path":}"#,
+        r#"{"level" "info"}"#,
+    ];
+    let escaped: Vec<String> =
+        texts.iter().map(|t| crate::fuzzing::escape(t, 0)).collect();
+    let mut wants = fast_wants();
+    wants.push(want_of(&[
+        "level",
+        "context.log_name",
+        "context.user_id",
+        "path",
+        "status",
+        "tags",
+    ]));
+    let mut read = 0;
+    for w in &wants {
+        for a in &escaped {
+            for b in &escaped {
+                let mut p = fast::Predict::default();
+                fast_agrees_after(a, w, &mut p);
+                read += usize::from(fast_agrees_after(b, w, &mut p));
+            }
+        }
+    }
+    // One predictor from trie to trie: a guess's child is of its trie.
+    let mut p = fast::Predict::default();
+    for a in &escaped {
+        for w in &wants {
+            fast_agrees_after(a, w, &mut p);
+        }
+    }
+    // Most pairs are read by the fast path, so the guesses were taken.
+    assert!(read > wants.len() * escaped.len() * escaped.len() / 2, "{read}");
 }
