@@ -227,10 +227,12 @@ fn stages(c: &mut Criterion) {
     // The same messages as the envelope holds them.
     let escaped: Vec<String> =
         events.iter().map(|e| cwl_copy::fuzzing::escape(&e.2, 0)).collect();
-    for (name, fast) in [
-        ("message_parse/scan_escaped_state_machine", false),
-        ("message_parse/scan_escaped", true),
+    for (name, fast, guess) in [
+        ("message_parse/scan_escaped_state_machine", false, true),
+        ("message_parse/scan_escaped_unguessed", true, false),
+        ("message_parse/scan_escaped", true, true),
     ] {
+        cwl_copy::fuzzing::guess_keys(&mut scratch, guess);
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut ok = 0;

@@ -1104,6 +1104,14 @@ pub fn write_escaped_field(
     w.field_escaped(out, escaped.as_bytes())
 }
 
+/// Whether the escaped scan's fast path guesses each member's key from
+/// the messages `scratch` scanned before (`true`, the default) or finds
+/// every key's end and looks it up: for `benches/stages.rs`, which times
+/// both in one process.
+pub fn guess_keys(scratch: &mut crate::MapScratch, on: bool) {
+    scratch.scan.predict.set_on(on);
+}
+
 /// With `true`, the envelope's message end and the `@message` writer take
 /// their SSE2 steps from now on even where the CPU has AVX2; `false`
 /// goes back to what the CPU has (and `CWL_COPY_NO_AVX2` says). For

@@ -425,9 +425,10 @@ pub(crate) fn scan_slots<'b>(
 /// The fast path's invariant, for the tests and the fuzz targets: where
 /// [`fast::scan`] reads `escaped`, the state machine accepts it too, with
 /// the same tape, node offsets and slots; and it reads it the same with
-/// no guesses of its keys ([`fast::Predict`]), with the guesses it leaves
-/// for itself (all right), and with `predict`'s (what earlier messages
-/// left, then this one's). Returns whether it read it.
+/// `predict`'s guesses of its keys ([`fast::Predict`]: what earlier
+/// messages left, then this one's), with none, with the guesses it leaves
+/// for itself (all right), and with guessing switched off. Returns whether
+/// it read it.
 ///
 /// # Panics
 ///
@@ -451,8 +452,10 @@ pub(crate) fn fast_agrees_after(
         None,
     );
     let mut own = fast::Predict::default();
+    let mut off = fast::Predict::default();
+    off.set_on(false);
     let mut read = None;
-    for p in [&mut *predict, &mut own] {
+    for p in [&mut *predict, &mut own, &mut off] {
         for _ in 0..2 {
             let (mut t2, mut s2) = (Vec::new(), Vec::new());
             let mut slots2 = vec![NO_SLOT; want.nodes.len()];

@@ -64,7 +64,8 @@ pub(super) fn scan<'b>(
         slots,
         depth: 0,
         guesses: &mut predict.guesses,
-        member: 0,
+        // Switched off, every ordinal is past the guesses kept.
+        member: if predict.off { GUESSES } else { 0 },
     };
     let end = f.value(0, want.mode(0))?;
     (skip_ws::<true>(f.msg, end) == f.msg.len()).then_some(())
@@ -100,6 +101,17 @@ pub(crate) struct Predict {
     want: u64,
     /// By member ordinal, up to [`GUESSES`].
     guesses: Vec<Guess>,
+    /// Neither guess nor record (for the stage benches, which time the
+    /// scan both ways in one process).
+    off: bool,
+}
+
+impl Predict {
+    /// Guesses keys from now on (`true`, the default), or not.
+    pub(crate) fn set_on(&mut self, on: bool) {
+        self.off = !on;
+        self.guesses.clear();
+    }
 }
 
 /// Members of a message guessed at most.
