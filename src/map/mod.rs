@@ -734,12 +734,9 @@ impl Mapper {
         let (want, t0) = (&self.want, &mut t.0);
         let res = match fast {
             None => scan::scan(text, want, arena, stack, t0, starts),
-            Some(fast) => {
-                let p = predict;
-                scan::scan_escaped(
-                    text, fast, want, arena, stack, t0, starts, p,
-                )
-            }
+            Some(fast) => scan::scan_escaped(
+                text, fast, want, arena, stack, t0, starts, predict,
+            ),
         };
         let n = res.ok().map(|()| t.0.len());
         *tape = t.reset();
