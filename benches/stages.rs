@@ -157,7 +157,12 @@ impl EventSink for Escaped {
     fn wants_escaped(&self) -> bool {
         true
     }
-    fn escaped_event(&mut self, _: &LogEvent<'_>, m: &str) -> Result<(), ()> {
+    fn escaped_event(
+        &mut self,
+        _: &LogEvent<'_>,
+        m: &str,
+        _: bool,
+    ) -> Result<(), ()> {
         self.0 += u64::from(!m.is_empty());
         Ok(())
     }
@@ -318,9 +323,13 @@ fn stages(c: &mut Criterion) {
                 let mut ev = LogEvent::from_message("bench", "");
                 ev.id = Some(id);
                 ev.timestamp = *ts;
-                if let MapOutcome::Row =
-                    mapper.map_escaped(&ev, m, &mut scratch, &mut out)
-                {
+                if let MapOutcome::Row = mapper.map_escaped(
+                    &ev,
+                    m,
+                    cwl_copy::fuzzing::quotes_only(m),
+                    &mut scratch,
+                    &mut out,
+                ) {
                     n += 1;
                 }
             }
@@ -348,6 +357,35 @@ fn stages(c: &mut Criterion) {
             cwl_copy::fuzzing::use_sse2(false);
         });
     }
+
+    // The messages whose every escape is `\"`, as `field_quotes_only`
+    // writes them and as `field_escaped` does.
+    let quoted: Vec<&String> =
+        escaped.iter().filter(|m| cwl_copy::fuzzing::quotes_only(m)).collect();
+    g.bench_function("write_csv/message_field_quotes_only", |b| {
+        let mut w = RowWriter::new(Dialect::Postgres);
+        b.iter(|| {
+            out.clear();
+            for m in &quoted {
+                assert!(cwl_copy::fuzzing::write_quotes_only_field(
+                    &mut w, &mut out, m
+                ));
+                w.end_row(&mut out);
+            }
+        });
+    });
+    g.bench_function("write_csv/message_field_escaped_quotes_only", |b| {
+        let mut w = RowWriter::new(Dialect::Postgres);
+        b.iter(|| {
+            out.clear();
+            for m in &quoted {
+                assert!(cwl_copy::fuzzing::write_escaped_field(
+                    &mut w, &mut out, m
+                ));
+                w.end_row(&mut out);
+            }
+        });
+    });
 
     g.bench_function("write_csv/message_field", |b| {
         let mut w = RowWriter::new(Dialect::Postgres);

@@ -191,10 +191,12 @@ impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
         &mut self,
         ev: &LogEvent<'_>,
         escaped: &str,
+        quotes_only: bool,
     ) -> Result<(), Infallible> {
         let outcome = self.mapper.map_escaped(
             ev,
             escaped,
+            quotes_only,
             self.scratch,
             &mut self.out.csv,
         );

@@ -420,7 +420,7 @@ fn emit_fast<S: EventSink>(
         return Ok(());
     }
     for ev in events {
-        let (id, timestamp, escaped) = env.event(ev);
+        let (id, timestamp, escaped, quotes_only) = env.event(ev);
         run.stats.events += 1;
         run.sink.escaped_event(
             &LogEvent {
@@ -432,6 +432,7 @@ fn emit_fast<S: EventSink>(
                 message: "",
             },
             escaped,
+            quotes_only,
         )?;
     }
     Ok(())

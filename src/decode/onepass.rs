@@ -25,6 +25,9 @@ pub(crate) struct FastEvent {
     timestamp: i64,
     /// The message string's body, still escaped.
     message: (u32, u32),
+    /// Every escape in the message's body is `\"` (and there is one):
+    /// its CSV field is the body with each `\` turned into `"`, quoted.
+    quotes_only: bool,
 }
 
 /// An envelope read by [`parse`].
@@ -35,12 +38,16 @@ pub(crate) struct FastEnvelope<'a> {
 }
 
 impl<'a> FastEnvelope<'a> {
-    /// The id, timestamp and escaped message of `ev`.
-    pub(crate) fn event(&self, ev: &FastEvent) -> (&'a str, i64, &'a str) {
+    /// The id, timestamp and escaped message of `ev`, and whether every
+    /// escape of the message is `\"` ([`FastEvent::quotes_only`]).
+    pub(crate) fn event(
+        &self,
+        ev: &FastEvent,
+    ) -> (&'a str, i64, &'a str, bool) {
         let get = |(a, b): (u32, u32)| {
             self.doc.get(a as usize..b as usize).unwrap_or_default()
         };
-        (get(ev.id), ev.timestamp, get(ev.message))
+        (get(ev.id), ev.timestamp, get(ev.message), ev.quotes_only)
     }
 }
 
@@ -56,7 +63,7 @@ pub(crate) fn parse<'a>(
         return None;
     }
     let text = simdutf8::basic::from_utf8(doc).ok()?;
-    let mut p = Reader { b: doc, pos: 0 };
+    let mut p = Reader { b: doc, pos: 0, odd: false };
     p.ws();
     p.expect(b'{')?;
     let mut kind = None;
@@ -120,6 +127,8 @@ pub(crate) fn parse<'a>(
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
+    /// The last string read had an escape other than `\"`.
+    odd: bool,
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -308,6 +317,9 @@ impl<'a> Reader<'a> {
         let b = self.b;
         let mut i = start;
         let mut escaped = false;
+        // The common runs and blocks take only `\"` escapes; others are
+        // read byte by byte below.
+        self.odd = false;
         loop {
             // 64 bytes at a time while the blocks are of the common kind
             // (`common_block`), then 16, then 8, then one.
@@ -363,9 +375,13 @@ impl<'a> Reader<'a> {
                 b'\\' => {
                     escaped = true;
                     i = match *b.get(i + 1)? {
-                        b'u' => unicode_escape(b, i, PLAIN_U).ok()?.1,
+                        b'u' => {
+                            self.odd = true;
+                            unicode_escape(b, i, PLAIN_U).ok()?.1
+                        }
                         c => {
                             short_escape(c)?;
+                            self.odd |= c != b'"';
                             i + 2
                         }
                     };
@@ -530,8 +546,8 @@ impl<'a> Reader<'a> {
                 }
                 b"timestamp" => ts = Some(self.small_int()?),
                 b"message" => {
-                    let (a, z, _) = self.string()?;
-                    msg = Some((a, z));
+                    let (a, z, escaped) = self.string()?;
+                    msg = Some((a, z, escaped && !self.odd));
                 }
                 _ => return None,
             }
@@ -545,8 +561,32 @@ impl<'a> Reader<'a> {
         let r = |(a, z): (usize, usize)| {
             Some((u32::try_from(a).ok()?, u32::try_from(z).ok()?))
         };
-        Some(FastEvent { id: r(id?)?, timestamp: ts?, message: r(msg?)? })
+        let (a, z, quotes_only) = msg?;
+        Some(FastEvent {
+            id: r(id?)?,
+            timestamp: ts?,
+            message: r((a, z))?,
+            quotes_only,
+        })
     }
+}
+
+/// Whether the JSON string body `escaped` has escapes and every one is
+/// `\"`: what [`FastEvent::quotes_only`] says of a message (the plain
+/// definition, for the tests and the fuzz targets).
+pub(crate) fn quotes_only(escaped: &[u8]) -> bool {
+    let mut i = 0;
+    let mut any = false;
+    while let Some(at) =
+        escaped.get(i..).and_then(|r| memchr::memchr(b'\\', r))
+    {
+        if escaped.get(i + at + 1) != Some(&b'"') {
+            return false;
+        }
+        any = true;
+        i += at + 2;
+    }
+    any
 }
 
 /// Appends the unescaped body of a JSON string, `escaped`, to `out`.
@@ -590,7 +630,8 @@ mod tests {
         Some(
             evs.iter()
                 .map(|e| {
-                    let (id, ts, m) = env.event(e);
+                    let (id, ts, m, quotes) = env.event(e);
+                    assert_eq!(quotes, quotes_only(m.as_bytes()), "{m:?}");
                     (id.to_owned(), ts, m.to_owned())
                 })
                 .collect(),
@@ -617,7 +658,7 @@ mod tests {
                     }
                     let mut doc = b.to_vec();
                     doc.extend_from_slice(b"}}");
-                    let mut slow = Reader { b: &doc, pos: 0 };
+                    let mut slow = Reader { b: &doc, pos: 0, odd: false };
                     let want = slow.digits(0).map(|v| (v, slow.pos));
                     let got = swar_digits(&b);
                     match got {
@@ -630,6 +671,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `FastEvent::quotes_only` is `quotes_only` of the message: each
+    /// escape at every position of bodies across the 64-, 16- and 8-byte
+    /// steps, alone and after a `\"`, with the envelope's end near.
+    #[test]
+    fn quotes_only_is_told_at_every_length_and_position() {
+        let escapes =
+            [r#"\""#, r"\\", r"\n", r"\/", r"\u00e9", r"\ud83d\ude00"];
+        let mut seen = [0usize; 2];
+        for len in 0..140 {
+            for esc in escapes {
+                for at in 0..=len {
+                    for lead in ["", r#"\""#] {
+                        let mut m: String = (0..len)
+                            .map(|i| (b'a' + (i % 26) as u8) as char)
+                            .collect();
+                        m.insert_str(at, esc);
+                        m.insert_str(0, lead);
+                        for pad in ["", "          "] {
+                            let doc = format!(
+                                r#"{{"logEvents":[{{"id":"1","timestamp":1,"message":"{m}"}}]}}{pad}"#
+                            );
+                            let evs = read(&doc).expect(&doc);
+                            seen[usize::from(quotes_only(m.as_bytes()))] += 1;
+                            assert_eq!(evs[0].2, m);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
     }
 
     #[test]
@@ -785,6 +858,12 @@ pub(crate) mod block {
         {
             w = [u64::from_le_bytes(lo), u64::from_le_bytes(hi)];
         }
+        classes_of(w)
+    }
+
+    /// [`classes`] of the block whose little-endian words are `w`.
+    #[inline(always)]
+    pub(crate) fn classes_of(w: [u64; 2]) -> Classes {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         // SAFETY: `imp::classes` is a safe function compiled with SSE2
         // enabled; calling it needs only a CPU with SSE2, which this

@@ -70,8 +70,9 @@ pub trait EventSink {
     /// Called instead of [`EventSink::event`] when
     /// [`EventSink::wants_escaped`] is true and the envelope took the
     /// one-pass path: `escaped` is the body of the message's JSON string,
-    /// not unescaped (`event.message` is empty). The default unescapes it
-    /// and calls [`EventSink::event`].
+    /// not unescaped (`event.message` is empty), and `quotes_only` tells
+    /// whether its every escape is `\"` (and it has one). The default
+    /// unescapes it and calls [`EventSink::event`].
     ///
     /// # Errors
     ///
@@ -81,7 +82,9 @@ pub trait EventSink {
         &mut self,
         event: &LogEvent<'_>,
         escaped: &str,
+        quotes_only: bool,
     ) -> Result<(), Self::Error> {
+        let _ = quotes_only;
         let mut buf = Vec::new();
         super::onepass::unescape(escaped.as_bytes(), &mut buf);
         let message = String::from_utf8_lossy(&buf);
@@ -118,8 +121,9 @@ impl<S: EventSink + ?Sized> EventSink for &mut S {
         &mut self,
         event: &LogEvent<'_>,
         escaped: &str,
+        quotes_only: bool,
     ) -> Result<(), Self::Error> {
-        (**self).escaped_event(event, escaped)
+        (**self).escaped_event(event, escaped, quotes_only)
     }
     fn progress(&mut self, consumed: u64) {
         (**self).progress(consumed);

@@ -288,8 +288,9 @@ enum Val<'a> {
     /// A number and, from the message, its tape node.
     Num(StaticNode, Option<usize>),
     Str(&'a str),
-    /// `@message` as `text`, still escaped ([`Mapper::map_escaped`]).
-    Escaped(&'a str),
+    /// `@message` as `text`, still escaped ([`Mapper::map_escaped`]),
+    /// and whether its every escape is `\"` (and there is one).
+    Escaped(&'a str, bool),
     /// An object or array at this tape node.
     Tree(usize),
     /// `@timestamp`.
@@ -335,6 +336,8 @@ struct Message<'a> {
     scanned: &'a str,
     /// `scanned` is the escaped form.
     escaped: bool,
+    /// The escaped form's every escape is `\"` (and there is one).
+    quotes_only: bool,
 }
 
 /// The parsed message, when there is one.
@@ -517,7 +520,7 @@ impl Mapper {
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
-        self.map_inner(ev, None, scratch, out)
+        self.map_inner(ev, None, false, scratch, out)
     }
 
     /// Whether [`Mapper::map_escaped`] can take the one-pass path for
@@ -542,17 +545,24 @@ impl Mapper {
     /// filter on the message text) is unescaped and mapped by
     /// [`Mapper::map`]: the outcome and bytes are always those of `map`
     /// on the unescaped message.
+    ///
+    /// `quotes_only` tells that every escape of `escaped` is `\"` and
+    /// that it has one (the envelope reader knows it for nothing; see
+    /// `onepass::quotes_only`): `@message` is then written by turning
+    /// each `\` into a quote. Given true for another message, the
+    /// field is wrong.
     #[doc(hidden)]
     pub fn map_escaped(
         &self,
         ev: &LogEvent<'_>,
         escaped: &str,
+        quotes_only: bool,
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
         scratch.onepass_messages += 1;
         if self.onepass {
-            self.map_inner(ev, Some(escaped), scratch, out)
+            self.map_inner(ev, Some(escaped), quotes_only, scratch, out)
         } else {
             self.map_unescaped(ev, escaped, scratch, out)
         }
@@ -593,6 +603,7 @@ impl Mapper {
         &self,
         ev: &LogEvent<'_>,
         escaped: Option<&str>,
+        quotes_only: bool,
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
@@ -650,7 +661,11 @@ impl Mapper {
                 Some(Err(e)) => Some(e),
                 _ => None,
             };
-            let msg = Message { scanned, escaped: escaped.is_some() };
+            let msg = Message {
+                scanned,
+                escaped: escaped.is_some(),
+                quotes_only: escaped.is_some() && quotes_only,
+            };
             self.map_parsed(
                 ev,
                 msg,
@@ -881,11 +896,16 @@ impl Mapper {
             let raw =
                 d.lexemes.start(i).and_then(|at| raw_json(msg.scanned, at));
             if let Some((raw, len)) = raw {
-                if len <= max_bytes
-                    && len <= self.field_max
-                    && w.field_escaped(out, raw.as_bytes())
-                {
-                    return Ok(false);
+                if len <= max_bytes && len <= self.field_max {
+                    // `raw_json` takes no escape but `\"`: with one (the
+                    // unescaped length is shorter), the field is quoted.
+                    if len < raw.len() {
+                        w.field_quotes_only(out, raw.as_bytes());
+                        return Ok(false);
+                    }
+                    if w.field_escaped(out, raw.as_bytes()) {
+                        return Ok(false);
+                    }
                 }
             }
         }
@@ -945,21 +965,26 @@ impl Mapper {
         out: &mut Vec<u8>,
     ) -> Result<bool, Fail> {
         text.clear();
-        if let (Val::Escaped(e), Kind::Text { max_bytes, .. }) =
+        if let (Val::Escaped(e, quotes_only), Kind::Text { max_bytes, .. }) =
             (val, col.kind)
         {
             // Unescaping never lengthens, so within the limits the field
-            // is written straight from the escaped bytes when it can be.
-            if e.len() <= max_bytes
-                && e.len() <= self.field_max
-                && w.field_escaped(out, e.as_bytes())
-            {
-                return Ok(false);
+            // is written straight from the escaped bytes when it can be:
+            // with only `\"` escapes (the envelope reader knows) by turning
+            // each `\` into a quote.
+            if e.len() <= max_bytes && e.len() <= self.field_max {
+                if quotes_only {
+                    w.field_quotes_only(out, e.as_bytes());
+                    return Ok(false);
+                }
+                if w.field_escaped(out, e.as_bytes()) {
+                    return Ok(false);
+                }
             }
             crate::decode::onepass::unescape(e.as_bytes(), text);
         }
         let conv = match val {
-            Val::Escaped(_) => Conv::InText,
+            Val::Escaped(..) => Conv::InText,
             _ => self.convert(col.kind, val, doc, text)?,
         };
         let mut s = match conv {
@@ -1097,7 +1122,7 @@ impl Mapper {
                 },
                 Val::EpochMs(v) => int(v, text),
                 Val::Tree(i) => tree(i, text),
-                Val::Missing | Val::NotJson | Val::Escaped(_) => {
+                Val::Missing | Val::NotJson | Val::Escaped(..) => {
                     Err(Mismatch("missing"))
                 }
             },
@@ -1350,7 +1375,7 @@ fn value<'a>(
             Meta::Message => match (col.kind, doc) {
                 (Kind::Json { .. }, Some(d)) => node_val(&d.tape.0, 0),
                 (Kind::Json { .. }, None) => Val::NotJson,
-                _ if msg.escaped => Val::Escaped(msg.scanned),
+                _ if msg.escaped => Val::Escaped(msg.scanned, msg.quotes_only),
                 _ => Val::Str(ev.message),
             },
         },
