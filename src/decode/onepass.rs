@@ -269,7 +269,11 @@ fn swar_digits(b: &[u8; 16]) -> Option<(i64, usize)> {
     let v = if n <= 8 {
         eight(lo, n)
     } else {
-        eight(lo, 8) * 10u64.pow((n - 8) as u32) + eight(hi, n - 8)
+        // (n − 8 ≤ 7: the power from a table, not a loop.)
+        const POW10: [u64; 8] =
+            [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+        eight(lo, 8) * POW10.get(n - 8).copied().unwrap_or(0)
+            + eight(hi, n - 8)
     };
     i64::try_from(v).ok().map(|v| (v, n))
 }

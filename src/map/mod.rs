@@ -987,6 +987,27 @@ impl Mapper {
             Val::Escaped(..) => Conv::InText,
             _ => self.convert(col.kind, val, doc, text)?,
         };
+        // Digits and times the converter wrote (itoa, ryu, the RFC 3339
+        // formatter): ASCII, so valid UTF-8 without a check, no NUL, and
+        // no limit of their kind's to apply.
+        if let (
+            Conv::Clean,
+            Kind::Int | Kind::Float | Kind::Timestamp { .. },
+        ) = (conv, col.kind)
+        {
+            if text.len() > self.field_max {
+                return Err(Fail::TooLong {
+                    len: text.len(),
+                    max: self.field_max,
+                    database: true,
+                });
+            }
+            debug_assert!(text.is_ascii());
+            return w
+                .field_bytes_without_nul(out, text)
+                .map(|()| false)
+                .map_err(|_| Fail::Marker);
+        }
         let mut s = match conv {
             Conv::Borrowed(s) => s,
             Conv::InText | Conv::Clean => std::str::from_utf8(text)

@@ -161,7 +161,18 @@ impl RowWriter {
         out: &mut Vec<u8>,
         value: &str,
     ) -> Result<(), FieldError> {
-        let bytes = value.as_bytes();
+        self.field_bytes_without_nul(out, value.as_bytes())
+    }
+
+    /// [`RowWriter::field_without_nul`] of bytes the caller knows are
+    /// UTF-8 (the mapper's digits and times, which are ASCII).
+    #[inline(always)]
+    pub(crate) fn field_bytes_without_nul(
+        &mut self,
+        out: &mut Vec<u8>,
+        bytes: &[u8],
+    ) -> Result<(), FieldError> {
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
         debug_assert!(memchr(0, bytes).is_none());
         let force = match self.dialect {
             Dialect::Postgres => bytes.is_empty() || bytes == b"\\.",
