@@ -1095,25 +1095,16 @@ pub fn mapper_scan_escaped(
 
 /// `RowWriter`'s field written straight from a JSON string body (the
 /// one-pass path's `@message`), for `benches/stages.rs`; false when it
-/// leaves the field to the plain path.
+/// leaves the field to the plain path. `quotes_only` as the envelope
+/// reader tells it ([`quotes_only`]); given true for another body, the
+/// field is wrong (debug builds panic).
 pub fn write_escaped_field(
     w: &mut crate::RowWriter,
     out: &mut Vec<u8>,
     escaped: &str,
+    quotes_only: bool,
 ) -> bool {
-    w.field_escaped(out, escaped.as_bytes())
-}
-
-/// [`RowWriter::field_quotes_only`](crate::RowWriter), for
-/// `benches/stages.rs`: `escaped` must be a body whose every escape is
-/// `\"` (with one), as [`quotes_only`] tells; for another the field is
-/// wrong (debug builds panic).
-pub fn write_quotes_only_field(
-    w: &mut crate::RowWriter,
-    out: &mut Vec<u8>,
-    escaped: &str,
-) {
-    w.field_quotes_only(out, escaped.as_bytes());
+    w.field_escaped(out, escaped.as_bytes(), quotes_only)
 }
 
 /// Whether every escape of the JSON string body `escaped` is `\"` and

@@ -896,16 +896,13 @@ impl Mapper {
             let raw =
                 d.lexemes.start(i).and_then(|at| raw_json(msg.scanned, at));
             if let Some((raw, len)) = raw {
-                if len <= max_bytes && len <= self.field_max {
-                    // `raw_json` takes no escape but `\"`: with one (the
-                    // unescaped length is shorter), the field is quoted.
-                    if len < raw.len() {
-                        w.field_quotes_only(out, raw.as_bytes());
-                        return Ok(false);
-                    }
-                    if w.field_escaped(out, raw.as_bytes()) {
-                        return Ok(false);
-                    }
+                // `raw_json` takes no escape but `\"`: it has one when the
+                // unescaped length is shorter.
+                if len <= max_bytes
+                    && len <= self.field_max
+                    && w.field_escaped(out, raw.as_bytes(), len < raw.len())
+                {
+                    return Ok(false);
                 }
             }
         }
@@ -969,17 +966,12 @@ impl Mapper {
             (val, col.kind)
         {
             // Unescaping never lengthens, so within the limits the field
-            // is written straight from the escaped bytes when it can be:
-            // with only `\"` escapes (the envelope reader knows) by turning
-            // each `\` into a quote.
-            if e.len() <= max_bytes && e.len() <= self.field_max {
-                if quotes_only {
-                    w.field_quotes_only(out, e.as_bytes());
-                    return Ok(false);
-                }
-                if w.field_escaped(out, e.as_bytes()) {
-                    return Ok(false);
-                }
+            // is written straight from the escaped bytes when it can be.
+            if e.len() <= max_bytes
+                && e.len() <= self.field_max
+                && w.field_escaped(out, e.as_bytes(), quotes_only)
+            {
+                return Ok(false);
             }
             crate::decode::onepass::unescape(e.as_bytes(), text);
         }
@@ -995,13 +987,7 @@ impl Mapper {
             Kind::Int | Kind::Float | Kind::Timestamp { .. },
         ) = (conv, col.kind)
         {
-            if text.len() > self.field_max {
-                return Err(Fail::TooLong {
-                    len: text.len(),
-                    max: self.field_max,
-                    database: true,
-                });
-            }
+            self.within_field_max(text.len())?;
             debug_assert!(text.is_ascii());
             return w
                 .field_bytes_without_nul(out, text)
@@ -1060,18 +1046,25 @@ impl Mapper {
             }
             _ => {}
         }
-        if s.len() > self.field_max {
-            return Err(Fail::TooLong {
-                len: s.len(),
-                max: self.field_max,
-                database: true,
-            });
-        }
+        self.within_field_max(s.len())?;
         // `s` holds no NUL now: checked, stripped or known.
         w.field_without_nul(out, s).map(|()| truncated).map_err(|e| match e {
             FieldError::Nul { .. } => Fail::Nul,
             _ => Fail::Marker,
         })
+    }
+
+    /// A field of `len` bytes fits the database's field limit.
+    #[inline(always)]
+    fn within_field_max(&self, len: usize) -> Result<(), Fail> {
+        if len > self.field_max {
+            return Err(Fail::TooLong {
+                len,
+                max: self.field_max,
+                database: true,
+            });
+        }
+        Ok(())
     }
 
     /// Converts `val` to the field text of `kind`.

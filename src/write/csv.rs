@@ -202,15 +202,24 @@ impl RowWriter {
     /// could come), a raw `"` or NUL, a value shorter than 4 bytes (the
     /// dialects' special values `""`, `\.` and `\N` are among them).
     ///
-    /// Eight bytes at a time: a word without a backslash is copied, and
-    /// so is one whose every backslash is followed by a `"` in the word,
-    /// with the backslashes turned into quotes (`\"` becomes the doubled
-    /// quote `""`, same length); other words go byte by byte.
+    /// `quotes_only` is the caller's word that every escape of `escaped`
+    /// is `\"` and that it has one (the envelope reader knows it of each
+    /// message; `onepass::quotes_only`): the field is then written by
+    /// [`RowWriter::field_quotes_only`], whatever its length. Otherwise
+    /// 64, then 16 bytes at a time (`unescape_quoted`): a block whose
+    /// every backslash is followed by a `"` is copied with the
+    /// backslashes turned into quotes (`\"` becomes the doubled quote
+    /// `""`, same length); other blocks go escape by escape.
     pub(crate) fn field_escaped(
         &mut self,
         out: &mut Vec<u8>,
         escaped: &[u8],
+        quotes_only: bool,
     ) -> bool {
+        if quotes_only {
+            self.field_quotes_only(out, escaped);
+            return true;
+        }
         if escaped.len() < 4 {
             return false;
         }
@@ -945,7 +954,11 @@ mod tests {
                 let mut esc = Vec::new();
                 let mut w = RowWriter::new(d);
                 if value.len() >= 4 {
-                    assert!(w.field_escaped(&mut esc, value.as_bytes()));
+                    assert!(w.field_escaped(
+                        &mut esc,
+                        value.as_bytes(),
+                        false
+                    ));
                     assert_eq!(esc, quoted.as_bytes());
                 }
             }
@@ -1012,7 +1025,7 @@ mod tests {
                         crate::decode::onepass::unescape(&v, &mut plain);
                         let mut out = b"x".to_vec();
                         let mut w = RowWriter::new(d);
-                        if w.field_escaped(&mut out, &v) {
+                        if w.field_escaped(&mut out, &v, false) {
                             let mut want = b"x".to_vec();
                             let text = std::str::from_utf8(&plain).unwrap();
                             RowWriter::new(d).field(&mut want, text).unwrap();
@@ -1179,7 +1192,7 @@ mod tests {
             let mut w = RowWriter::new(d);
             w.field(&mut out, "first").unwrap();
             let mut want = out.clone();
-            if w.field_escaped(&mut out, &v) {
+            if w.field_escaped(&mut out, &v, false) {
                 let text = std::str::from_utf8(&plain).unwrap();
                 let mut o = RowWriter::new(d);
                 o.field(&mut Vec::new(), "first").unwrap();
@@ -1194,7 +1207,7 @@ mod tests {
                     let mut q = b"x".to_vec();
                     let mut w = RowWriter::new(d);
                     w.field(&mut q, "first").unwrap();
-                    w.field_quotes_only(&mut q, &v);
+                    prop_assert!(w.field_escaped(&mut q, &v, true));
                     prop_assert_eq!(
                         String::from_utf8_lossy(&q),
                         String::from_utf8_lossy(&out)
