@@ -20,6 +20,7 @@
 pub(crate) mod convert;
 pub(crate) mod filter;
 pub(crate) mod path;
+mod plan;
 pub(crate) mod scan;
 pub(crate) mod spec;
 
@@ -134,6 +135,8 @@ pub struct Mapper {
     /// ([`Mapper::map_escaped`]): the filter (if any) is a JSON pattern,
     /// and `@message` is read only as `text` or `json`.
     onepass: bool,
+    /// Each column's plan (`plan::plans`); all general in the oracle.
+    plans: Vec<plan::Plan>,
 }
 
 impl std::fmt::Debug for Mapper {
@@ -461,6 +464,7 @@ impl Mapper {
             || filter.as_ref().is_some_and(FilterPattern::needs_json);
         let want = want(spec, filter.as_ref());
         let located = locate(&columns, &want);
+        let plans = plan::plans(&columns, &located);
         let filter_located = filter.as_ref().map(|f| locate_filter(f, &want));
         let onepass = filter.as_ref().is_none_or(FilterPattern::needs_json)
             && spec.columns.iter().all(|c| {
@@ -482,6 +486,7 @@ impl Mapper {
             located,
             filter_located,
             onepass,
+            plans,
         })
     }
 
@@ -697,7 +702,8 @@ impl Mapper {
     pub(crate) fn keep_all(&self) -> Mapper {
         let want = Want::everything();
         let located = locate(&self.columns, &want);
-        Mapper { want, located, filter_located: None, ..self.clone() }
+        let plans = vec![plan::Plan::General; self.columns.len()];
+        Mapper { want, located, filter_located: None, plans, ..self.clone() }
     }
 
     /// [`scan::fast_agrees_after`] on this mapper's wants (for the fuzz
@@ -824,6 +830,10 @@ impl Mapper {
         }
         let start = out.len();
         for (i, col) in self.columns.iter().enumerate() {
+            let plan = self.plans.get(i).copied();
+            if plan.is_some_and(|p| self.planned(p, ev, msg, doc, w, out)) {
+                continue;
+            }
             let at = self.located.get(i).copied().flatten();
             match self.column(col, at, ev, msg, doc, text, w, out) {
                 Ok(false) => {}

@@ -1355,3 +1355,211 @@ type = "json"
     );
     assert_eq!(raw_json(&esc, esc.rfind('[').unwrap()), None);
 }
+
+/// Column plans (`plan.rs`): the seed's spec is planned whole, and at the
+/// edge of each plan's plain case (limits, NULs, the NULL markers, types
+/// the plan leaves to the general path) the planned mapper writes what
+/// the general one writes: `fuzzing::onepass_message` compares it with
+/// the keep-all mapper, which has no plans, on the one-pass path and the
+/// oracle's, in every escaping.
+#[test]
+fn planned_columns_write_what_the_general_path_writes() {
+    use super::plan::Plan;
+    let seed = ColumnSpec::from_toml(include_str!(
+        "../../testdata/specs/integrated_user_log.toml"
+    ))
+    .unwrap();
+    let m = Mapper::new(&seed, Dialect::Postgres).unwrap();
+    let kinds: Vec<&str> = m
+        .plans
+        .iter()
+        .map(|p| match p {
+            Plan::General => "general",
+            Plan::Timestamp => "timestamp",
+            Plan::Envelope { .. } => "envelope",
+            Plan::Text { .. } => "text",
+            Plan::Json { .. } => "json",
+            Plan::Int { .. } => "int",
+            Plan::Float { .. } => "float",
+            Plan::Message { .. } => "message",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "timestamp",
+            "envelope",
+            "envelope",
+            "text",
+            "text",
+            "int",
+            "float",
+            "json",
+            "message"
+        ]
+    );
+    assert!(m.keep_all().plans.iter().all(|p| *p == Plan::General));
+    let cols = r#"
+[[columns]]
+name = "t"
+source = "@timestamp"
+type = "timestamp"
+[[columns]]
+name = "id"
+source = "@id"
+type = "text"
+max_bytes = 1
+overflow = "truncate"
+[[columns]]
+name = "s"
+source = "a.s"
+type = "text"
+max_bytes = 4
+overflow = "truncate"
+[[columns]]
+name = "r"
+source = "r"
+type = "text"
+max_bytes = 4
+[[columns]]
+name = "i"
+source = "a.i"
+type = "int"
+on_mismatch = "null"
+[[columns]]
+name = "f"
+source = "f"
+type = "float"
+[[columns]]
+name = "j"
+source = "j"
+type = "json"
+max_bytes = 6
+[[columns]]
+name = "m"
+source = "@message"
+type = "text"
+max_bytes = 60
+overflow = "truncate"
+"#;
+    // Each edge alone in its message (the other columns are missing, so
+    // NULL), so that no other column's reject hides it; then a few
+    // together.
+    let edges: [(&str, &[&str]); 5] = [
+        (
+            "s",
+            &[
+                r#""abcd""#,
+                r#""abcde""#,
+                r#""a\u0000b""#,
+                r#""\\.""#,
+                r#""""#,
+                r#""é🎉""#,
+                "null",
+                "true",
+                "12",
+                r#""x,y""#,
+                r#""a\"b\"c""#,
+                r#""\\N""#,
+                r#""\n""#,
+            ],
+        ),
+        (
+            "i",
+            &[
+                "7",
+                "-9223372036854775808",
+                "9223372036854775808",
+                "1.0",
+                r#""7""#,
+                "null",
+                "true",
+                "0",
+                "-0",
+                "1e2",
+                "[1]",
+            ],
+        ),
+        (
+            "r",
+            &[
+                r#""x""#,
+                r#""\\N""#,
+                r#""""#,
+                r#""toolong""#,
+                "null",
+                "12",
+                r#""\"q\"""#,
+                r#""a\u0000""#,
+            ],
+        ),
+        (
+            "f",
+            &[
+                "1.5",
+                "-0.25",
+                "1.50",
+                "1e3",
+                "7",
+                r#""1.5""#,
+                "-0",
+                "-0.0",
+                "123456789012345678.5",
+                "0.1",
+                "0.0001",
+                "1e-7",
+                "1.0",
+                "0.30000000000000004",
+                "true",
+            ],
+        ),
+        (
+            "j",
+            &[
+                r#"[1,"a"]"#,
+                "{}",
+                r#"["\n"]"#,
+                "[ 1 ]",
+                r#""text""#,
+                r#"[[["x"]]]"#,
+                r#"["a\"b"]"#,
+                "[1.50]",
+                "null",
+                "[]",
+                r#"{"k":1}"#,
+            ],
+        ),
+    ];
+    let mut messages: Vec<String> = Vec::new();
+    for (key, values) in edges {
+        for v in values {
+            messages.push(match key {
+                "s" | "i" => format!(r#"{{"a":{{"{key}":{v}}}}}"#),
+                _ => format!(r#"{{"{key}":{v}}}"#),
+            });
+        }
+    }
+    messages.extend(
+        [
+            r#"{"a":{"s":"abcd","i":7},"r":"x","f":1.5,"j":[1]}"#,
+            r#"{"a":{"s":"1","s":"22","i":1,"i":2},"f":0.1,"f":0.2}"#,
+            r#"{"a":[1],"f":12345678901234567.5}"#,
+            r#"{"m":"a long message that the column truncates at sixty bytes or so"}"#,
+            "not json",
+            "[1,2]",
+            "{}",
+        ]
+        .map(str::to_owned),
+    );
+    for top in ["non_json = \"raw\"", "non_json = \"reject\""] {
+        for d in [Dialect::Postgres, Dialect::Redshift] {
+            let m = mapper(top, cols, d);
+            assert!(m.plans.iter().all(|p| *p != Plan::General));
+            for text in &messages {
+                for style in 0..crate::fuzzing::ESCAPE_STYLES {
+                    crate::fuzzing::onepass_message(&m, text, style);
+                }
+            }
+        }
+    }
+}
