@@ -295,6 +295,43 @@ impl<'a> Lexemes<'a> {
         self.message.get(at..at + n)
     }
 
+    /// The lexeme of the number at tape node `node` when it is what
+    /// `ryu` prints for it: `self.number(node).filter(|l|
+    /// ryu_canonical(l))`, with its digit runs found eight bytes at a time
+    /// and each byte looked at once (a `float` column's plan).
+    pub(crate) fn ryu_number(&self, node: usize) -> Option<&'a str> {
+        let at = self.start(node)?;
+        let b = self.message.as_bytes();
+        let int_at = at + usize::from(b.get(at) == Some(&b'-'));
+        let dot = super::scan::digits_end(b, int_at);
+        if b.get(dot) != Some(&b'.') {
+            return None;
+        }
+        let end = super::scan::digits_end(b, dot + 1);
+        // More of the lexeme (an exponent, a sign, a second dot) is not
+        // the plain form.
+        if let Some(b'-' | b'+' | b'.' | b'e' | b'E') = b.get(end) {
+            return None;
+        }
+        let (int, frac) = (b.get(int_at..dot)?, b.get(dot + 1..end)?);
+        if frac.last().is_none_or(|&c| c == b'0') {
+            return None;
+        }
+        let sig = match int {
+            [b'0'] => {
+                let zeros = frac.iter().take_while(|&&c| c == b'0').count();
+                if zeros > 4 {
+                    return None;
+                }
+                frac.len() - zeros
+            }
+            [b'1'..=b'9', ..] => int.len() + frac.len(),
+            _ => return None,
+        };
+        // ASCII at both ends: char boundaries.
+        (sig <= 15).then(|| self.message.get(at..end)).flatten()
+    }
+
     /// Where tape node `node` starts in the message.
     pub(crate) fn start(&self, node: usize) -> Option<usize> {
         usize::try_from(*self.starts.get(node)?).ok()
@@ -557,6 +594,57 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    /// `Lexemes::ryu_number` is `number` filtered by `ryu_canonical`, on
+    /// every lexeme built from these parts (and what follows one in a
+    /// message), at every offset.
+    #[test]
+    fn ryu_number_is_the_canonical_lexeme() {
+        let signs = ["", "-", "--", "+"];
+        let ints = [
+            "",
+            "0",
+            "00",
+            "1",
+            "10",
+            "7",
+            "123456789012345",
+            "1234567890123456",
+        ];
+        let fracs = [
+            "",
+            ".",
+            ".0",
+            ".5",
+            ".50",
+            ".05",
+            ".00001",
+            ".000001",
+            ".0000100",
+            ".25",
+            ".123456789012345",
+            ".12345678901234",
+            ".1.2",
+            ".9e",
+        ];
+        let tails = ["", ",", "}", "e5", "E-3", "+", "-", ".", "]", " 1", "x"];
+        let mut n = 0;
+        for s in signs {
+            for i in ints {
+                for f in fracs {
+                    for t in tails {
+                        let text = format!("[{s}{i}{f}{t}");
+                        let starts = [0u32, 1];
+                        let l = Lexemes::new(&starts, &text);
+                        let want = l.number(1).filter(|l| ryu_canonical(l));
+                        assert_eq!(l.ryu_number(1), want, "{text:?}");
+                        n += usize::from(want.is_some());
+                    }
+                }
+            }
+        }
+        assert!(n > 100, "{n} canonical lexemes");
+    }
 
     fn fmt(ms: i64) -> Option<String> {
         let mut buf = [0u8; 24];

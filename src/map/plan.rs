@@ -192,11 +192,8 @@ impl Mapper {
                 else {
                     return false;
                 };
-                match d.lexemes.number(i) {
-                    Some(l)
-                        if convert::ryu_canonical(l)
-                            && l.len() <= self.field_max =>
-                    {
+                match d.lexemes.ryu_number(i) {
+                    Some(l) if l.len() <= self.field_max => {
                         w.field_bytes_without_nul(out, l.as_bytes()).is_ok()
                     }
                     _ => false,

@@ -1253,7 +1253,7 @@ fn literal_end(msg: &[u8], start: usize, word: &[u8]) -> Option<usize> {
 /// The offset past the run of ASCII digits at `i`: eight at a time while
 /// the message has eight more bytes.
 #[inline(always)]
-fn digits_end(msg: &[u8], mut i: usize) -> usize {
+pub(super) fn digits_end(msg: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = msg.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let w = u64::from_le_bytes(*chunk);
         // A byte is a digit when its high nibble is 3 and adding 6 keeps
