@@ -453,6 +453,21 @@ fn quoted_run_with<const AVX2: bool>(
         let (n, keep) = block::taken(c.bs, 64);
         let (bs, qt) = (c.bs & keep, c.qt & keep);
         if c.ctl & keep != 0 || bs << 1 != qt {
+            // The block up to its first byte of another kind (a control
+            // byte, a backslash without its quote, a quote without its
+            // backslash) is still of this kind: taken here, so that the
+            // 16-byte step starts at that byte instead of this block's
+            // start (and the next 64-byte step after it, not at a block
+            // that holds it again). That byte is never the quote of a
+            // `\"`, so no pair is split.
+            let bad = c.ctl | (c.bs & !(c.qt >> 1)) | (c.qt & !(c.bs << 1));
+            let p = bad.trailing_zeros();
+            if p > 0 && p < 64 {
+                let pre = (1u64 << p) - 1;
+                push_block(out, &bytes, p as usize);
+                *quote |= c.bs & pre != 0 || c.comma & pre != 0;
+                i += p as usize;
+            }
             break;
         }
         push_block(out, &bytes, n);
@@ -1015,12 +1030,30 @@ mod tests {
         for d in [PG, RS] {
             for len in 0..=80usize {
                 for at in 0..=len {
-                    for esc in
+                    // The escape alone, or after a comma or a `\"` (each
+                    // a reason to quote the field that only the bytes
+                    // before the escape give) at the start, halfway or
+                    // just before it.
+                    let leads = [
+                        (None, 0),
+                        (Some(&b","[..]), 0),
+                        (Some(&b","[..]), at / 2),
+                        (Some(&b","[..]), at.saturating_sub(1)),
+                        (Some(&b"\\\""[..]), 0),
+                        (Some(&b"\\\""[..]), at / 2),
+                        (Some(&b"\\\""[..]), at.saturating_sub(1)),
+                    ];
+                    for (esc, (lead, lead_at)) in
                         [&b"\\\""[..], b"\\\\", b"\\n", b"\\u0041", b"\\"]
+                            .into_iter()
+                            .flat_map(|e| leads.iter().map(move |l| (e, *l)))
                     {
                         let mut v: Vec<u8> =
                             (0..len).map(|i| b'a' + (i % 26) as u8).collect();
                         v.splice(at..at, esc.iter().copied());
+                        if let Some(lead) = lead {
+                            v.splice(lead_at..lead_at, lead.iter().copied());
+                        }
                         let mut plain = Vec::new();
                         crate::decode::onepass::unescape(&v, &mut plain);
                         let mut out = b"x".to_vec();
