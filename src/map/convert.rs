@@ -314,22 +314,11 @@ impl<'a> Lexemes<'a> {
             return None;
         }
         let (int, frac) = (b.get(int_at..dot)?, b.get(dot + 1..end)?);
-        if frac.last().is_none_or(|&c| c == b'0') {
+        if frac.last().is_none_or(|&c| c == b'0') || !ryu_digits(int, frac) {
             return None;
         }
-        let sig = match int {
-            [b'0'] => {
-                let zeros = frac.iter().take_while(|&&c| c == b'0').count();
-                if zeros > 4 {
-                    return None;
-                }
-                frac.len() - zeros
-            }
-            [b'1'..=b'9', ..] => int.len() + frac.len(),
-            _ => return None,
-        };
         // ASCII at both ends: char boundaries.
-        (sig <= 15).then(|| self.message.get(at..end)).flatten()
+        self.message.get(at..end)
     }
 
     /// Where tape node `node` starts in the message.
@@ -393,6 +382,16 @@ pub(crate) fn ryu_canonical(lexeme: &str) -> bool {
     {
         return false;
     }
+    ryu_digits(int, frac)
+}
+
+/// Whether the digits `int` and `frac` of a plain decimal (`int.frac`,
+/// `frac` ending in a non-zero digit) are how `ryu` prints its value:
+/// `int` is `0` with at most four zeros leading `frac`, or starts with a
+/// non-zero digit, and there are at most 15 significant digits
+/// ([`ryu_canonical`] says why).
+#[inline(always)]
+fn ryu_digits(int: &[u8], frac: &[u8]) -> bool {
     let sig = match int {
         [b'0'] => {
             let zeros = frac.iter().take_while(|&&c| c == b'0').count();
