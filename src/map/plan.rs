@@ -2,20 +2,21 @@
 //! spec, not once per field.
 //!
 //! The general path takes every field through the same layers: the
-//! source to a [`Val`], the value and kind to converted text ([`Conv`]),
-//! then NUL, limit and marker checks, each a `match` on what the spec
-//! fixed long before the event came. On a log line those layers cost
-//! more instructions than the scan that found the values. A plan is the
-//! column's source and kind matched once, at [`Mapper::new`]: a path the
-//! scanner's slots resolve whole, an envelope string, `@timestamp`, the
-//! escaped `@message`. For each event, [`Mapper::planned`] writes the
-//! field when its value is of the kind's plain case (a string within
-//! every limit and with no NUL, an integer, a float whose lexeme is what
-//! `ryu` prints, a time in range) and otherwise writes nothing and
-//! returns `false`, so the general path decides, with its defaults,
-//! mismatches, truncation and rejects. A plan therefore never has to be
-//! right about a value it declines, only about one it writes, and there
-//! it writes exactly the bytes the general path writes.
+//! source to a [`Val`](super::Val), the value and kind to converted text
+//! ([`Conv`](super::Conv)), then NUL, limit and marker checks, each a
+//! `match` on what the spec fixed long before the event came. On a log
+//! line those layers cost more instructions than the scan that found the
+//! values. A plan is the column's source and kind matched once, at
+//! [`Mapper::new`]: a path the scanner's slots resolve whole, an envelope
+//! string, `@timestamp`, the escaped `@message`. For each event,
+//! [`Mapper::planned`] writes the field when its value is of the kind's
+//! plain case (a string within every limit and with no NUL, an integer,
+//! a float whose lexeme is what `ryu` prints, a time in range, a compact
+//! JSON container) and otherwise writes nothing and returns `false`, so
+//! the general path decides, with its defaults, mismatches, truncation
+//! and rejects. A plan therefore never has to be right about a value it
+//! declines, only about one it writes, and there it writes exactly the
+//! bytes the general path writes.
 //!
 //! The oracle ([`Mapper::keep_all`]) has no plans: every test and fuzz
 //! input that compares the pruned mapper with it compares the two paths.
