@@ -896,24 +896,11 @@ impl Mapper {
                 }
             };
         }
-        // A JSON column's object or array on the one-pass path, when its
-        // source is compact with no escapes in its strings: written
-        // straight from the escaped bytes, which are then what
-        // `convert::write_json` gives once unescaped.
-        if let (Val::Tree(i), Kind::Json { max_bytes }, Some(d), true) =
-            (val, col.kind, doc, msg.escaped)
+        if let (Val::Tree(i), Kind::Json { max_bytes }, Some(d)) =
+            (val, col.kind, doc)
         {
-            let raw =
-                d.lexemes.start(i).and_then(|at| raw_json(msg.scanned, at));
-            if let Some((raw, len)) = raw {
-                // `raw_json` takes no escape but `\"`: it has one when the
-                // unescaped length is shorter.
-                if len <= max_bytes
-                    && len <= self.field_max
-                    && w.field_escaped(out, raw.as_bytes(), len < raw.len())
-                {
-                    return Ok(false);
-                }
+            if self.raw_json_field(d, i, msg, max_bytes, w, out) {
+                return Ok(false);
             }
         }
         // A valid JSON text holds no raw NUL (control characters are not
@@ -975,12 +962,7 @@ impl Mapper {
         if let (Val::Escaped(e, quotes_only), Kind::Text { max_bytes, .. }) =
             (val, col.kind)
         {
-            // Unescaping never lengthens, so within the limits the field
-            // is written straight from the escaped bytes when it can be.
-            if e.len() <= max_bytes
-                && e.len() <= self.field_max
-                && w.field_escaped(out, e.as_bytes(), quotes_only)
-            {
+            if self.escaped_text_field(e, quotes_only, max_bytes, w, out) {
                 return Ok(false);
             }
             crate::decode::onepass::unescape(e.as_bytes(), text);
@@ -1010,12 +992,8 @@ impl Mapper {
                 .map_err(|_| Fail::Mismatch("not valid UTF-8"))?,
         };
         let in_json = |s: &str| {
-            let r = s.as_bytes().as_ptr_range();
-            json_text.as_ref().is_some_and(|m| {
-                matches!(conv, Conv::Borrowed(_))
-                    && m.start <= r.start
-                    && r.end <= m.end
-            })
+            matches!(conv, Conv::Borrowed(_))
+                && json_text.as_ref().is_some_and(|m| borrowed_from(s, m))
         };
         if !in_json(s)
             && !matches!(conv, Conv::Clean)
@@ -1075,6 +1053,52 @@ impl Mapper {
             });
         }
         Ok(())
+    }
+
+    /// Writes the object or array at tape node `i` of a message on the
+    /// one-pass path straight from its escaped source, when that is
+    /// compact with no escape but `\"` (`raw_json`: unescaped, it is what
+    /// `convert::write_json` gives) and within `max_bytes` and the field
+    /// limit; otherwise writes nothing and returns `false`.
+    #[inline(always)]
+    fn raw_json_field(
+        &self,
+        d: Json<'_>,
+        i: usize,
+        msg: Message<'_>,
+        max_bytes: usize,
+        w: &mut RowWriter,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if !msg.escaped {
+            return false;
+        }
+        match d.lexemes.start(i).and_then(|at| raw_json(msg.scanned, at)) {
+            // `raw_json` takes no escape but `\"`: it has one when the
+            // unescaped length is shorter.
+            Some((raw, len)) if len <= max_bytes && len <= self.field_max => {
+                w.field_escaped(out, raw.as_bytes(), len < raw.len())
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes the text whose escaped form is `e` straight from it when it
+    /// is within `max_bytes` and the field limit (unescaping never
+    /// lengthens) and `RowWriter::field_escaped` takes it; otherwise
+    /// writes nothing and returns `false`.
+    #[inline(always)]
+    fn escaped_text_field(
+        &self,
+        e: &str,
+        quotes_only: bool,
+        max_bytes: usize,
+        w: &mut RowWriter,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        e.len() <= max_bytes
+            && e.len() <= self.field_max
+            && w.field_escaped(out, e.as_bytes(), quotes_only)
     }
 
     /// Converts `val` to the field text of `kind`.
@@ -1356,6 +1380,28 @@ fn raw_json(escaped: &str, start: usize) -> Option<(&str, usize)> {
     None
 }
 
+/// The envelope string `meta` (`@id`, `@log_group`, `@log_stream`,
+/// `@owner`, `@policy_level`) of `ev`, when it has one.
+#[inline(always)]
+fn envelope_str<'a>(meta: Meta, ev: &LogEvent<'a>) -> Option<&'a str> {
+    match meta {
+        Meta::Id => ev.id,
+        Meta::LogGroup => ev.envelope.map(|e| e.log_group),
+        Meta::LogStream => ev.envelope.map(|e| e.log_stream),
+        Meta::Owner => ev.envelope.map(|e| e.owner),
+        Meta::PolicyLevel => ev.envelope.and_then(|e| e.policy_level),
+        _ => None,
+    }
+}
+
+/// Whether `s` lies within the bytes `text` (a string borrowed from the
+/// message, not one unescaped into scratch).
+#[inline(always)]
+fn borrowed_from(s: &str, text: &std::ops::Range<*const u8>) -> bool {
+    let r = s.as_bytes().as_ptr_range();
+    text.start <= r.start && r.end <= text.end
+}
+
 fn bool_text(b: bool) -> &'static str {
     if b {
         "true"
@@ -1387,11 +1433,11 @@ fn value<'a>(
         },
         Source::Meta(m) => match m {
             Meta::Timestamp => ev.timestamp.map_or(Val::Missing, Val::EpochMs),
-            Meta::Id => opt(ev.id),
-            Meta::LogGroup => opt(ev.envelope.map(|e| e.log_group)),
-            Meta::LogStream => opt(ev.envelope.map(|e| e.log_stream)),
-            Meta::Owner => opt(ev.envelope.map(|e| e.owner)),
-            Meta::PolicyLevel => opt(ev.envelope.and_then(|e| e.policy_level)),
+            Meta::Id
+            | Meta::LogGroup
+            | Meta::LogStream
+            | Meta::Owner
+            | Meta::PolicyLevel => opt(envelope_str(*m, ev)),
             Meta::Object => Val::Str(ev.object),
             Meta::Member => ev
                 .member

@@ -25,7 +25,7 @@ use simd_json::{Node, StaticNode};
 
 use super::convert;
 use super::spec::{Column, Kind, Meta, Source};
-use super::{raw_json, slot_start, Json, Mapper, Message};
+use super::{borrowed_from, envelope_str, slot_start, Json, Mapper, Message};
 use crate::decode::LogEvent;
 use crate::write::RowWriter;
 
@@ -125,56 +125,30 @@ impl Mapper {
                     .timestamp
                     .and_then(|ms| convert::format_ms_bytes(ms, &mut buf))
                 {
-                    Some(t) if t.len() <= self.field_max => {
-                        w.field_bytes_without_nul(out, t).is_ok()
-                    }
-                    _ => false,
-                }
-            }
-            Plan::Envelope { meta, max } => {
-                let s = match meta {
-                    Meta::Id => ev.id,
-                    Meta::LogGroup => ev.envelope.map(|e| e.log_group),
-                    Meta::LogStream => ev.envelope.map(|e| e.log_stream),
-                    Meta::Owner => ev.envelope.map(|e| e.owner),
-                    _ => None,
-                };
-                match s {
-                    Some(s) => text(s, max.min(self.field_max), None, w, out),
+                    Some(t) => self.clean_field(t, w, out),
                     None => false,
                 }
             }
-            Plan::Text { slot, max } => match node(doc, slot) {
-                Some((_, Node::String(s))) => {
-                    let max = max.min(self.field_max);
-                    text(s, max, Some(msg.scanned), w, out)
+            Plan::Envelope { meta, max } => match envelope_str(meta, ev) {
+                Some(s) => self.text(s, max, None, w, out),
+                None => false,
+            },
+            Plan::Text { slot, max } => match node_at(doc, slot) {
+                Some((_, Node::String(s), _)) => {
+                    self.text(s, max, Some(msg.scanned), w, out)
                 }
                 _ => false,
             },
-            // Written straight from the escaped source when it is compact
-            // with no escape but `\"` (`raw_json`); `len` is its length
-            // unescaped, shorter when it holds a `\"`.
-            Plan::Json { slot, max } => {
-                let Some((d, Node::Object { .. } | Node::Array { .. }, i)) =
-                    node_at(doc, slot).filter(|_| msg.escaped)
-                else {
-                    return false;
-                };
-                match d
-                    .lexemes
-                    .start(i)
-                    .and_then(|at| raw_json(msg.scanned, at))
-                {
-                    Some((raw, len)) if len <= max.min(self.field_max) => {
-                        w.field_escaped(out, raw.as_bytes(), len < raw.len())
-                    }
-                    _ => false,
+            Plan::Json { slot, max } => match node_at(doc, slot) {
+                Some((d, Node::Object { .. } | Node::Array { .. }, i)) => {
+                    self.raw_json_field(d, i, msg, max, w, out)
                 }
-            }
+                _ => false,
+            },
             Plan::Int { slot } => {
-                let v = match node(doc, slot) {
-                    Some((_, Node::Static(StaticNode::I64(v)))) => v,
-                    Some((_, Node::Static(StaticNode::U64(v)))) => {
+                let v = match node_at(doc, slot) {
+                    Some((_, Node::Static(StaticNode::I64(v)), _)) => v,
+                    Some((_, Node::Static(StaticNode::U64(v)), _)) => {
                         match i64::try_from(v) {
                             Ok(v) => v,
                             Err(_) => return false,
@@ -182,10 +156,11 @@ impl Mapper {
                     }
                     _ => return false,
                 };
-                let mut buf = itoa::Buffer::new();
-                let digits = buf.format(v).as_bytes();
-                digits.len() <= self.field_max
-                    && w.field_bytes_without_nul(out, digits).is_ok()
+                self.clean_field(
+                    itoa::Buffer::new().format(v).as_bytes(),
+                    w,
+                    out,
+                )
             }
             Plan::Float { slot } => {
                 let Some((d, Node::Static(StaticNode::F64(_)), i)) =
@@ -194,32 +169,62 @@ impl Mapper {
                     return false;
                 };
                 match d.lexemes.ryu_number(i) {
-                    Some(l) if l.len() <= self.field_max => {
-                        w.field_bytes_without_nul(out, l.as_bytes()).is_ok()
-                    }
-                    _ => false,
+                    Some(l) => self.clean_field(l.as_bytes(), w, out),
+                    None => false,
                 }
             }
             Plan::Message { max } => {
                 msg.escaped
-                    && msg.scanned.len() <= max.min(self.field_max)
-                    && w.field_escaped(
-                        out,
-                        msg.scanned.as_bytes(),
+                    && self.escaped_text_field(
+                        msg.scanned,
                         msg.quotes_only,
+                        max,
+                        w,
+                        out,
                     )
             }
         }
     }
+
+    /// Writes ASCII the plan made or took from the message (digits, a
+    /// time, a number's lexeme: no NUL) within the field limit.
+    #[inline(always)]
+    fn clean_field(
+        &self,
+        bytes: &[u8],
+        w: &mut RowWriter,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        self.within_field_max(bytes.len()).is_ok()
+            && w.field_bytes_without_nul(out, bytes).is_ok()
+    }
+
+    /// Writes the text `s` when it is within `max` bytes and the field
+    /// limit and holds no NUL: a string borrowed from `json` (the message
+    /// that parsed, which holds no raw NUL) needs no look.
+    #[inline(always)]
+    fn text(
+        &self,
+        s: &str,
+        max: usize,
+        json: Option<&str>,
+        w: &mut RowWriter,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if s.len() > max || self.within_field_max(s.len()).is_err() {
+            return false;
+        }
+        let within = json
+            .is_some_and(|m| borrowed_from(s, &m.as_bytes().as_ptr_range()));
+        if !within && memchr::memchr(0, s.as_bytes()).is_some() {
+            return false;
+        }
+        w.field_without_nul(out, s).is_ok()
+    }
 }
 
-/// The value at the slot of trie node `slot` of an object message.
-#[inline(always)]
-fn node<'a>(doc: Option<Json<'a>>, slot: u32) -> Option<(Json<'a>, Node<'a>)> {
-    node_at(doc, slot).map(|(d, n, _)| (d, n))
-}
-
-/// [`node`] and its tape index.
+/// The value at the slot of trie node `slot` of an object message, and
+/// its tape index.
 #[inline(always)]
 fn node_at<'a>(
     doc: Option<Json<'a>>,
@@ -228,29 +233,4 @@ fn node_at<'a>(
     let d = doc.filter(|d| d.object)?;
     let i = slot_start(d, Some((slot, 0)))?;
     d.tape.0.get(i).map(|&n| (d, n, i))
-}
-
-/// Writes the text `s` when it is at most `max` bytes and holds no NUL:
-/// a string borrowed from `json` (the message that parsed, which holds no
-/// raw NUL) needs no look.
-#[inline(always)]
-fn text(
-    s: &str,
-    max: usize,
-    json: Option<&str>,
-    w: &mut RowWriter,
-    out: &mut Vec<u8>,
-) -> bool {
-    if s.len() > max {
-        return false;
-    }
-    let r = s.as_bytes().as_ptr_range();
-    let within = json.is_some_and(|m| {
-        let m = m.as_bytes().as_ptr_range();
-        m.start <= r.start && r.end <= m.end
-    });
-    if !within && memchr::memchr(0, s.as_bytes()).is_some() {
-        return false;
-    }
-    w.field_without_nul(out, s).is_ok()
 }
