@@ -7,6 +7,7 @@ use crate::decode::{
     DecodeStats, Decoder, EventSink, LogEvent, OnePassCounts, Scratch,
 };
 use crate::error::Error;
+use crate::map::scan::{Prescanned, Scanned};
 use crate::map::{MapOutcome, MapScratch, Mapper};
 
 /// What became of the events: every event is a row, filtered out, or
@@ -174,6 +175,13 @@ impl<F: FnMut(&mut Vec<u8>)> Sink<'_, F> {
     }
 }
 
+/// The message of an escaped body, for a reject.
+fn unescaped(escaped: &str) -> String {
+    let mut buf = Vec::new();
+    crate::decode::onepass::unescape(escaped.as_bytes(), &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
     type Error = Infallible;
 
@@ -200,11 +208,37 @@ impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
             self.scratch,
             &mut self.out.csv,
         );
-        self.outcome(ev, outcome, || {
-            let mut buf = Vec::new();
-            crate::decode::onepass::unescape(escaped.as_bytes(), &mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        });
+        self.outcome(ev, outcome, || unescaped(escaped));
+        Ok(())
+    }
+
+    fn prescan<'a>(
+        &mut self,
+        body: &'a str,
+        pre: &mut Prescanned<'a>,
+    ) -> Option<(usize, bool, u32)> {
+        if !self.onepass {
+            return None;
+        }
+        self.mapper.prescan(body, pre, self.scratch)
+    }
+
+    fn scanned_event(
+        &mut self,
+        ev: &LogEvent<'_>,
+        escaped: &str,
+        quotes_only: bool,
+        scanned: Scanned<'_, '_>,
+    ) -> Result<(), Infallible> {
+        let outcome = self.mapper.map_scanned(
+            ev,
+            escaped,
+            quotes_only,
+            scanned,
+            self.scratch,
+            &mut self.out.csv,
+        );
+        self.outcome(ev, outcome, || unescaped(escaped));
         Ok(())
     }
 
@@ -323,6 +357,7 @@ impl Converter {
         map.clear_truncated();
         decode.onepass = OnePassCounts::default();
         (map.onepass_messages, map.onepass_fallbacks) = (0, 0);
+        map.onepass_ahead = 0;
         map.scan.gave_up = 0;
         let sink = Sink {
             mapper: &self.mapper,
@@ -341,6 +376,7 @@ impl Converter {
         counts.messages =
             map.onepass_messages.saturating_sub(map.onepass_fallbacks);
         counts.message_fallbacks = map.onepass_fallbacks;
+        counts.ahead = map.onepass_ahead;
         // A message the state machine then refused was unescaped too.
         counts.state_machine =
             map.scan.gave_up.saturating_sub(map.onepass_fallbacks);

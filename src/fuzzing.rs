@@ -1347,6 +1347,24 @@ pub fn onepass_object(mapper: &crate::Mapper, data: &[u8]) {
     assert_eq!(o2.onepass.envelopes + o2.onepass.messages, 0);
 }
 
+/// [`onepass_object`] of `data` under every spec and dialect the
+/// `fuzz_onepass` invariant maps with; how many messages its one-pass
+/// path scanned as the envelope reader met them (the sum over mappers).
+pub fn onepass_object_all(data: &[u8]) -> u64 {
+    let mut ahead = 0;
+    for mapper in onepass_mappers() {
+        onepass_object(mapper, data);
+        let fast = crate::Converter::new(
+            DecoderBuilder::new().build(),
+            mapper.clone(),
+        );
+        let mut o = crate::ObjectOutput::default();
+        fast.convert("fuzz", data, &mut crate::ConvertScratch::new(), &mut o);
+        ahead += o.onepass.ahead;
+    }
+    ahead
+}
+
 /// The `fuzz_onepass` invariant: the first byte picks a spec and dialect
 /// and how the message is escaped; the rest is tried as an object (the
 /// one-pass envelope reader against simd-json's) and, when UTF-8, as a

@@ -29,6 +29,8 @@ pub use crate::decode::{
 };
 pub use crate::error::{Error, ErrorKind, Location};
 pub use crate::map::filter::{FilterError, FilterPattern};
+#[doc(hidden)]
+pub use crate::map::scan::{Prescanned, Scanned};
 pub use crate::map::{
     ColumnSpec, MapOutcome, MapScratch, Mapper, Reject, SpecError,
     REDSHIFT_ROW_MAX,

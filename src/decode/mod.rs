@@ -28,6 +28,7 @@ use self::frame::{doc_end, whitespace, DocEnd};
 use self::gzip::{Inflate, PAD};
 use self::source::{ReadSource, SliceSource, Source};
 use crate::error::{Error, ErrorKind, Location};
+use crate::map::scan::Prescanned;
 
 /// The layout of an object's bytes, one per Firehose configuration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -215,6 +216,9 @@ pub struct Scratch {
     tape: Option<Tape<'static>>,
     /// The events of an envelope on the one-pass path.
     fast: Vec<onepass::FastEvent>,
+    /// Their messages as the sink scanned them ahead
+    /// ([`EventSink::prescan`]).
+    ahead: Option<Prescanned<'static>>,
     /// Envelopes that took the one-pass path, and those that fell back
     /// to simd-json (for a sink that [wants escaped
     /// messages](EventSink::wants_escaped)).
@@ -238,6 +242,10 @@ pub struct OnePassCounts {
     /// Of the messages mapped in their escaped form, those the scanner's
     /// fast path gave up on and its state machine read.
     pub state_machine: u64,
+    /// Of the messages mapped in their escaped form, those scanned as the
+    /// envelope reader met them, which found their end too
+    /// ([`EventSink::prescan`]).
+    pub ahead: u64,
 }
 
 impl OnePassCounts {
@@ -248,6 +256,7 @@ impl OnePassCounts {
         self.messages += other.messages;
         self.message_fallbacks += other.message_fallbacks;
         self.state_machine += other.state_machine;
+        self.ahead += other.ahead;
     }
 }
 
@@ -268,6 +277,7 @@ impl Scratch {
             depth: 0,
             tape: None,
             fast: Vec::new(),
+            ahead: None,
             onepass: OnePassCounts::default(),
         }
     }
@@ -370,16 +380,28 @@ fn emit_envelope<S: EventSink>(
     simd: &mut Buffers,
     tape_slot: &mut Option<Tape<'static>>,
     fast: &mut Vec<onepass::FastEvent>,
+    ahead: &mut Option<Prescanned<'static>>,
     counts: &mut OnePassCounts,
     member: u64,
     offset: u64,
 ) -> Result<(), S::Error> {
     if run.sink.wants_escaped() {
-        if let Some(env) =
-            onepass::parse(buf.get(..len).unwrap_or_default(), fast)
-        {
+        // Each message is scanned as the reader meets it, which finds its
+        // end too (`EventSink::prescan`).
+        let doc = buf.get(..len).unwrap_or_default();
+        let mut pre = ahead.take().unwrap_or_default().reset();
+        let sink = &mut run.sink;
+        let mut scan = onepass::ahead_hook(|text, at| {
+            sink.prescan(text.get(at..)?, &mut pre)
+        });
+        let read = onepass::parse_ahead(doc, fast, Some(&mut scan));
+        let emitted = read.map(|env| {
             counts.envelopes += 1;
-            return emit_fast(run, &env, fast, member);
+            emit_fast(run, &env, fast, &pre, member)
+        });
+        *ahead = Some(pre.reset());
+        if let Some(result) = emitted {
+            return result;
         }
         counts.envelope_fallbacks += 1;
     }
@@ -408,10 +430,11 @@ fn emit_envelope<S: EventSink>(
 }
 
 /// Emits the events of an envelope the one-pass reader read.
-fn emit_fast<S: EventSink>(
+fn emit_fast<'a, S: EventSink>(
     run: &mut Run<'_, S>,
-    env: &onepass::FastEnvelope<'_>,
+    env: &onepass::FastEnvelope<'a>,
     events: &[onepass::FastEvent],
+    pre: &Prescanned<'a>,
     member: u64,
 ) -> Result<(), S::Error> {
     run.stats.envelopes += 1;
@@ -422,18 +445,23 @@ fn emit_fast<S: EventSink>(
     for ev in events {
         let (id, timestamp, escaped, quotes_only) = env.event(ev);
         run.stats.events += 1;
-        run.sink.escaped_event(
-            &LogEvent {
-                object: run.object,
-                member: Some(member),
-                envelope: Some(&env.envelope),
-                id: Some(id),
-                timestamp: Some(timestamp),
-                message: "",
-            },
-            escaped,
-            quotes_only,
-        )?;
+        let event = LogEvent {
+            object: run.object,
+            member: Some(member),
+            envelope: Some(&env.envelope),
+            id: Some(id),
+            timestamp: Some(timestamp),
+            message: "",
+        };
+        match pre.get(ev.ahead) {
+            Some(scanned) => run.sink.scanned_event(
+                &event,
+                escaped,
+                quotes_only,
+                scanned,
+            )?,
+            None => run.sink.escaped_event(&event, escaped, quotes_only)?,
+        }
     }
     Ok(())
 }
@@ -669,8 +697,15 @@ impl Decoder {
                 Ok(n) => {
                     inflated_total += n as u64;
                     run.stats.inflated_bytes += n as u64;
-                    let Scratch { inflate, simd, tape, fast, onepass, .. } =
-                        scratch;
+                    let Scratch {
+                        inflate,
+                        simd,
+                        tape,
+                        fast,
+                        ahead,
+                        onepass,
+                        ..
+                    } = scratch;
                     let content = inflate.buf.get(..n).unwrap_or_default();
                     if whitespace(content) == n {
                         // An empty (or blank) member holds no envelope.
@@ -685,6 +720,7 @@ impl Decoder {
                         simd,
                         tape,
                         fast,
+                        ahead,
                         onepass,
                         member,
                         offset,
@@ -824,13 +860,15 @@ impl Decoder {
                 doc += 1;
                 continue;
             }
-            let Scratch { doc: copy, simd, tape, fast, onepass, .. } = scratch;
+            let Scratch {
+                doc: copy, simd, tape, fast, ahead, onepass, ..
+            } = scratch;
             copy.clear();
             copy.extend_from_slice(src.avail().get(..end).unwrap_or_default());
             copy.resize(end + PAD, 0);
             src.consume(end);
             emit_envelope(
-                run, copy, end, simd, tape, fast, onepass, doc, offset,
+                run, copy, end, simd, tape, fast, ahead, onepass, doc, offset,
             )
             .map_err(Stop::Sink)?;
             doc += 1;

@@ -28,7 +28,22 @@ pub(crate) struct FastEvent {
     /// Every escape in the message's body is `\"` (and there is one):
     /// its CSV field is the body with each `\` turned into `"`, quoted.
     quotes_only: bool,
+    /// The message's number among those the [`Ahead`] hook scanned, or
+    /// [`NOT_AHEAD`].
+    pub(crate) ahead: u32,
 }
+
+/// [`FastEvent::ahead`] of a message the hook did not scan.
+pub(crate) const NOT_AHEAD: u32 = u32::MAX;
+
+/// A scan of each message as the reader meets it (the mapper's, through
+/// the sink): given the envelope and the offset where a message's body
+/// starts, the body's length (the offset of the `"` that ends it, which
+/// the reader then need not look for), whether its every escape is `\"`
+/// ([`quotes_only`]), and the message's number for the sink; `None` where
+/// it does not read the message, and the reader finds the end itself.
+pub(crate) type Ahead<'h, 'a> =
+    Option<&'h mut dyn FnMut(&'a str, usize) -> Option<(usize, bool, u32)>>;
 
 /// An envelope read by [`parse`].
 pub(crate) struct FastEnvelope<'a> {
@@ -53,9 +68,28 @@ impl<'a> FastEnvelope<'a> {
 
 /// Reads the envelope `doc` (one JSON document, blank around it), putting
 /// its events in `events`; `None` when the fast reader does not read it.
+#[cfg(test)]
 pub(crate) fn parse<'a>(
     doc: &'a [u8],
     events: &mut Vec<FastEvent>,
+) -> Option<FastEnvelope<'a>> {
+    parse_ahead(doc, events, None)
+}
+
+/// `f` as an [`Ahead`] hook for an envelope that lives for `'a` (a
+/// closure's own signature would take a string of any lifetime).
+pub(crate) fn ahead_hook<'a, F>(f: F) -> F
+where
+    F: FnMut(&'a str, usize) -> Option<(usize, bool, u32)>,
+{
+    f
+}
+
+/// [`parse`], with each message given to `ahead` first ([`Ahead`]).
+pub(crate) fn parse_ahead<'a>(
+    doc: &'a [u8],
+    events: &mut Vec<FastEvent>,
+    mut ahead: Ahead<'_, 'a>,
 ) -> Option<FastEnvelope<'a>> {
     events.clear();
     // Offsets are kept as u32.
@@ -102,7 +136,7 @@ pub(crate) fn parse<'a>(
                     return None;
                 }
                 saw_events = true;
-                p.events(events)?;
+                p.events(events, text, &mut ahead)?;
             }
             _ => p.skip_value(0)?,
         }
@@ -497,7 +531,12 @@ impl<'a> Reader<'a> {
     }
 
     /// The `logEvents` array.
-    fn events(&mut self, events: &mut Vec<FastEvent>) -> Option<()> {
+    fn events(
+        &mut self,
+        events: &mut Vec<FastEvent>,
+        text: &'a str,
+        ahead: &mut Ahead<'_, 'a>,
+    ) -> Option<()> {
         self.expect(b'[')?;
         self.ws();
         if self.peek() == Some(b']') {
@@ -506,7 +545,7 @@ impl<'a> Reader<'a> {
         }
         loop {
             self.ws();
-            events.push(self.event()?);
+            events.push(self.event(text, ahead)?);
             self.ws();
             match self.next()? {
                 b',' => {}
@@ -516,9 +555,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn event(&mut self) -> Option<FastEvent> {
+    fn event(
+        &mut self,
+        text: &'a str,
+        ahead: &mut Ahead<'_, 'a>,
+    ) -> Option<FastEvent> {
         self.expect(b'{')?;
         let (mut id, mut ts, mut msg) = (None, None, None);
+        let mut scanned = NOT_AHEAD;
         loop {
             self.ws();
             // The three keys as CloudWatch writes them, compared whole; any
@@ -550,8 +594,20 @@ impl<'a> Reader<'a> {
                 }
                 b"timestamp" => ts = Some(self.small_int()?),
                 b"message" => {
-                    let (a, z, escaped) = self.string()?;
-                    msg = Some((a, z, escaped && !self.odd));
+                    let at = self.pos + 1;
+                    let read = match ahead {
+                        Some(f) if self.peek() == Some(b'"') => f(text, at),
+                        _ => None,
+                    };
+                    if let Some((len, quotes_only, k)) = read {
+                        msg = Some((at, at + len, quotes_only));
+                        scanned = k;
+                        self.pos = at + len + 1;
+                    } else {
+                        let (a, z, escaped) = self.string()?;
+                        msg = Some((a, z, escaped && !self.odd));
+                        scanned = NOT_AHEAD;
+                    }
                 }
                 _ => return None,
             }
@@ -571,6 +627,7 @@ impl<'a> Reader<'a> {
             timestamp: ts?,
             message: r((a, z))?,
             quotes_only,
+            ahead: scanned,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Where decoded events go.
 
 use crate::error::Error;
+use crate::map::scan::{Prescanned, Scanned};
 
 /// The envelope metadata shared by all events of one CloudWatch Logs
 /// subscription record. Strings borrow the inflated member buffer.
@@ -91,6 +92,40 @@ pub trait EventSink {
         self.event(&LogEvent { message: &message, ..*event })
     }
 
+    /// On the one-pass path, the message whose body starts `body` (which
+    /// runs on to the envelope's end), scanned before its event is
+    /// emitted, into `pre`: the body's length, whether its every escape
+    /// is `\"`, and its number in `pre`; or `None` (the default), and the
+    /// envelope reader finds the message's end itself. Where it is read,
+    /// the event comes to [`EventSink::scanned_event`] with that scan.
+    #[doc(hidden)]
+    fn prescan<'a>(
+        &mut self,
+        body: &'a str,
+        pre: &mut Prescanned<'a>,
+    ) -> Option<(usize, bool, u32)> {
+        let _ = (body, pre);
+        None
+    }
+
+    /// [`EventSink::escaped_event`] of a message [`EventSink::prescan`]
+    /// read, with that scan. The default ignores it.
+    ///
+    /// # Errors
+    ///
+    /// As [`EventSink::event`].
+    #[doc(hidden)]
+    fn scanned_event(
+        &mut self,
+        event: &LogEvent<'_>,
+        escaped: &str,
+        quotes_only: bool,
+        scanned: Scanned<'_, '_>,
+    ) -> Result<(), Self::Error> {
+        let _ = scanned;
+        self.escaped_event(event, escaped, quotes_only)
+    }
+
     /// Called now and then as the decoder reads the object, with how many
     /// bytes of its input (the object as stored) it has consumed so far,
     /// rising: before each member, JSON document or line once
@@ -124,6 +159,22 @@ impl<S: EventSink + ?Sized> EventSink for &mut S {
         quotes_only: bool,
     ) -> Result<(), Self::Error> {
         (**self).escaped_event(event, escaped, quotes_only)
+    }
+    fn prescan<'a>(
+        &mut self,
+        body: &'a str,
+        pre: &mut Prescanned<'a>,
+    ) -> Option<(usize, bool, u32)> {
+        (**self).prescan(body, pre)
+    }
+    fn scanned_event(
+        &mut self,
+        event: &LogEvent<'_>,
+        escaped: &str,
+        quotes_only: bool,
+        scanned: Scanned<'_, '_>,
+    ) -> Result<(), Self::Error> {
+        (**self).scanned_event(event, escaped, quotes_only, scanned)
     }
     fn progress(&mut self, consumed: u64) {
         (**self).progress(consumed);

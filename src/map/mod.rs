@@ -169,6 +169,8 @@ pub struct MapScratch {
     pub(crate) onepass_messages: u64,
     /// Messages it unescaped and mapped with [`Mapper::map`] instead.
     pub(crate) onepass_fallbacks: u64,
+    /// Messages given to [`Mapper::map_scanned`].
+    pub(crate) onepass_ahead: u64,
 }
 
 impl MapScratch {
@@ -185,6 +187,7 @@ impl MapScratch {
             unescaped: Vec::new(),
             onepass_messages: 0,
             onepass_fallbacks: 0,
+            onepass_ahead: 0,
         }
     }
 
@@ -346,7 +349,11 @@ struct Message<'a> {
 /// The parsed message, when there is one.
 #[derive(Clone, Copy)]
 struct Json<'a> {
-    tape: &'a Tape<'a>,
+    tape: &'a [Node<'a>],
+    /// `tape` as the [`Tape`] it is, for a filter that reads it as a
+    /// value; `None` for a message scanned ahead ([`Mapper::prescan`],
+    /// whose filter reads only slots).
+    whole: Option<&'a Tape<'a>>,
     /// Where each [`Want`] node's value is on the tape
     /// (`scan::scan_slots`).
     slots: &'a [u32],
@@ -525,7 +532,7 @@ impl Mapper {
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
-        self.map_inner(ev, None, false, scratch, out)
+        self.map_inner(ev, None, false, None, scratch, out)
     }
 
     /// Whether [`Mapper::map_escaped`] can take the one-pass path for
@@ -567,10 +574,58 @@ impl Mapper {
     ) -> MapOutcome {
         scratch.onepass_messages += 1;
         if self.onepass {
-            self.map_inner(ev, Some(escaped), quotes_only, scratch, out)
+            self.map_inner(ev, Some(escaped), quotes_only, None, scratch, out)
         } else {
             self.map_unescaped(ev, escaped, scratch, out)
         }
+    }
+
+    /// Scans the message whose escaped body starts `body` (and runs on to
+    /// the envelope's end) ahead of its event, into `pre`, where the
+    /// one-pass path would scan it: its length in `body`, whether its
+    /// every escape is `\"`, and its number in `pre`; `None` where the
+    /// fast scan does not read it (or this spec does not scan messages).
+    /// The event then goes to [`Mapper::map_scanned`] with
+    /// [`Prescanned::get`] of that number.
+    #[doc(hidden)]
+    pub fn prescan<'a>(
+        &self,
+        body: &'a str,
+        pre: &mut scan::Prescanned<'a>,
+        scratch: &mut MapScratch,
+    ) -> Option<(usize, bool, u32)> {
+        // (A filter whose selectors have no slots reads the whole tape.)
+        if !(self.onepass && self.parse)
+            || (self.filter.is_some() && self.filter_located.is_none())
+        {
+            return None;
+        }
+        scan::prescan(body, &self.want, pre, &mut scratch.scan.predict)
+    }
+
+    /// [`Mapper::map_escaped`] of a message [`Mapper::prescan`] read,
+    /// with `scanned`, what it read: the same outcome and bytes, without
+    /// scanning the message again.
+    #[doc(hidden)]
+    pub fn map_scanned<'a>(
+        &self,
+        ev: &LogEvent<'_>,
+        escaped: &'a str,
+        quotes_only: bool,
+        scanned: scan::Scanned<'_, 'a>,
+        scratch: &mut MapScratch,
+        out: &mut Vec<u8>,
+    ) -> MapOutcome {
+        scratch.onepass_messages += 1;
+        scratch.onepass_ahead += 1;
+        self.map_inner(
+            ev,
+            Some(escaped),
+            quotes_only,
+            Some(scanned),
+            scratch,
+            out,
+        )
     }
 
     /// The fallback of [`Mapper::map_escaped`]: unescapes the message
@@ -604,11 +659,12 @@ impl Mapper {
     /// [`Mapper::map`], or with `escaped` the one-pass path, which falls
     /// back to [`Mapper::map_unescaped`] for a message its scan does not
     /// read.
-    fn map_inner(
+    fn map_inner<'e>(
         &self,
-        ev: &LogEvent<'_>,
-        escaped: Option<&str>,
+        ev: &LogEvent<'e>,
+        escaped: Option<&'e str>,
         quotes_only: bool,
+        scanned: Option<scan::Scanned<'_, 'e>>,
         scratch: &mut MapScratch,
         out: &mut Vec<u8>,
     ) -> MapOutcome {
@@ -630,8 +686,12 @@ impl Mapper {
         row_truncated.clear();
         let mut t: Tape<'_> =
             std::mem::replace(tape, Tape(Vec::new())).reset();
+        let ahead = scanned;
         let scanned = escaped.unwrap_or(ev.message);
-        let parsed = if self.parse {
+        let parsed = if ahead.is_some() {
+            // Scanned as the envelope was read (`Mapper::prescan`).
+            Some(Ok(()))
+        } else if self.parse {
             let res = scan::scan_slots(
                 scanned,
                 escaped.is_some(),
@@ -653,9 +713,20 @@ impl Mapper {
             None
         };
         let outcome = {
-            let doc = match &parsed {
-                Some(Ok(())) => Some(Json {
-                    tape: &t,
+            let doc = match (&parsed, ahead) {
+                (Some(Ok(())), Some(a)) => Some(Json {
+                    tape: a.tape,
+                    whole: None,
+                    slots: a.slots,
+                    lexemes: Lexemes::new(a.starts, scanned),
+                    object: matches!(
+                        a.tape.first(),
+                        Some(Node::Object { .. })
+                    ),
+                }),
+                (Some(Ok(())), None) => Some(Json {
+                    tape: &t.0,
+                    whole: Some(&t),
                     slots: slots.as_slice(),
                     lexemes: Lexemes::new(starts, scanned),
                     object: matches!(t.0.first(), Some(Node::Object { .. })),
@@ -790,7 +861,10 @@ impl Mapper {
                             selected(d, at.get(id).copied(), steps)
                         })
                 }
-                _ => f.matches(ev.message, doc.map(|d| d.tape.as_value())),
+                _ => f.matches(
+                    ev.message,
+                    doc.and_then(|d| d.whole).map(Tape::as_value),
+                ),
             };
             if !hit {
                 return MapOutcome::Filtered;
@@ -811,7 +885,7 @@ impl Mapper {
             if let Some(d) =
                 doc.filter(|d| self.columns_read_paths && !d.object)
             {
-                let what = match d.tape.0.first() {
+                let what = match d.tape.first() {
                     Some(Node::Array { .. }) => "an array",
                     Some(Node::String(_)) => "a string",
                     Some(Node::Static(StaticNode::Null)) => "null",
@@ -1114,15 +1188,11 @@ impl Mapper {
             doc.zip(node).and_then(|(d, n)| d.lexemes.number(n))
         };
         let tree = |i: usize, text: &mut Vec<u8>| match doc {
-            Some(d) => convert::write_json(
-                &d.tape.0,
-                i,
-                Some(d.lexemes),
-                self.nul,
-                text,
-            )
-            .map(|()| Conv::Clean)
-            .map_err(|_| Fail::Nul),
+            Some(d) => {
+                convert::write_json(d.tape, i, Some(d.lexemes), self.nul, text)
+                    .map(|()| Conv::Clean)
+                    .map_err(|_| Fail::Nul)
+            }
             None => Err(Fail::NotJson),
         };
         let int = |v: i64, text: &mut Vec<u8>| {
@@ -1291,7 +1361,7 @@ fn selected<'a>(
     at: Option<(u32, usize)>,
     steps: &[filter::Step],
 ) -> Option<filter::Scalar<'a>> {
-    let nodes: &[Node<'a>] = &d.tape.0;
+    let nodes: &[Node<'a>] = d.tape;
     let mut i = slot_start(d, at)?;
     for step in steps.get(at.map_or(0, |(_, used)| used)..)? {
         i = match step {
@@ -1426,8 +1496,8 @@ fn value<'a>(
                 // trie: the rest of the path is looked up on the tape.
                 let used = at.map_or(0, |(_, used)| used);
                 slot_start(d, at)
-                    .and_then(|i| p.lookup_from(&d.tape.0, i, used))
-                    .map_or(Val::Missing, |i| node_val(&d.tape.0, i))
+                    .and_then(|i| p.lookup_from(d.tape, i, used))
+                    .map_or(Val::Missing, |i| node_val(d.tape, i))
             }
             _ => Val::Missing,
         },
@@ -1443,7 +1513,7 @@ fn value<'a>(
                 .member
                 .map_or(Val::Missing, |m| Val::Num(StaticNode::U64(m), None)),
             Meta::Message => match (col.kind, doc) {
-                (Kind::Json { .. }, Some(d)) => node_val(&d.tape.0, 0),
+                (Kind::Json { .. }, Some(d)) => node_val(d.tape, 0),
                 (Kind::Json { .. }, None) => Val::NotJson,
                 _ if msg.escaped => Val::Escaped(msg.scanned, msg.quotes_only),
                 _ => Val::Str(ev.message),

@@ -232,5 +232,5 @@ fn node_at<'a>(
 ) -> Option<(Json<'a>, Node<'a>, usize)> {
     let d = doc.filter(|d| d.object)?;
     let i = slot_start(d, Some((slot, 0)))?;
-    d.tape.0.get(i).map(|&n| (d, n, i))
+    d.tape.get(i).map(|&n| (d, n, i))
 }

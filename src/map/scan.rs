@@ -422,13 +422,124 @@ pub(crate) fn scan_slots<'b>(
     }
 }
 
+/// Messages of one envelope scanned ahead of their events, as the
+/// envelope reader meets them ([`prescan`]): each message's tape, node
+/// offsets and slots, one after another, for the mapper to take when it
+/// maps the event ([`Prescanned::get`]). Kept from envelope to envelope
+/// (emptied by [`Prescanned::reset`]), so a warm scan does not allocate.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Prescanned<'a> {
+    tape: simd_json::value::tape::Tape<'a>,
+    starts: Vec<u32>,
+    slots: Vec<u32>,
+    /// Per message: its first node, its end, and its first slot (each
+    /// message has one slot per [`Want`] node).
+    messages: Vec<[u32; 3]>,
+}
+
+/// One message of [`Prescanned`]: what [`scan_slots`] gives for it.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Scanned<'s, 'a> {
+    pub(crate) tape: &'s [Node<'a>],
+    pub(crate) starts: &'s [u32],
+    pub(crate) slots: &'s [u32],
+}
+
+impl Default for Prescanned<'static> {
+    fn default() -> Self {
+        Prescanned {
+            tape: simd_json::value::tape::Tape(Vec::new()),
+            starts: Vec::new(),
+            slots: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+}
+
+impl<'a> Prescanned<'a> {
+    /// Empties it, for messages that live for `'n`.
+    #[must_use]
+    pub(crate) fn reset<'n>(mut self) -> Prescanned<'n> {
+        self.starts.clear();
+        self.slots.clear();
+        self.messages.clear();
+        Prescanned {
+            tape: self.tape.reset(),
+            starts: self.starts,
+            slots: self.slots,
+            messages: self.messages,
+        }
+    }
+
+    /// Message `k` ([`prescan`]'s number for it).
+    pub(crate) fn get(&self, k: u32) -> Option<Scanned<'_, 'a>> {
+        let &[a, z, s] = self.messages.get(k as usize)?;
+        let (a, z, s) = (a as usize, z as usize, s as usize);
+        let n = self
+            .messages
+            .get(k as usize + 1)
+            .map_or(self.slots.len(), |m| m[2] as usize);
+        Some(Scanned {
+            tape: self.tape.0.get(a..z)?,
+            starts: self.starts.get(a..z)?,
+            slots: self.slots.get(s..n)?,
+        })
+    }
+}
+
+/// Scans the message that starts `body` with [`fast::scan_prefix`]
+/// (`body` runs on to the envelope's end), appending its tape to `pre`:
+/// the message's length in `body`, whether its every escape is `\"`
+/// ([`crate::decode::onepass::quotes_only`]), and its number in `pre`.
+/// `None` (and `pre` as it was) where the fast path does not read it; the
+/// envelope reader then finds the message's end itself, and the mapper
+/// scans it as any other.
+pub(crate) fn prescan<'a>(
+    body: &'a str,
+    want: &Want,
+    pre: &mut Prescanned<'a>,
+    predict: &mut fast::Predict,
+) -> Option<(usize, bool, u32)> {
+    let (t0, s0) = (pre.tape.0.len(), pre.slots.len());
+    let k = u32::try_from(pre.messages.len()).ok()?;
+    let at = [u32::try_from(t0).ok()?, 0, u32::try_from(s0).ok()?];
+    pre.slots.resize(s0 + want.nodes.len(), NO_SLOT);
+    let slots = pre.slots.get_mut(s0..).unwrap_or_default();
+    let read = fast::scan_prefix(
+        body,
+        want,
+        &mut pre.tape.0,
+        &mut pre.starts,
+        slots,
+        predict,
+    );
+    let end = u32::try_from(pre.tape.0.len()).ok();
+    match (read, end) {
+        (Some((len, quotes_only)), Some(end)) => {
+            pre.messages.push([at[0], end, at[2]]);
+            Some((len, quotes_only, k))
+        }
+        _ => {
+            pre.tape.0.truncate(t0);
+            pre.starts.truncate(t0);
+            pre.slots.truncate(s0);
+            None
+        }
+    }
+}
+
 /// The fast path's invariant, for the tests and the fuzz targets: where
 /// [`fast::scan`] reads `escaped`, the state machine accepts it too, with
 /// the same tape, node offsets and slots; and it reads it the same with
 /// `predict`'s guesses of its keys ([`fast::Predict`]: what earlier
 /// messages left, then this one's), with none, with the guesses it leaves
-/// for itself (all right), and with guessing switched off. Returns whether
-/// it read it.
+/// for itself (all right), and with guessing switched off. And
+/// [`prescan`] reads `escaped` followed by the envelope string's end the
+/// same (after another message), to its end, telling
+/// [`quotes_only`](crate::decode::onepass::quotes_only); it reads no
+/// message [`fast::scan`] does not. Returns whether it read it.
 ///
 /// # Panics
 ///
@@ -479,7 +590,60 @@ pub(crate) fn fast_agrees_after(
             }
         }
     }
+    prescan_agrees(escaped, want, read == Some(true), &tape, &starts, &slots);
     read == Some(true)
+}
+
+/// [`fast_agrees_after`]'s check of [`prescan`], given what
+/// [`fast::scan`] made of `escaped` (`read`, and then its tape, node
+/// offsets and slots).
+fn prescan_agrees(
+    escaped: &str,
+    want: &Want,
+    read: bool,
+    tape: &[Node<'_>],
+    starts: &[u32],
+    slots: &[u32],
+) {
+    // Behind an earlier message in the same arena, then the envelope's
+    // end and more of it.
+    let first = "{\\\"a\\\":[1,\\\"b\\\"]}\"";
+    for tail in ["\"}]}", "\"", "\"\\\"x\\\":1}"] {
+        let doc = format!("{first}{escaped}{tail}");
+        let mut pre = Prescanned::default();
+        let mut predict = fast::Predict::default();
+        let ahead = prescan(&doc, want, &mut pre, &mut predict);
+        assert_eq!(ahead.map(|a| (a.0, a.2)), Some((first.len() - 1, 0)));
+        let body = doc.get(first.len()..).unwrap_or_default();
+        for _ in 0..2 {
+            let got = prescan(body, want, &mut pre, &mut predict);
+            if !read {
+                // (It may read a shorter message, up to a `"` in
+                // `escaped`, or a longer one, where `escaped` ends in a
+                // backslash; the envelope reader would not end a string
+                // at either.)
+                assert!(
+                    got.is_none_or(|g| g.0 != escaped.len()),
+                    "{escaped:?}: prescan read what the fast path does not"
+                );
+                continue;
+            }
+            assert!(got.is_some(), "{escaped:?}: prescan did not read it");
+            let Some((len, quotes_only, k)) = got else { continue };
+            assert_eq!(len, escaped.len(), "{escaped:?}");
+            assert_eq!(
+                quotes_only,
+                crate::decode::onepass::quotes_only(escaped.as_bytes()),
+                "{escaped:?}"
+            );
+            let s = pre.get(k);
+            assert!(s.is_some(), "{escaped:?}: no message {k}");
+            let Some(s) = s else { continue };
+            assert_eq!(format!("{tape:?}"), format!("{:?}", s.tape));
+            assert_eq!(starts, s.starts, "{escaped:?}");
+            assert_eq!(slots, s.slots, "{escaped:?}");
+        }
+    }
 }
 
 /// [`fast_agrees_after`] with no earlier messages.

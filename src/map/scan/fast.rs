@@ -51,24 +51,47 @@ pub(super) fn scan<'b>(
     slots: &mut [u32],
     predict: &mut Predict,
 ) -> Option<()> {
-    if predict.want != want.id {
-        predict.want = want.id;
-        predict.guesses.clear();
-    }
-    let mut f = Fast {
-        text: escaped,
-        msg: escaped.as_bytes(),
-        want,
-        tape,
-        starts,
-        slots,
-        depth: 0,
-        guesses: &mut predict.guesses,
-        // Switched off, every ordinal is past the guesses kept.
-        member: if predict.off { GUESSES } else { 0 },
-    };
+    let mut f = Fast::new(escaped, want, tape, starts, slots, predict);
     let end = f.value(0, want.mode(0))?;
     (skip_ws::<true>(f.msg, end) == f.msg.len()).then_some(())
+}
+
+/// [`scan`] of a message whose end is not known yet: `body` runs from the
+/// message's first byte (just past the envelope string's opening quote)
+/// to the end of the envelope. The message is read up to its value's end
+/// and any whitespace after it, where the envelope's string must end (a
+/// `"` that is not an escape): so this one pass both finds where the
+/// message ends and scans it, and the envelope reader need not look for
+/// the end itself. Returns the message's length in `body` (the offset of
+/// that `"`) and whether every escape in it is `\"` and it has one
+/// ([`quotes_only`](crate::decode::onepass::quotes_only)).
+///
+/// Nodes are appended to `tape` and `starts` (what they held before is
+/// kept), and `slots` (sized and cleared by the caller) count tape nodes
+/// from the first one this call appends. Where [`scan`] reads a message
+/// `m`, this reads `m` followed by `"` and anything, the same way and to
+/// the same tape, node offsets and slots; and it reads nothing else
+/// ([`fast_agrees`](super::fast_agrees) checks both). `None` when it does
+/// not read the message; then what it appended is to be discarded.
+#[inline(never)]
+pub(super) fn scan_prefix<'b>(
+    body: &'b str,
+    want: &Want,
+    tape: &mut Vec<Node<'b>>,
+    starts: &mut Vec<u32>,
+    slots: &mut [u32],
+    predict: &mut Predict,
+) -> Option<(usize, bool)> {
+    let mut f = Fast::new(body, want, tape, starts, slots, predict);
+    let end = f.value(0, want.mode(0))?;
+    let end = f.ws(end);
+    if f.msg.get(end) != Some(&b'"') {
+        return None;
+    }
+    // Every escape the scan read but `\"` set `odd`; a message with no
+    // string (and no whitespace escape) has no escape at all.
+    let any = f.msg.get(..end).and_then(|m| memchr::memchr(b'\\', m));
+    Some((end, !f.odd && any.is_some()))
 }
 
 struct Fast<'b, 'r> {
@@ -85,6 +108,42 @@ struct Fast<'b, 'r> {
     /// The members read so far, in the order they start (the next one's
     /// ordinal).
     member: usize,
+    /// `tape`'s length before this message: slots count from there.
+    base: usize,
+    /// An escape other than `\"` was read: one in a skipped string (a
+    /// kept string with one is not read here) or whitespace written as an
+    /// escape ([`scan_prefix`]'s `quotes_only`).
+    odd: bool,
+}
+
+impl<'b, 'r> Fast<'b, 'r> {
+    fn new(
+        text: &'b str,
+        want: &'r Want,
+        tape: &'r mut Vec<Node<'b>>,
+        starts: &'r mut Vec<u32>,
+        slots: &'r mut [u32],
+        predict: &'r mut Predict,
+    ) -> Self {
+        if predict.want != want.id {
+            predict.want = want.id;
+            predict.guesses.clear();
+        }
+        Fast {
+            text,
+            msg: text.as_bytes(),
+            want,
+            base: tape.len(),
+            tape,
+            starts,
+            slots,
+            depth: 0,
+            guesses: &mut predict.guesses,
+            // Switched off, every ordinal is past the guesses kept.
+            member: if predict.off { GUESSES } else { 0 },
+            odd: false,
+        }
+    }
 }
 
 /// What the fast path guesses of a message's members: the key (its bytes
@@ -204,6 +263,7 @@ impl<'b> Fast<'b, '_> {
                 let s = self.text.get(pos + 2..pos + 2 + n)?;
                 self.push(Node::String(s), pos);
             }
+            self.odd |= escaped;
             return Some(pos + 4 + n);
         }
         match rest.first()? {
@@ -229,7 +289,7 @@ impl<'b> Fast<'b, '_> {
     /// [`Fast::value`] after the whitespace at `pos`.
     #[inline(never)]
     fn value_after_ws(&mut self, pos: usize, mode: Mode) -> Option<usize> {
-        let next = skip_ws::<true>(self.msg, pos);
+        let next = self.ws(pos);
         if next == pos {
             return None;
         }
@@ -282,13 +342,33 @@ impl<'b> Fast<'b, '_> {
         }
     }
 
+    /// The offset of the first byte from `pos` that is not whitespace,
+    /// noting an escape among what it skips (`odd`).
+    #[inline(always)]
+    fn ws(&mut self, pos: usize) -> usize {
+        let next = skip_ws::<true>(self.msg, pos);
+        if next != pos {
+            self.skipped(pos, next);
+        }
+        next
+    }
+
+    /// Whitespace from `from` to `to` was skipped.
+    #[cold]
+    #[inline(never)]
+    fn skipped(&mut self, from: usize, to: usize) {
+        if self.msg.get(from..to).is_some_and(|w| w.contains(&b'\\')) {
+            self.odd = true;
+        }
+    }
+
     /// The offset of `want` at `pos` or after whitespace there.
     #[inline(always)]
-    fn expect(&self, pos: usize, want: u8) -> Option<usize> {
+    fn expect(&mut self, pos: usize, want: u8) -> Option<usize> {
         if self.msg.get(pos) == Some(&want) {
             return Some(pos);
         }
-        let pos = skip_ws::<true>(self.msg, pos);
+        let pos = self.ws(pos);
         (self.msg.get(pos) == Some(&want)).then_some(pos)
     }
 
@@ -296,11 +376,11 @@ impl<'b> Fast<'b, '_> {
     /// `false`, or past the container's `close` and `true` (whitespace
     /// before either allowed).
     #[inline(always)]
-    fn after_value(&self, pos: usize, close: u8) -> Option<(usize, bool)> {
+    fn after_value(&mut self, pos: usize, close: u8) -> Option<(usize, bool)> {
         let msg = self.msg;
         let at = match msg.get(pos)? {
             b',' | b'}' | b']' => pos,
-            _ => skip_ws::<true>(msg, pos),
+            _ => self.ws(pos),
         };
         match msg.get(at)? {
             b',' => Some((at + 1, false)),
@@ -317,7 +397,7 @@ impl<'b> Fast<'b, '_> {
         let mut len = 0;
         let mut pos = start + 1;
         if !is_quote::<true>(msg, pos) {
-            pos = skip_ws::<true>(msg, pos);
+            pos = self.ws(pos);
             if msg.get(pos) == Some(&b'}') {
                 self.close(node, 0, true);
                 return Some(pos + 1);
@@ -381,7 +461,7 @@ impl<'b> Fast<'b, '_> {
         let body = match msg.get(*pos..)? {
             [b'\\', b'"', body @ ..] => body,
             _ => {
-                *pos = skip_ws::<true>(msg, *pos);
+                *pos = self.ws(*pos);
                 match msg.get(*pos..)? {
                     [b'\\', b'"', body @ ..] => body,
                     _ => return None,
@@ -392,6 +472,7 @@ impl<'b> Fast<'b, '_> {
         let (n, escaped) = string_body(body)?;
         let end = start + 2 + n;
         let mut child = NO_CHILD;
+        self.odd |= escaped;
         let value_mode = match mode {
             Mode::Skip => Mode::Skip,
             _ if escaped => return None,
@@ -473,7 +554,7 @@ impl<'b> Fast<'b, '_> {
         let key = self.text.get(start + 2..end)?;
         self.push(Node::String(key), start);
         *len += 1;
-        let at = u32::try_from(self.tape.len()).unwrap_or(NO_SLOT);
+        let at = u32::try_from(self.tape.len() - self.base).unwrap_or(NO_SLOT);
         if let Some(slot) = self.slots.get_mut(c as usize) {
             let again = *slot != NO_SLOT;
             *slot = at;
@@ -495,7 +576,7 @@ impl<'b> Fast<'b, '_> {
             m => m,
         };
         let mut len = 0;
-        let mut pos = skip_ws::<true>(msg, start + 1);
+        let mut pos = self.ws(start + 1);
         if msg.get(pos) != Some(&b']') {
             loop {
                 if elements != Mode::Skip {

@@ -959,6 +959,43 @@ fn the_fast_path_reads_the_corpus_messages_as_the_state_machine_does() {
     assert_eq!(read, json);
 }
 
+/// Corpus objects, and envelopes holding messages the fast path gives up
+/// on or reads only partly (not JSON, a `\u` escape, a kept string with
+/// an escape, whitespace escapes, trailing whitespace, an empty one), give
+/// the same CSV, counts and rejects on the one-pass path, which scans most
+/// messages as the envelope reader meets them ([`super::prescan`]), as on
+/// the oracle path, under every spec of `fuzz_onepass`.
+#[test]
+fn messages_scanned_ahead_convert_as_the_oracle_converts_them() {
+    let mut rng = crate::corpus::Rng::new(11);
+    let mut ts = 1_714_568_707_123;
+    let (data, _) = crate::corpus::object(&mut rng, &mut ts, 3, 40_000, true);
+    let ahead = crate::fuzzing::onepass_object_all(&data);
+    assert!(ahead > 1000, "{ahead} messages scanned ahead");
+    let odd = [
+        "not json",
+        "{\"a\":\"\\u00e9\",\"status\":1}",
+        "{\"path\":\"x\\ny\",\"status\":2}",
+        "{\"status\": 3,\n\"path\":\"p\"}\t",
+        "{\"msg\":\"a \\\"q\\\" b\",\"latency_ms\":1.5} ",
+        "",
+        "[1,2]",
+        "{\"context\":{\"log_name\":\"specific-log\"},\"tags\":[\"a\"]}",
+    ];
+    let mut events = String::new();
+    for (i, m) in odd.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        events.push_str(&format!(
+            r#"{sep}{{"id":"{i}","timestamp":{i},"message":{}}}"#,
+            serde_json::Value::String((*m).to_owned())
+        ));
+    }
+    let env = format!(
+        r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{events}]}}"#
+    );
+    assert!(crate::fuzzing::onepass_object_all(env.as_bytes()) > 0);
+}
+
 #[test]
 fn the_fast_path_gives_up_where_it_should() {
     let all = Want::everything();
