@@ -194,6 +194,24 @@ impl FilterPattern {
         out
     }
 
+    /// The pattern's one condition when it compares a selector's value with
+    /// a string for equality (`{ $.a.b = "x" }`, or `!=`): the selector,
+    /// the string, and whether it is `!=`. On a message that is an object,
+    /// the pattern then matches a string value `v` exactly when `(v ==
+    /// the string) != negated`, and no missing value; other values take
+    /// [`FilterPattern::matches_json_with`].
+    pub(crate) fn string_equality(&self) -> Option<(&[Step], &str, bool)> {
+        let Kind::Json(Expr::Cond(c)) = &self.kind else { return None };
+        match &**c {
+            Cond {
+                subject: Subject::Json(steps),
+                test: Test::Str { negate, pat: StrPat::Exact(s) },
+                ..
+            } => Some((steps, s, *negate)),
+            _ => None,
+        }
+    }
+
     /// [`FilterPattern::matches`] of a JSON pattern on a message that is a
     /// JSON object, with each selector's value given by `resolve`: called
     /// with the selector's place in [`FilterPattern::json_selectors`] and

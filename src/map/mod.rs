@@ -131,6 +131,10 @@ pub struct Mapper {
     /// oracle ([`Mapper::keep_all`]), which resolves selectors from the
     /// root with simd-json's tape API.
     filter_located: Option<Vec<(u32, usize)>>,
+    /// The filter's plan when it is one string equality whose selector a
+    /// slot holds whole ([`FilterPattern::string_equality`]): the [`Want`]
+    /// node, the string, and whether it is `!=`. `None` in the oracle.
+    filter_eq: Option<(u32, Box<str>, bool)>,
     /// Messages can be mapped in their escaped form
     /// ([`Mapper::map_escaped`]): the filter (if any) is a JSON pattern,
     /// and `@message` is read only as `text` or `json`.
@@ -473,6 +477,12 @@ impl Mapper {
         let located = locate(&columns, &want);
         let plans = plan::plans(&columns, &located);
         let filter_located = filter.as_ref().map(|f| locate_filter(f, &want));
+        let filter_eq = filter.as_ref().and_then(|f| {
+            let (steps, s, negate) = f.string_equality()?;
+            let &(node, used) = filter_located.as_ref()?.first()?;
+            (node != 0 && used == steps.len())
+                .then(|| (node, s.into(), negate))
+        });
         let onepass = filter.as_ref().is_none_or(FilterPattern::needs_json)
             && spec.columns.iter().all(|c| {
                 !matches!(c.source, Source::Meta(Meta::Message))
@@ -492,6 +502,7 @@ impl Mapper {
             want,
             located,
             filter_located,
+            filter_eq,
             onepass,
             plans,
         })
@@ -774,7 +785,14 @@ impl Mapper {
         let want = Want::everything();
         let located = locate(&self.columns, &want);
         let plans = vec![plan::Plan::General; self.columns.len()];
-        Mapper { want, located, filter_located: None, plans, ..self.clone() }
+        Mapper {
+            want,
+            located,
+            filter_located: None,
+            filter_eq: None,
+            plans,
+            ..self.clone()
+        }
     }
 
     /// [`scan::fast_agrees_after`] on this mapper's wants (for the fuzz
@@ -835,6 +853,23 @@ impl Mapper {
         n
     }
 
+    /// The filter by its plan ([`Mapper::filter_eq`]) on a message that
+    /// is an object: whether it matches, or `None` where the value is not
+    /// a string (the general path decides).
+    #[inline(always)]
+    fn planned_filter(&self, d: Json<'_>) -> Option<bool> {
+        let (node, s, negate) = self.filter_eq.as_ref()?;
+        let slot = *d.slots.get(*node as usize)?;
+        if slot == scan::NO_SLOT {
+            // No value: a string test does not match, `!=` neither.
+            return Some(false);
+        }
+        match d.tape.get(slot as usize)? {
+            Node::String(v) => Some((*v == &**s) != *negate),
+            _ => None,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn map_parsed<'a>(
         &self,
@@ -857,8 +892,10 @@ impl Mapper {
             let hit = match (&self.filter_located, doc) {
                 (Some(at), Some(d)) if f.needs_json() => {
                     d.object
-                        && f.matches_json_with(&mut |id, steps| {
-                            selected(d, at.get(id).copied(), steps)
+                        && self.planned_filter(d).unwrap_or_else(|| {
+                            f.matches_json_with(&mut |id, steps| {
+                                selected(d, at.get(id).copied(), steps)
+                            })
                         })
                 }
                 _ => f.matches(

@@ -709,6 +709,67 @@ fn filter_is_applied_first() {
     assert_eq!(render(&m, &ev, &mut scratch), r#"row:"{""a"":1}""#);
 }
 
+/// A string equality filter is planned (read from its slot); what it
+/// decides is what the general filter decides on the keep-all tape
+/// (`paths`), for strings equal or not, escaped, other types, a missing,
+/// repeated or replaced key, and messages that are not objects; `=` and
+/// `!=`, on a nested and a top-level selector.
+#[test]
+fn planned_string_filters_decide_as_the_general_filter() {
+    let columns = "[[columns]]\nname = \"a\"\nsource = \"a\"\ntype = \"json\"";
+    // The members of the object the selector's last key is read from,
+    // and what `=` and `!=` decide (a number is compared as its text; no
+    // null, container or missing value matches either).
+    let members: [(&str, [&str; 2]); 13] = [
+        (r#""n":"x""#, ["row", "filtered"]),
+        (r#""n":"y""#, ["filtered", "row"]),
+        (r#""n":"x\u0000""#, ["filtered", "row"]),
+        (r#""n":"\u0078""#, ["row", "filtered"]),
+        (r#""n":"x\"""#, ["filtered", "row"]),
+        (r#""n":"""#, ["filtered", "row"]),
+        (r#""n":1"#, ["filtered", "row"]),
+        (r#""n":null"#, ["filtered", "filtered"]),
+        (r#""n":{"x":1}"#, ["filtered", "filtered"]),
+        (r#""n":["x"]"#, ["filtered", "filtered"]),
+        ("", ["filtered", "filtered"]),
+        (r#""m":"x""#, ["filtered", "filtered"]),
+        (r#""n":"y","n":"x""#, ["row", "filtered"]),
+    ];
+    let whole: [(&str, [&str; 2]); 4] = [
+        (r#"{"c":{"n":"x"},"c":{"m":"x"}}"#, ["filtered", "filtered"]),
+        (r#"{"c":"x"}"#, ["filtered", "filtered"]),
+        (r#"["x"]"#, ["filtered", "filtered"]),
+        ("x", ["filtered", "filtered"]),
+    ];
+    for (k, op) in ["=", "!="].into_iter().enumerate() {
+        for (sel, nest) in [("$.c.n", true), ("$.n", false)] {
+            let top = format!("filter = '{{ {sel} {op} \"x\" }}'");
+            let m = mapper(&top, columns, Dialect::Postgres);
+            assert!(m.filter_eq.is_some(), "{top}: planned");
+            assert!(m.keep_all().filter_eq.is_none());
+            let cases = members
+                .iter()
+                .map(|(ms, want)| {
+                    let msg = if nest {
+                        format!(r#"{{"a":0,"c":{{{ms}}}}}"#)
+                    } else {
+                        format!(r#"{{"a":0,{ms}}}"#).replace(",}", "}")
+                    };
+                    (msg, *want)
+                })
+                .chain(whole.iter().map(|(m, w)| ((*m).to_owned(), *w)));
+            for (message, want) in cases {
+                let got = paths(&m, &message);
+                let want = want.get(k).copied().unwrap_or_default();
+                assert!(
+                    got.starts_with(want),
+                    "{top} on {message:?}: {got}, not {want}"
+                );
+            }
+        }
+    }
+}
+
 /// Issue #12, item 1: JSON that is not an object has no paths. With
 /// `non_json = "reject"` it is rejected (`not_object`) when a column
 /// reads a path; with `"raw"` it is kept, paths NULL, `@message` intact.
