@@ -265,7 +265,9 @@ impl<'b> Fast<'b, '_> {
                 let s = self.text.get(pos + 2..pos + 2 + n)?;
                 self.push(Node::String(s), pos);
             }
-            self.odd |= escaped;
+            if escaped {
+                self.odd = true;
+            }
             return Some(pos + 4 + n);
         }
         match rest.first()? {
@@ -474,7 +476,9 @@ impl<'b> Fast<'b, '_> {
         let (n, escaped) = string_body(body)?;
         let end = start + 2 + n;
         let mut child = NO_CHILD;
-        self.odd |= escaped;
+        if escaped {
+            self.odd = true;
+        }
         let value_mode = match mode {
             Mode::Skip => Mode::Skip,
             _ if escaped => return None,
