@@ -140,13 +140,14 @@ fn onepass(spec: &str, dirs: &[String]) {
     }
     println!(
         "onepass_envelopes={} envelope_fallbacks={} onepass_messages={} \
-         message_fallbacks={} state_machine={} rows={rows} \
+         message_fallbacks={} state_machine={} ahead={} rows={rows} \
          onepass_seconds={t1:.3} oracle_seconds={t2:.3}",
         counts.envelopes,
         counts.envelope_fallbacks,
         counts.messages,
         counts.message_fallbacks,
         counts.state_machine,
+        counts.ahead,
     );
 }
 
