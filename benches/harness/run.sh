@@ -36,8 +36,10 @@
 # of it) marked (default: the markdown file's name with .svg, if given).
 #
 # Contenders:
-#   floor    memcpy (memory bandwidth), zcat, pigz -d, and cwl_copy's own
-#            member inflate with libdeflate and zlib-rs (examples/gen_corpus)
+#   floor    memcpy (memory bandwidth), dd to /dev/null and to a new file
+#            (the kernel's cost of writing the CSV's bytes), zcat, pigz -d,
+#            and cwl_copy's own member inflate with libdeflate and zlib-rs
+#            (examples/gen_corpus)
 #   convert  cwl-copy convert --threads 1 and --threads 2
 #   jq       the seed's pipeline per object, on a subset, extrapolated
 #   duckdb   read_json of the gzip objects → unnest → json_extract → CSV
