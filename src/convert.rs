@@ -133,15 +133,21 @@ struct Sink<'m, F> {
     mapper: &'m Mapper,
     scratch: &'m mut MapScratch,
     out: &'m mut ObjectOutput,
-    /// Called with `out.csv` once it holds this many bytes.
+    /// Called with `out` once its CSV, or the rejects kept since the last
+    /// call, hold this many bytes.
     flush: Option<(usize, F)>,
+    /// Bytes of the rejects pushed since `flush` was last called (their
+    /// messages and reasons, and a record's worth for the rest), or
+    /// `None` once a call for them left them in place: that caller keeps
+    /// them to the end, and is called for its CSV alone.
+    reject_bytes: Option<usize>,
     /// Messages come escaped (the one-pass path).
     onepass: bool,
     /// Told the input bytes consumed ([`EventSink::progress`]).
     progress: &'m mut dyn FnMut(u64),
 }
 
-impl<F: FnMut(&mut Vec<u8>)> Sink<'_, F> {
+impl<F: FnMut(&mut ObjectOutput)> Sink<'_, F> {
     /// Counts `outcome`; `message` gives the raw message of a reject.
     fn outcome(
         &mut self,
@@ -156,7 +162,7 @@ impl<F: FnMut(&mut Vec<u8>)> Sink<'_, F> {
             MapOutcome::Filtered => out.counts.filtered_out += 1,
             MapOutcome::Rejected(r) => {
                 out.counts.rejected += 1;
-                out.rejects.push(RejectedEvent {
+                let reject = RejectedEvent {
                     member: ev.member,
                     id: ev.id.map(str::to_owned),
                     timestamp: ev.timestamp,
@@ -164,12 +170,26 @@ impl<F: FnMut(&mut Vec<u8>)> Sink<'_, F> {
                     code: r.code,
                     reason: r.reason,
                     message: message(),
-                });
+                };
+                if let Some(n) = &mut self.reject_bytes {
+                    *n = n.saturating_add(
+                        reject.message.len()
+                            + reject.reason.len()
+                            + std::mem::size_of::<RejectedEvent>(),
+                    );
+                }
+                out.rejects.push(reject);
             }
         }
         if let Some((at, flush)) = &mut self.flush {
-            if out.csv.len() >= *at {
-                flush(&mut out.csv);
+            let for_rejects = self.reject_bytes.is_some_and(|n| n >= *at);
+            if out.csv.len() >= *at || for_rejects {
+                flush(out);
+                self.reject_bytes = match self.reject_bytes {
+                    Some(_) if for_rejects && !out.rejects.is_empty() => None,
+                    Some(_) => Some(0),
+                    None => None,
+                };
             }
         }
     }
@@ -182,7 +202,7 @@ fn unescaped(escaped: &str) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-impl<F: FnMut(&mut Vec<u8>)> EventSink for Sink<'_, F> {
+impl<F: FnMut(&mut ObjectOutput)> EventSink for Sink<'_, F> {
     type Error = Infallible;
 
     fn event(&mut self, ev: &LogEvent<'_>) -> Result<(), Infallible> {
@@ -282,7 +302,7 @@ impl Converter {
         scratch: &mut ConvertScratch,
         out: &mut ObjectOutput,
     ) {
-        self.run::<fn(&mut Vec<u8>)>(
+        self.run::<fn(&mut ObjectOutput)>(
             object,
             data,
             scratch,
@@ -292,12 +312,19 @@ impl Converter {
         );
     }
 
-    /// Like [`Converter::convert`], but hands the CSV over in pieces:
-    /// whenever `out.csv` holds `chunk_bytes` or more (whole records),
-    /// `flush` is called with it and must leave it empty (or take it and
-    /// put an empty buffer in its place). What is left at the end stays in
-    /// `out.csv`. Memory for one object's CSV is then bounded by
-    /// `chunk_bytes` plus one record, however large the object.
+    /// Like [`Converter::convert`], but hands the output over in pieces:
+    /// whenever `out.csv` holds `chunk_bytes` or more (whole records), or
+    /// the rejects added since the last call hold that many bytes (their
+    /// raw messages, mostly), `flush` is called with `out`. It must leave
+    /// `out.csv` empty (or take it and put an empty buffer in its place),
+    /// and may take `out.rejects` the same way, to write them as they come
+    /// (a caller that leaves them when called for them is called for its
+    /// CSV alone from then on); the counts, errors and the rest stay in
+    /// `out` until the end, and what is left of the CSV and the rejects at
+    /// the end stays too. Memory
+    /// for one object's CSV, and for its rejects where `flush` takes them,
+    /// is then bounded by about `chunk_bytes` plus one record, however
+    /// large the object.
     pub fn convert_chunked(
         &self,
         object: &str,
@@ -305,7 +332,7 @@ impl Converter {
         scratch: &mut ConvertScratch,
         out: &mut ObjectOutput,
         chunk_bytes: usize,
-        flush: impl FnMut(&mut Vec<u8>),
+        flush: impl FnMut(&mut ObjectOutput),
     ) {
         self.convert_chunked_with_progress(
             object,
@@ -331,7 +358,7 @@ impl Converter {
         scratch: &mut ConvertScratch,
         out: &mut ObjectOutput,
         chunk_bytes: usize,
-        flush: impl FnMut(&mut Vec<u8>),
+        flush: impl FnMut(&mut ObjectOutput),
         mut progress: impl FnMut(u64),
     ) {
         self.run(
@@ -344,7 +371,7 @@ impl Converter {
         );
     }
 
-    fn run<F: FnMut(&mut Vec<u8>)>(
+    fn run<F: FnMut(&mut ObjectOutput)>(
         &self,
         object: &str,
         data: &[u8],
@@ -364,6 +391,7 @@ impl Converter {
             scratch: map,
             out,
             flush,
+            reject_bytes: Some(0),
             onepass: self.onepass,
             progress,
         };

@@ -886,7 +886,7 @@ impl Work {
             scratch,
             &mut out,
             PIECE_BYTES,
-            |piece| csv.push(piece),
+            |o: &mut ObjectOutput| csv.push(&mut o.csv),
             |consumed| {
                 add(
                     &progress.bytes_converted,

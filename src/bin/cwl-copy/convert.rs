@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use cwl_copy::ordered::{self, Piece};
 use cwl_copy::{
     ConvertScratch, Converter, Counts, DecodeStats, Dialect, Error,
-    ObjectOutput, Variant,
+    ObjectOutput, RejectedEvent, Variant,
 };
 
 use crate::args::{self, DecodeOpts, Objects, SourceOpts, Usage};
@@ -39,9 +39,9 @@ fn summary_line(
     )
 }
 
-/// Notes an object's rejected events for stderr.
-fn note_rejects(p: &mut Problems, object: &str, o: &ObjectOutput) {
-    for r in &o.rejects {
+/// Notes rejected events of an object for stderr.
+fn note_rejects(p: &mut Problems, object: &str, rejects: &[RejectedEvent]) {
+    for r in rejects {
         p.reject(
             object,
             r.member,
@@ -99,13 +99,13 @@ struct RejectLine<'a> {
     offset: Option<u64>,
 }
 
-/// Writes an object's rejected events and decode errors as NDJSON.
+/// Writes rejected events of an object as NDJSON.
 fn write_rejects(
     w: &mut impl Write,
     object: &str,
-    o: &ObjectOutput,
+    rejects: &[RejectedEvent],
 ) -> Result<()> {
-    for r in &o.rejects {
+    for r in rejects {
         let line = RejectLine {
             object,
             member: r.member,
@@ -121,6 +121,11 @@ fn write_rejects(
         serde_json::to_writer(&mut *w, &line)?;
         w.write_all(b"\n")?;
     }
+    Ok(())
+}
+
+/// Writes an object's decode errors as NDJSON (after its rejected events).
+fn write_errors(w: &mut impl Write, o: &ObjectOutput) -> Result<()> {
     for e in &o.errors {
         let loc = e.location();
         let line = RejectLine {
@@ -139,6 +144,13 @@ fn write_rejects(
         w.write_all(b"\n")?;
     }
     Ok(())
+}
+
+/// A piece of an object's output, handed over before its end: CSV
+/// records and the events rejected among them.
+struct Chunk {
+    csv: Vec<u8>,
+    rejects: Vec<RejectedEvent>,
 }
 
 enum Out {
@@ -294,12 +306,17 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                 scratch,
                 &mut o,
                 CHUNK,
-                |csv: &mut Vec<u8>| {
+                |o: &mut ObjectOutput| {
                     let mut fresh = take_spare(&spare_chunks);
                     fresh.clear();
                     fresh.reserve(CHUNK + CHUNK / 8);
-                    std::mem::swap(csv, &mut fresh);
-                    emit(fresh);
+                    std::mem::swap(&mut o.csv, &mut fresh);
+                    // The rejects go with the CSV, so that an object of
+                    // rejected events is not held whole either.
+                    emit(Chunk {
+                        csv: fresh,
+                        rejects: std::mem::take(&mut o.rejects),
+                    });
                 },
                 |consumed| {
                     if let Some(bar) = &bar {
@@ -318,11 +335,12 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                 objects.refs.get(i).map_or(("", Path::new("")), |r| {
                     (r.name.as_str(), r.relative.as_path())
                 });
-            let (csv, end) = match piece {
-                Piece::Chunk(c) => (c, None),
+            let (csv, piece_rejects, end) = match piece {
+                Piece::Chunk(c) => (c.csv, c.rejects, None),
                 Piece::End(o) => {
                     let mut o = o?;
-                    (std::mem::take(&mut o.csv), Some(o))
+                    let csv = std::mem::take(&mut o.csv);
+                    (csv, std::mem::take(&mut o.rejects), Some(o))
                 }
             };
             match &mut out {
@@ -350,6 +368,16 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                     }
                 }
             }
+            // This piece's rejected events, in order, before the next
+            // piece's; the object's decode errors after them all.
+            if let Some(r) = &mut rejects {
+                write_rejects(r, name, &piece_rejects)
+                    .context("writing rejects")?;
+            }
+            note_rejects(&mut problems, name, &piece_rejects);
+            for r in &piece_rejects {
+                *rejects_by_code.entry(r.code).or_default() += 1;
+            }
             let Some(mut o) = end else {
                 if let Ok(mut s) = spare_chunks.lock() {
                     s.push(csv);
@@ -357,8 +385,9 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                 return Ok(());
             };
             o.csv = csv;
+            o.rejects = piece_rejects;
             if let Some(r) = &mut rejects {
-                write_rejects(r, name, &o).context("writing rejects")?;
+                write_errors(r, &o).context("writing rejects")?;
             }
             // Each decode error as a JSON line (as `decode` does: a
             // contract); the rejected events' first few as text, at the end.
@@ -367,12 +396,8 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode> {
                 serde_json::to_writer(&mut err, &ErrorOut::new(e))?;
                 err.write_all(b"\n")?;
             }
-            note_rejects(&mut problems, name, &o);
             as_lines.note(name, o.decode.envelopes, o.decode.events);
             counts.add(&o.counts);
-            for r in &o.rejects {
-                *rejects_by_code.entry(r.code).or_default() += 1;
-            }
             for e in &o.errors {
                 *errors_by_code.entry(e.code()).or_default() += 1;
             }
