@@ -138,8 +138,8 @@ struct Sink<'m, F> {
     flush: Option<(usize, F)>,
     /// Bytes of the rejects pushed since `flush` was last called (their
     /// messages and reasons, and a record's worth for the rest), or
-    /// `None` once a call for them left them in place: that caller keeps
-    /// them to the end, and is called for its CSV alone.
+    /// `None` once a call left them in place: that caller keeps them to
+    /// the end, and is called for its CSV alone.
     reject_bytes: Option<usize>,
     /// Messages come escaped (the one-pass path).
     onepass: bool,
@@ -157,6 +157,9 @@ impl<F: FnMut(&mut ObjectOutput)> Sink<'_, F> {
     ) {
         let out = &mut *self.out;
         out.counts.events += 1;
+        // Whether the rejects now hold a chunk's worth (only a reject can
+        // make them: rows do not test it).
+        let mut rejects_due = false;
         match outcome {
             MapOutcome::Row => out.counts.rows += 1,
             MapOutcome::Filtered => out.counts.filtered_out += 1,
@@ -171,25 +174,23 @@ impl<F: FnMut(&mut ObjectOutput)> Sink<'_, F> {
                     reason: r.reason,
                     message: message(),
                 };
-                if let Some(n) = &mut self.reject_bytes {
+                if let (Some(n), Some((at, _))) =
+                    (&mut self.reject_bytes, &self.flush)
+                {
                     *n = n.saturating_add(
                         reject.message.len()
                             + reject.reason.len()
                             + std::mem::size_of::<RejectedEvent>(),
                     );
+                    rejects_due = *n >= *at;
                 }
                 out.rejects.push(reject);
             }
         }
         if let Some((at, flush)) = &mut self.flush {
-            let for_rejects = self.reject_bytes.is_some_and(|n| n >= *at);
-            if out.csv.len() >= *at || for_rejects {
+            if rejects_due || out.csv.len() >= *at {
                 flush(out);
-                self.reject_bytes = match self.reject_bytes {
-                    Some(_) if for_rejects && !out.rejects.is_empty() => None,
-                    Some(_) => Some(0),
-                    None => None,
-                };
+                self.reject_bytes = out.rejects.is_empty().then_some(0);
             }
         }
     }
@@ -318,13 +319,12 @@ impl Converter {
     /// raw messages, mostly), `flush` is called with `out`. It must leave
     /// `out.csv` empty (or take it and put an empty buffer in its place),
     /// and may take `out.rejects` the same way, to write them as they come
-    /// (a caller that leaves them when called for them is called for its
-    /// CSV alone from then on); the counts, errors and the rest stay in
-    /// `out` until the end, and what is left of the CSV and the rejects at
-    /// the end stays too. Memory
-    /// for one object's CSV, and for its rejects where `flush` takes them,
-    /// is then bounded by about `chunk_bytes` plus one record, however
-    /// large the object.
+    /// (once a call leaves them, the calls are for the CSV alone); the
+    /// counts, errors and the rest stay in `out` until the end, and what is
+    /// left of the CSV and the rejects at the end stays too. Memory for one
+    /// object's CSV, and for its rejects where `flush` takes them, is then
+    /// bounded by about `chunk_bytes` plus one record, however large the
+    /// object.
     pub fn convert_chunked(
         &self,
         object: &str,

@@ -38,6 +38,20 @@ fn convert(args: &[&str]) -> (i32, Vec<u8>, Value, String) {
     )
 }
 
+/// A `DATA_MESSAGE` envelope of `events` (JSON objects, joined).
+fn envelope(events: &[String]) -> String {
+    format!(
+        r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{}]}}"#,
+        events.join(",")
+    )
+}
+
+/// A spec of one text column from `path`, with non-JSON messages
+/// rejected (`not_json`).
+const REJECTING_SPEC: &str =
+    "table = \"t\"\nnon_json = \"reject\"\n[[columns]]\n\
+    name = \"p\"\nsource = \"path\"\ntype = \"text\"\n";
+
 #[test]
 fn output_is_identical_for_any_thread_count() {
     let input = root().join("testdata/firehose");
@@ -382,11 +396,7 @@ fn chunked_conversion_hands_over_rejects_in_pieces() {
         ColumnSpec, ConvertScratch, Converter, Decoder, Dialect, Mapper,
         ObjectOutput,
     };
-    let spec = ColumnSpec::from_toml(
-        "table = \"t\"\nnon_json = \"reject\"\n[[columns]]\nname = \"p\"\n\
-         source = \"path\"\ntype = \"text\"",
-    )
-    .unwrap();
+    let spec = ColumnSpec::from_toml(REJECTING_SPEC).unwrap();
     let conv = Converter::new(
         Decoder::new(),
         Mapper::new(&spec, Dialect::Postgres).unwrap(),
@@ -403,10 +413,7 @@ fn chunked_conversion_hands_over_rejects_in_pieces() {
                 .to_string()
         })
         .collect();
-    let obj = format!(
-        r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{}]}}"#,
-        events.join(",")
-    );
+    let obj = envelope(&events);
     let mut scratch = ConvertScratch::new();
     let mut whole = ObjectOutput::default();
     conv.convert("o", obj.as_bytes(), &mut scratch, &mut whole);
@@ -590,10 +597,7 @@ fn onepass_counts_say_which_scan_read_each_message() {
             )
         })
         .collect();
-    let doc = format!(
-        r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{}]}}"#,
-        events.join(",")
-    );
+    let doc = envelope(&events);
     let mut gz =
         flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(doc.as_bytes()).unwrap();
@@ -626,12 +630,7 @@ fn an_object_of_rejected_events_is_not_held_in_memory() {
     use std::io::Write;
     let dir = tempdir();
     let spec = dir.join("spec.toml");
-    std::fs::write(
-        &spec,
-        "table = \"t\"\nnon_json = \"reject\"\n[[columns]]\nname = \"p\"\n\
-         source = \"path\"\ntype = \"text\"\n",
-    )
-    .unwrap();
+    std::fs::write(&spec, REJECTING_SPEC).unwrap();
     let line = "plain text, not JSON ".repeat(48);
     let mut obj = Vec::new();
     let mut id = 0u64;
@@ -644,10 +643,7 @@ fn an_object_of_rejected_events_is_not_held_in_memory() {
                 )
             })
             .collect();
-        let env = format!(
-            r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{}]}}"#,
-            events.join(",")
-        );
+        let env = envelope(&events);
         let mut e = flate2::write::GzEncoder::new(
             Vec::new(),
             flate2::Compression::fast(),
