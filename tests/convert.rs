@@ -453,8 +453,8 @@ fn chunked_conversion_hands_over_rejects_in_pieces() {
         assert!(csv == whole.csv, "chunk {chunk}: the CSV differs");
         assert!(rejects == whole.rejects, "chunk {chunk}: the rejects differ");
         assert_eq!(o.counts, whole.counts);
-        // Left in place, they all arrive at the end, and after the first
-        // call for them the calls are for the CSV alone.
+        // Left in place, they all arrive at the end, and once a call has
+        // left them the calls are for the CSV alone.
         let (mut o, mut short) = (ObjectOutput::default(), 0);
         conv.convert_chunked(
             "o",
